@@ -1,0 +1,135 @@
+/**
+ * Shared types of the literate engine. The engine knows nothing about machine learning:
+ * a cell is TypeScript code, its results are plain values plus outputs (figures, tables,
+ * printed text).
+ *
+ * Pipeline stages (one module each):
+ *   parse.ts     Markdown → mdast + cells + front matter (positioned messages on the VFile)
+ *   graph.ts     cells' `cell:` imports → dependency graph, topological order, cycles
+ *   hash.ts      content key of each cell (esbuild metafile inputs, package versions, deps' keys)
+ *   store.ts     content-addressed results store (atomic writes, checksums, gc)
+ *   serialize.ts values ↔ bytes (typed arrays and tensors bit for bit)
+ *   execute.ts   scheduler: runs stale cells in child processes up to --jobs
+ *   executor.ts  one cell in one child process (timeout, memory cap, error → Markdown line)
+ *   runner.ts    the child-process side: sets up the runtime, imports the cell, saves exports
+ *   runtime.ts   the module cells import as 'report:runtime'
+ *   inline.ts    `{ts} expr` inline values and `{claim} expr` claims
+ *   refs.ts      figure/table/equation numbering and @fig-/@tbl-/@eq- references
+ *   weave.ts     unified pipeline → self-contained HTML
+ *   pdf.ts       HTML → PDF with playwright-core
+ *   typecheck.ts cells as TypeScript, errors mapped to Markdown lines
+ *   build.ts     orchestration of `report`;  check.ts  orchestration of `check`
+ */
+import type { Position } from 'unist';
+
+/** Options from the info string: ```ts run id=x echo=false timeout=600 */
+export interface CellOptions {
+  /** Show the code in the output (folded). Default true. */
+  echo: boolean;
+  /** Wall-clock limit in seconds. Default 1800. */
+  timeout: number;
+  /** Heap cap of the child process in MiB. Default 8192. */
+  memory: number;
+  /** Overrides the document seed for this cell. */
+  seed?: number;
+}
+
+export interface Cell {
+  id: string;
+  /** Source code of the cell (the fence's content). */
+  code: string;
+  options: CellOptions;
+  /** The raw info string after `ts run` (hashed so any option change re-runs the cell). */
+  rawOptions: string;
+  /** Position of the whole fenced block in the Markdown file. */
+  position: Position;
+  /** 1-based Markdown line of the first line of code (fence line + 1). */
+  codeLine: number;
+  /** Ids imported with `import … from 'cell:<id>'`, in source order, unique. */
+  imports: string[];
+}
+
+export interface FrontMatter {
+  title?: string;
+  author?: string;
+  date?: string;
+  /** Default profile when --profile is not given. */
+  profile?: string;
+  /** Document seed (default 0). */
+  seed?: number;
+  [key: string]: unknown;
+}
+
+/** What a cell produced besides its exports, in emission order. */
+export type Output = FigureOutput | TableOutput | TextOutput;
+
+export interface FigureOutput {
+  kind: 'figure';
+  /** [a-z0-9-]+ ; referenced in prose as @fig-<name> */
+  name: string;
+  ext: 'png' | 'svg';
+  data: Uint8Array;
+  caption?: string;
+  alt?: string;
+  /** Width in CSS pixels / print percentage hint, optional. */
+  width?: number;
+}
+
+export interface TableOutput {
+  kind: 'table';
+  /** referenced in prose as @tbl-<name> */
+  name: string;
+  columns: string[];
+  rows: (string | number | boolean | null)[][];
+  caption?: string;
+}
+
+export interface TextOutput {
+  kind: 'text';
+  text: string;
+}
+
+export interface ResultMeta {
+  /** Wall-clock run time of the cell in milliseconds. */
+  runMs: number;
+  /** Recorded, not hashed: e.g. the tfjs backend. Set by cells through runtime.meta(). */
+  backend?: string;
+  /** Versions of the npm packages the cell imports (hashed). */
+  versions: Record<string, string>;
+  profile: string;
+  seed: number;
+  createdAt: string;
+  /** Anything else a cell recorded with runtime.meta(). */
+  extra?: Record<string, unknown>;
+}
+
+export interface CellResult {
+  id: string;
+  key: string;
+  exports: Record<string, unknown>;
+  outputs: Output[];
+  meta: ResultMeta;
+}
+
+export interface CellFailure {
+  id: string;
+  kind: 'error' | 'timeout' | 'skipped' | 'crash';
+  message: string;
+  /** Markdown position of the throwing line, when known. */
+  line?: number;
+  column?: number;
+  stack?: string;
+  /** Printed text before the failure. */
+  outputs?: Output[];
+}
+
+export type CellState = 'fresh' | 'stale' | 'missing' | 'running' | 'ran' | 'failed' | 'skipped';
+
+/** A progress event sent by a running cell through runtime.progress(). */
+export interface ProgressEvent {
+  id: string;
+  step: number;
+  total?: number;
+  label?: string;
+  metrics?: Record<string, number>;
+}
