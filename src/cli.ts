@@ -1,0 +1,117 @@
+#!/usr/bin/env node
+/**
+ * The command line: `report` (run stale cells, weave HTML, print PDF) and `check`
+ * (prove freshness, types, inline values and claims without running anything).
+ * Parsing flags happens here and only here; the engine receives plain options and an
+ * effects object. Every ReportError is caught once, here.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import path from 'node:path';
+import { reporter } from 'vfile-reporter';
+import type { VFile } from 'vfile';
+import { build } from './engine/build.ts';
+import { check } from './engine/check.ts';
+import { nodeEffects } from './engine/effects.ts';
+import { ReportError } from './engine/errors.ts';
+import { childProcessExecutor } from './engine/executor.ts';
+import { findBrowser, printPdf } from './engine/pdf.ts';
+
+const DEFAULT_DOC = 'report/report.md';
+
+/** Rules that are reported but do not fail the command (the problem was repaired). */
+const WARNING_RULES = new Set(['corrupt-result']);
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number ≥ 1');
+  return n;
+}
+
+/** Prints the document's messages in `file:line:col rule-id message` form; returns true when clean. */
+function report(file: VFile): boolean {
+  for (const message of file.messages) {
+    if (WARNING_RULES.has(message.ruleId ?? '')) message.fatal = false;
+    else if (message.fatal !== true) message.fatal = true;
+  }
+  if (file.messages.length > 0) process.stderr.write(reporter([file], { verbose: false }) + '\n');
+  return !file.messages.some((message) => message.fatal);
+}
+
+export function program(): Command {
+  const cli = new Command('report')
+    .description('Literate reports: Markdown with TypeScript cells whose results are stored by content hash.')
+    .showHelpAfterError();
+
+  cli
+    .command('report', { isDefault: true })
+    .description('run stale or missing cells, then weave build/<doc>.html and print build/<doc>.pdf')
+    .argument('[doc]', 'Markdown document', DEFAULT_DOC)
+    .addOption(new Option('--profile <name>', 'parameter profile (full is committed; quick runs in minutes)'))
+    .option('--jobs <n>', 'cells run in parallel (default: number of cores)', positiveInt)
+    .option('--rerun <id...>', 're-run these cells and their dependents even when fresh')
+    .option('--rerun-all', 're-run every cell')
+    .option('--out <dir>', 'output directory', 'build')
+    .option('--results <dir>', 'results store (default: <doc dir>/results)')
+    .option('--no-pdf', 'skip printing the PDF')
+    .option('--browser <path>', 'Chrome/Chromium used to print the PDF (also REPORT_BROWSER)')
+    .addOption(new Option('--backend <name>', 'TensorFlow.js backend for cells (sets TFJS_BACKEND)').choices(['tensorflow', 'wasm', 'cpu']))
+    .action(async (doc: string, flags) => {
+      const env = { ...process.env, ...(flags.backend ? { TFJS_BACKEND: flags.backend } : {}) };
+      const effects = nodeEffects({ executor: childProcessExecutor({ env }) });
+      const summary = await build(
+        {
+          docPath: doc,
+          profile: flags.profile,
+          jobs: flags.jobs,
+          rerun: flags.rerun,
+          rerunAll: flags.rerunAll,
+          outDir: flags.out,
+          resultsDir: flags.results,
+          pdf: flags.pdf,
+          printPdf: async (htmlPath, pdfPath) => {
+            const browser = await findBrowser({ flag: flags.browser, env });
+            const printed = await printPdf(htmlPath, pdfPath, { browserPath: browser.path, env });
+            process.stdout.write(`printed ${path.relative(process.cwd(), pdfPath)} in ${(printed.ms / 1000).toFixed(1)} s (${browser.source} browser)\n`);
+            return printed;
+          },
+        },
+        effects,
+      );
+      process.stdout.write(`wrote ${path.relative(process.cwd(), summary.htmlPath)}\n`);
+      if (!report(summary.file)) process.exitCode = 1;
+    });
+
+  cli
+    .command('check')
+    .description('prove, without running cells, that results are fresh, cells type-check and every claim holds')
+    .argument('[doc]', 'Markdown document', DEFAULT_DOC)
+    .addOption(new Option('--profile <name>', 'profile whose results are checked (default: the document\'s, else full)'))
+    .option('--results <dir>', 'results store (default: <doc dir>/results)')
+    .option('--no-typecheck', 'skip the TypeScript pass')
+    .action(async (doc: string, flags) => {
+      const effects = nodeEffects({ executor: childProcessExecutor({}) });
+      const summary = await check(
+        { docPath: doc, profile: flags.profile, resultsDir: flags.results, typecheck: flags.typecheck },
+        effects,
+      );
+      const clean = report(summary.file);
+      process.stdout.write(
+        `${summary.file.path}: ${summary.fresh.length} fresh, ${summary.stale.length} stale, ${summary.missing.length} missing; ` +
+          `${clean ? 'all claims hold' : 'problems found'} (${Math.round(summary.ms)} ms)\n`,
+      );
+      if (!clean) process.exitCode = 1;
+    });
+
+  return cli;
+}
+
+try {
+  await program().parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof ReportError) {
+    process.stderr.write(`error: ${error.message}\n`);
+    process.exitCode = error.exitCode;
+  } else {
+    throw error;
+  }
+}

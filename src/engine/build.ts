@@ -1,0 +1,168 @@
+/**
+ * `report`: run the cells whose results are missing or stale, then weave the HTML and
+ * print the PDF. Stages: load (parse → graph → keys) → plan → execute → figures →
+ * weave → pdf → gc. Content problems are messages on the document's VFile; the CLI
+ * decides what fails.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import type { VFile } from 'vfile';
+import type { Effects } from './effects.ts';
+import { runCells } from './execute.ts';
+import { loadDocument, type LoadOptions } from './document.ts';
+import { progressDisplay } from './progress.ts';
+import type { CellFailure, CellResult } from './types.ts';
+import { weave } from './weave.ts';
+import { ReportError } from './errors.ts';
+
+export interface BuildOptions extends LoadOptions {
+  /** Parallel cells; default: the number of cores. */
+  jobs?: number;
+  /** Re-run these cells (and their dependents) even when fresh. */
+  rerun?: string[];
+  rerunAll?: boolean;
+  /** Output directory for report.html / report.pdf; default `build`. */
+  outDir?: string;
+  pdf?: boolean;
+  browserPath?: string;
+  /** Print the PDF with this function (injected so tests need no browser). */
+  printPdf?: (htmlPath: string, pdfPath: string) => Promise<{ ms: number; browser: string }>;
+}
+
+export interface BuildSummary {
+  file: VFile;
+  html: string;
+  htmlPath: string;
+  pdfPath?: string;
+  ran: string[];
+  fresh: string[];
+  failed: string[];
+  skipped: string[];
+  removed: string[];
+  ms: number;
+}
+
+export function isFailure(value: CellResult | CellFailure | undefined): value is CellFailure {
+  return value !== undefined && 'kind' in value;
+}
+
+export async function build(options: BuildOptions, effects: Effects): Promise<BuildSummary> {
+  const started = effects.now();
+  const loaded = await loadDocument(options, effects);
+  const { doc, graph, keys, store, profile, seed, usable, docPath, projectRoot } = loaded;
+  const file = doc.file;
+
+  const cellIds = new Set(doc.cells.map((cell) => cell.id));
+  for (const id of options.rerun ?? []) {
+    if (!cellIds.has(id)) {
+      throw new ReportError(`--rerun ${id}: no cell has this id (cells: ${[...cellIds].join(', ') || 'none'})`, 2);
+    }
+  }
+
+  // Plan: which usable cells have a fresh stored result, which must run.
+  const available = new Map<string, CellResult>();
+  const toRun = new Set<string>();
+  const forced = new Set<string>();
+  for (const id of options.rerun ?? []) {
+    forced.add(id);
+    for (const dependent of graph.dependents(id)) forced.add(dependent);
+  }
+  for (const id of usable) {
+    const key = keys.get(id)!.key;
+    const cell = doc.cells.find((c) => c.id === id)!;
+    if (options.rerunAll || forced.has(id)) {
+      toRun.add(id);
+      continue;
+    }
+    const stored = await store.get(id, key);
+    if (stored.result) {
+      available.set(id, stored.result);
+    } else {
+      if (stored.problem === 'corrupt') {
+        file.message(`stored result of cell "${id}" is corrupt (${stored.detail ?? 'checksum mismatch'}); it is recomputed`, {
+          place: cell.position,
+          ruleId: 'corrupt-result',
+          source: 'report',
+        });
+      }
+      toRun.add(id);
+    }
+  }
+
+  const display = progressDisplay(effects.stdout, effects.now);
+  for (const id of available.keys()) display.onEvent({ id, state: 'fresh' });
+  const outcomes = await runCells(
+    {
+      cells: doc.cells,
+      order: usable,
+      deps: (id) => graph.deps(id),
+      toRun,
+      keys,
+      available,
+    },
+    {
+      executor: effects.executor,
+      jobs: Math.max(1, options.jobs ?? os.availableParallelism()),
+      store,
+      profile,
+      seed,
+      docPath,
+      projectRoot,
+      onEvent: (event) => display.onEvent(event),
+    },
+  );
+
+  const results = new Map<string, CellResult | CellFailure>(available);
+  for (const [id, outcome] of outcomes) results.set(id, outcome);
+  const ran: string[] = [];
+  const failed: string[] = [];
+  const skipped: string[] = [];
+  for (const [id, outcome] of outcomes) {
+    if (!isFailure(outcome)) {
+      ran.push(id);
+      continue;
+    }
+    const cell = doc.cells.find((c) => c.id === id)!;
+    if (outcome.kind === 'skipped') {
+      skipped.push(id);
+      continue;
+    }
+    failed.push(id);
+    const ruleId = outcome.kind === 'timeout' ? 'cell-timeout' : 'cell-error';
+    const place = outcome.line ? { line: outcome.line, column: outcome.column ?? 1 } : cell.position;
+    const message = file.message(`cell "${id}" ${outcome.kind === 'timeout' ? 'timed out' : 'failed'}: ${outcome.message}`, {
+      place,
+      ruleId,
+      source: 'report',
+    });
+    message.fatal = true;
+    if (outcome.stack) message.stack = outcome.stack;
+  }
+  display.done({ ran: ran.length, fresh: available.size, failed: failed.length, skipped: skipped.length, ms: effects.now() - started });
+
+  for (const result of results.values()) {
+    if (!isFailure(result)) await store.writeFigures(result, path.join(projectRoot, 'figures'), projectRoot);
+  }
+
+  const html = await weave(doc, results, { mode: 'build' });
+  const outDir = path.resolve(options.outDir ?? path.join(projectRoot, 'build'));
+  const base = path.basename(docPath).replace(/\.md$/i, '');
+  const htmlPath = path.join(outDir, `${base}.html`);
+  await effects.writeFileAtomic(htmlPath, new TextEncoder().encode(html));
+
+  let pdfPath: string | undefined;
+  if (options.pdf !== false && options.printPdf) {
+    pdfPath = path.join(outDir, `${base}.pdf`);
+    await options.printPdf(htmlPath, pdfPath);
+  }
+
+  // Entries no cell uses any more go only after a build in which every cell succeeded.
+  let removed: string[] = [];
+  const clean = failed.length === 0 && skipped.length === 0 && usable.length === doc.cells.length;
+  if (clean) {
+    const keep = usable.map((id) => ({ id, key: keys.get(id)!.key }));
+    removed = await store.gc(keep, path.basename(docPath));
+  }
+
+  return { file, html, htmlPath, pdfPath, ran, fresh: [...available.keys()], failed, skipped, removed, ms: effects.now() - started };
+}

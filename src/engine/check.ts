@@ -1,0 +1,73 @@
+/**
+ * `check`: proves without executing anything that every cell has a fresh stored
+ * result, every cell type-checks, every inline value resolves and every claim holds.
+ * Stages: load (parse → graph → keys) → freshness → type-check → weave in check mode
+ * (which evaluates inline values and claims against the stored results).
+ */
+import path from 'node:path';
+import type { VFile } from 'vfile';
+import type { Effects } from './effects.ts';
+import { loadDocument, runtimePath, type LoadOptions } from './document.ts';
+import { typecheckCells } from './typecheck.ts';
+import type { CellFailure, CellResult } from './types.ts';
+import { weave } from './weave.ts';
+
+export interface CheckOptions extends LoadOptions {
+  /** Where the type-check cache lives; default `<projectRoot>/node_modules/.cache/report`. */
+  cacheDir?: string;
+  /** Skip the TypeScript pass (used by benchmarks to time the stages separately). */
+  typecheck?: boolean;
+}
+
+export interface CheckSummary {
+  file: VFile;
+  fresh: string[];
+  stale: string[];
+  missing: string[];
+  ms: number;
+}
+
+export async function check(options: CheckOptions, effects: Effects): Promise<CheckSummary> {
+  const started = effects.now();
+  const { doc, keys, store, usable, projectRoot, profile } = await loadDocument(options, effects);
+  const file = doc.file;
+  const results = new Map<string, CellResult | CellFailure>();
+  const fresh: string[] = [];
+  const stale: string[] = [];
+  const missing: string[] = [];
+
+  for (const id of usable) {
+    const cell = doc.cells.find((c) => c.id === id)!;
+    const stored = await store.get(id, keys.get(id)!.key);
+    if (stored.result) {
+      results.set(id, stored.result);
+      fresh.push(id);
+      continue;
+    }
+    const previous = await store.latest(id);
+    const how = `run \`npm run report${profile === 'full' ? '' : ` -- --profile ${profile}`}\` and commit ${path.relative(process.cwd(), store.dir) || store.dir}`;
+    let reason: string;
+    if (stored.problem === 'corrupt') {
+      reason = `stored result of cell "${id}" is corrupt (${stored.detail ?? 'checksum mismatch'}); ${how}`;
+      stale.push(id);
+    } else if (previous) {
+      reason = `result of cell "${id}" is stale: its code, options, an imported file, a dependency or a package version changed since it ran; ${how}`;
+      stale.push(id);
+    } else {
+      reason = `cell "${id}" has no stored result for profile "${profile}"; ${how}`;
+      missing.push(id);
+    }
+    file.message(reason, { place: cell.position, ruleId: 'stale-result', source: 'report' });
+  }
+
+  if (options.typecheck !== false) {
+    typecheckCells(doc, {
+      projectRoot,
+      runtimePath,
+      cacheDir: options.cacheDir ?? path.join(projectRoot, 'node_modules', '.cache', 'report'),
+    });
+  }
+
+  await weave(doc, results, { mode: 'check' });
+  return { file, fresh, stale, missing, ms: effects.now() - started };
+}
