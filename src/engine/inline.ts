@@ -1,0 +1,264 @@
+/**
+ * Inline values and claims in prose:
+ *
+ *   `{ts} rbm.pl.toFixed(1)`   → replaced by the value of the expression
+ *   `{claim} rbm.pl > -120`    → asserts the preceding sentence: a discreet ✓ when true,
+ *                                a visible red ✗ box and a `claim-false` message when not
+ *
+ * Expressions are TypeScript, transpiled with esbuild and evaluated over the union of the
+ * cells' exports (see `collectScope`).
+ */
+import { transformSync } from 'esbuild';
+import type { Emphasis, InlineCode, Parent, PhrasingContent, Root } from 'mdast';
+import { toString } from 'mdast-util-to-string';
+import ts from 'typescript';
+import { visit } from 'unist-util-visit';
+import type { VFile } from 'vfile';
+import type { ParsedDocument } from './parse.ts';
+import type { CellFailure, CellResult } from './types.ts';
+
+export interface InlineOptions {
+  /** Union of every cell's exports. */
+  scope: Record<string, unknown>;
+  /** Export name → id of the cell that defines it. */
+  owners: Record<string, string>;
+  /** Cells without results. */
+  missing: Set<string>;
+  /**
+   * `check` mode: an expression that needs a cell without results renders a placeholder
+   * and emits no message (the lead reports staleness instead). Default false.
+   */
+  quietMissing?: boolean;
+}
+
+export type InlineOutcome =
+  | { ok: true; value: unknown; text: string }
+  | { ok: false; error: string };
+
+const SOURCE = 'report';
+const MARKER = /^\{(ts|claim)\}\s+([\s\S]+)$/;
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+
+/**
+ * The scope of inline expressions: every export of every cell with a result, each name
+ * owned by the cell that defines it (statically read from the code, so a name of a cell
+ * without results is still known). A name defined by two cells is a `duplicate-export`
+ * message at the second cell's fence; the first definition wins.
+ */
+export function collectScope(
+  doc: ParsedDocument,
+  results: Map<string, CellResult | CellFailure>,
+): { scope: Record<string, unknown>; owners: Record<string, string>; missing: Set<string> } {
+  const scope: Record<string, unknown> = {};
+  const owners: Record<string, string> = {};
+  const missing = new Set<string>();
+  for (const cell of doc.cells) {
+    const result = results.get(cell.id);
+    const has = result !== undefined && 'exports' in result;
+    if (!has) missing.add(cell.id);
+    const names = new Set([...(doc.cellExports.get(cell.id) ?? []), ...(has ? Object.keys(result.exports) : [])]);
+    for (const name of names) {
+      if (name === 'default') continue;
+      const owner = owners[name];
+      if (owner !== undefined && owner !== cell.id) {
+        doc.file.message(
+          `export "${name}" of cell "${cell.id}" is already exported by cell "${owner}"; ` +
+            'inline expressions see one scope, so rename one of them',
+          { place: cell.position, ruleId: 'duplicate-export', source: SOURCE },
+        );
+        continue;
+      }
+      owners[name] = cell.id;
+      if (has && Object.hasOwn(result.exports, name)) scope[name] = result.exports[name];
+    }
+  }
+  return { scope, owners, missing };
+}
+
+const compiled = new Map<string, string>();
+
+/** Transpiles a TypeScript expression to JavaScript (cached); throws on a syntax error. */
+function compile(expr: string): string {
+  let js = compiled.get(expr);
+  if (js === undefined) {
+    js = transformSync(`(${expr}\n)`, { loader: 'ts', minifyWhitespace: false }).code.trim().replace(/;$/, '');
+    compiled.set(expr, js);
+  }
+  return js;
+}
+
+/** Evaluates one inline expression over `scope`. Pure: never throws. */
+export function evaluateInline(expr: string, scope: Record<string, unknown>): InlineOutcome {
+  let js: string;
+  try {
+    js = compile(expr);
+  } catch (error) {
+    const text = (error as { errors?: { text: string }[] }).errors?.[0]?.text ?? String(error);
+    return { ok: false, error: `does not compile: ${text}` };
+  }
+  const names = Object.keys(scope).filter((n) => IDENTIFIER.test(n));
+  try {
+    const run = new Function(...names, `"use strict";\nreturn ${js};`) as (...args: unknown[]) => unknown;
+    const value = run(...names.map((n) => scope[n]));
+    return { ok: true, value, text: formatValue(value) };
+  } catch (error) {
+    return { ok: false, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) };
+  }
+}
+
+/**
+ * Integers print as given; other numbers with up to 4 significant digits; strings as
+ * they are (an expression that formats itself wins); arrays and objects as short JSON.
+ */
+export function formatValue(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number') return formatNumber(value);
+  if (typeof value === 'bigint') return value.toString();
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'function') return `[function ${value.name || 'anonymous'}]`;
+  if (value instanceof Date) return value.toISOString();
+  if (typeof value !== 'object' || value === null) return String(value);
+  let json: string;
+  try {
+    json =
+      JSON.stringify(ArrayBuffer.isView(value) ? Array.from(value as unknown as ArrayLike<number>) : value, (_key, v: unknown) =>
+        typeof v === 'number' && !Number.isInteger(v) ? Number(formatNumber(v)) : typeof v === 'bigint' ? v.toString() : v,
+      ) ?? String(value);
+  } catch {
+    json = String(value);
+  }
+  return json.length > 80 ? `${json.slice(0, 79)}…` : json;
+}
+
+function formatNumber(n: number): string {
+  if (Number.isInteger(n) || !Number.isFinite(n)) return String(n);
+  return String(Number(n.toPrecision(4)));
+}
+
+/** Identifiers and member-access paths (`rbm.pl`) an expression reads, in source order. */
+export function readPaths(expr: string): { roots: string[]; paths: string[] } {
+  const source = ts.createSourceFile('inline.ts', `(${expr}\n)`, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
+  const roots: string[] = [];
+  const paths: string[] = [];
+  const bound = new Set<string>();
+  const pathOf = (node: ts.Expression): string | undefined => {
+    if (ts.isIdentifier(node)) return node.text;
+    if (ts.isPropertyAccessExpression(node) && ts.isIdentifier(node.name)) {
+      const base = pathOf(node.expression);
+      return base === undefined ? undefined : `${base}.${node.name.text}`;
+    }
+    return undefined;
+  };
+  const walk = (node: ts.Node): void => {
+    if (ts.isParameter(node) && ts.isIdentifier(node.name)) bound.add(node.name.text);
+    if (ts.isPropertyAccessExpression(node) || ts.isIdentifier(node)) {
+      const parent = node.parent;
+      const isInner = parent && ts.isPropertyAccessExpression(parent) && parent.expression === node;
+      const isName =
+        parent &&
+        ((ts.isPropertyAccessExpression(parent) && parent.name === node) ||
+          (ts.isPropertyAssignment(parent) && parent.name === node) ||
+          ts.isParameter(parent) ||
+          ts.isTypeReferenceNode(parent));
+      if (!isInner && !isName) {
+        // A method call reads its receiver: `xs.at(-1)` shows `xs`.
+        let target: ts.Expression = node as ts.Expression;
+        if (parent && ts.isCallExpression(parent) && parent.expression === node && ts.isPropertyAccessExpression(node)) {
+          target = node.expression;
+        }
+        const path = pathOf(target);
+        if (path !== undefined) {
+          const root = path.split('.')[0] as string;
+          if (!roots.includes(root)) roots.push(root);
+          if (!paths.includes(path)) paths.push(path);
+        }
+      }
+      if (ts.isPropertyAccessExpression(node)) {
+        walk(node.expression);
+        return;
+      }
+    }
+    ts.forEachChild(node, walk);
+  };
+  walk(source);
+  return { roots: roots.filter((r) => !bound.has(r)), paths: paths.filter((p) => !bound.has(p.split('.')[0] as string)) };
+}
+
+/** The sentence a claim stands after: the text since the previous sentence end. */
+function sentenceBefore(parent: Parent, index: number): string {
+  const before = parent.children.slice(0, index).map((n) => toString(n as PhrasingContent)).join('');
+  const text = before.replace(/\s+/g, ' ').trim();
+  const pieces = text.split(/(?<=[.!?])\s+(?=\S)/);
+  return (pieces.at(-1) ?? '').trim();
+}
+
+function span(className: string[], title: string, text: string): Emphasis {
+  return {
+    type: 'emphasis',
+    data: { hName: 'span', hProperties: { className, title } },
+    children: [{ type: 'text', value: text }],
+  };
+}
+
+/** unified plugin: evaluates `{ts}` and `{claim}` inline code spans. */
+export function remarkInline(options: InlineOptions) {
+  const { scope, owners, missing, quietMissing = false } = options;
+  return (tree: Root, file: VFile): void => {
+    visit(tree, 'inlineCode', (node: InlineCode, index, parent) => {
+      const match = MARKER.exec(node.value);
+      if (!match || index === undefined || !parent) return;
+      const kind = match[1] as 'ts' | 'claim';
+      const expr = (match[2] as string).trim();
+      const place = node.position;
+      const { roots, paths } = readPaths(expr);
+
+      const absent = roots.filter((r) => !Object.hasOwn(scope, r) && owners[r] !== undefined && missing.has(owners[r] as string));
+      if (absent.length > 0) {
+        const cells = [...new Set(absent.map((r) => owners[r] as string))];
+        const reason = `\`{${kind}} ${expr}\` needs ${absent.map((r) => `"${r}"`).join(', ')} from cell ${cells
+          .map((c) => `"${c}"`)
+          .join(', ')}, which has no result; run the cell or fix its error`;
+        if (quietMissing) {
+          parent.children[index] = span(['inline-pending'], reason, '…');
+        } else {
+          file.message(reason, { place, ruleId: 'inline-error', source: SOURCE });
+          parent.children[index] = span(['inline-error'], reason, `⚠ ${expr}`);
+        }
+        return;
+      }
+
+      const outcome = evaluateInline(expr, scope);
+      if (!outcome.ok) {
+        const unknown = roots.filter((r) => !Object.hasOwn(scope, r) && !(r in globalThis));
+        const hint = unknown.length > 0 ? ` (not exported by any cell: ${unknown.join(', ')})` : '';
+        const reason = `\`{${kind}} ${expr}\` failed: ${outcome.error}${hint}`;
+        file.message(reason, { place, ruleId: kind === 'claim' ? 'claim-error' : 'inline-error', source: SOURCE });
+        parent.children[index] = span(['inline-error'], reason, `⚠ ${expr}`);
+        return;
+      }
+
+      if (kind === 'ts') {
+        parent.children[index] = span(['inline-value'], expr, outcome.text);
+        return;
+      }
+
+      if (outcome.value) {
+        parent.children[index] = span(['claim', 'claim-true'], `claim checked: ${expr}`, '✓');
+        return;
+      }
+      const values = paths
+        .filter((p) => Object.hasOwn(scope, p.split('.')[0] as string))
+        .map((p) => {
+          const v = evaluateInline(p, scope);
+          return `${p} = ${v.ok ? formatValue(v.value) : v.error}`;
+        });
+      const sentence = sentenceBefore(parent, index);
+      const reason =
+        `claim "${sentence}" does not hold: ${expr} is ${outcome.text}` +
+        (values.length > 0 ? `: ${values.join(', ')}` : '') +
+        '; fix the sentence or the computation';
+      file.message(reason, { place, ruleId: 'claim-false', source: SOURCE });
+      parent.children[index] = span(['claim', 'claim-false'], reason, `✗ ${expr}`);
+    });
+  };
+}

@@ -1,0 +1,299 @@
+/**
+ * Numbering and cross-references.
+ *
+ * - Figures and tables are numbered in document order of the cells' outputs
+ *   (`figure(name, …)`, `table(name, …)` in the runtime); prose refers to them as
+ *   `@fig-<name>` and `@tbl-<name>`, which become links "Figure 3" / "Table 2".
+ * - Display equations are numbered when labelled. The label syntax (remark-math keeps
+ *   both intact):
+ *
+ *       $$                          $$ {#eq-energy}
+ *       E(v, h) = -a^T v - …        E(v, h) = -a^T v - …
+ *       $$                          $$
+ *       {#eq-energy}
+ *
+ *   i.e. a line `{#eq-<name>}` directly after the closing `$$` (no blank line), or the
+ *   label on the opening `$$` line. `@eq-<name>` becomes "Equation (4)"; the number is
+ *   shown at the right of the equation (KaTeX `\tag`).
+ * - Sections h2… are numbered 1, 1.1, 1.1.1 (h1 is the title) and listed in a table of
+ *   contents.
+ * - Every math node is checked with KaTeX: a parse failure is a `math-error` message.
+ */
+import katex from 'katex';
+import type { Heading, Link, Paragraph, Parent, PhrasingContent, Root, RootContent, Text } from 'mdast';
+import { toString } from 'mdast-util-to-string';
+import ts from 'typescript';
+import type { Point } from 'unist';
+import { visit } from 'unist-util-visit';
+import type { VFile } from 'vfile';
+import type { ParsedDocument } from './parse.ts';
+import type { CellFailure, CellResult, Output } from './types.ts';
+
+/** A display math block (`$$`); the type comes from remark-math's mdast extension. */
+type MathNode = Extract<RootContent, { type: 'math' }>;
+
+const SOURCE = 'report';
+
+export interface Labels {
+  /** name → number, e.g. 'loss' → 3 for `@fig-loss`. */
+  figures: Map<string, number>;
+  tables: Map<string, number>;
+  equations: Map<string, number>;
+}
+
+export interface TocEntry {
+  depth: number;
+  number: string;
+  text: string;
+  id: string;
+}
+
+/** The outputs of a cell: its result's, a failure's partial ones, or none. */
+export function outputsOf(result: CellResult | CellFailure | undefined): Output[] {
+  if (!result) return [];
+  return result.outputs ?? [];
+}
+
+/**
+ * Numbers figures and tables in document order of the outputs. For a cell without
+ * results (check mode), names come from literal `figure('name', …)` / `table('name', …)`
+ * calls in its code, so references to them are not reported as unknown. A name used
+ * twice is a `duplicate-label` message at the second cell.
+ */
+export function collectLabels(doc: ParsedDocument, results: Map<string, CellResult | CellFailure>): Labels {
+  const labels: Labels = { figures: new Map(), tables: new Map(), equations: new Map() };
+  const owner = new Map<string, string>();
+  for (const cell of doc.cells) {
+    const result = results.get(cell.id);
+    const named: { kind: 'figure' | 'table'; name: string }[] =
+      result === undefined
+        ? staticOutputs(cell.code)
+        : outputsOf(result).flatMap((o) => (o.kind === 'text' ? [] : [{ kind: o.kind, name: o.name }]));
+    for (const { kind, name } of named) {
+      const map = kind === 'figure' ? labels.figures : labels.tables;
+      const key = `${kind}:${name}`;
+      const first = owner.get(key);
+      if (first !== undefined) {
+        doc.file.message(
+          `${kind} name "${name}" of cell "${cell.id}" is already used by cell "${first}"; ` +
+            `names label @${kind === 'figure' ? 'fig' : 'tbl'}-<name> references and must be unique, rename one`,
+          { place: cell.position, ruleId: 'duplicate-label', source: SOURCE },
+        );
+        continue;
+      }
+      owner.set(key, cell.id);
+      map.set(name, map.size + 1);
+    }
+  }
+  return labels;
+}
+
+function staticOutputs(code: string): { kind: 'figure' | 'table'; name: string }[] {
+  const found: { kind: 'figure' | 'table'; name: string }[] = [];
+  const source = ts.createSourceFile('cell.ts', code, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
+  const walk = (node: ts.Node): void => {
+    if (ts.isCallExpression(node)) {
+      const callee = node.expression;
+      const name = ts.isIdentifier(callee)
+        ? callee.text
+        : ts.isPropertyAccessExpression(callee)
+          ? callee.name.text
+          : undefined;
+      const first = node.arguments[0];
+      if ((name === 'figure' || name === 'table') && first && ts.isStringLiteralLike(first)) {
+        found.push({ kind: name, name: first.text });
+      }
+    }
+    ts.forEachChild(node, walk);
+  };
+  walk(source);
+  return found;
+}
+
+const LABEL_LINE = /^\{#eq-([a-z0-9-]+)\}[ \t]*(?:\n|$)/;
+const LABEL_META = /^\{#eq-([a-z0-9-]+)\}$/;
+
+/** unified plugin: finds equation labels, numbers labelled equations, fills `labels.equations`. */
+export function remarkEquations(options: { labels: Labels }) {
+  const { labels } = options;
+  return (tree: Root, file: VFile): void => {
+    visit(tree, 'math', (node: MathNode, index, parent) => {
+      let name: string | undefined;
+      const meta = LABEL_META.exec((node.meta ?? '').trim());
+      if (meta) name = meta[1];
+      const next = index === undefined ? undefined : parent?.children[index + 1];
+      if (name === undefined && next?.type === 'paragraph' && isDirectlyAfter(node, next)) {
+        name = takeLabelLine(next);
+        if (name !== undefined && next.children.length === 0 && parent && index !== undefined) {
+          parent.children.splice(index + 1, 1);
+        }
+      }
+      if (name === undefined) return;
+      if (labels.equations.has(name)) {
+        file.message(`equation label "eq-${name}" is used twice; labels must be unique`, {
+          place: node.position,
+          ruleId: 'duplicate-label',
+          source: SOURCE,
+        });
+        return;
+      }
+      const number = labels.equations.size + 1;
+      labels.equations.set(name, number);
+      // mdast-util-math renders `pre > code.math-display`; wrap it so the label is an anchor.
+      node.data = {
+        ...node.data,
+        hName: 'div',
+        hProperties: { className: ['equation'], id: `eq-${name}` },
+        hChildren: [
+          {
+            type: 'element',
+            tagName: 'pre',
+            properties: {},
+            children: [
+              {
+                type: 'element',
+                tagName: 'code',
+                properties: { className: ['language-math', 'math-display'] },
+                children: [{ type: 'text', value: `${node.value} \\tag{${number}}` }],
+              },
+            ],
+          },
+        ],
+      };
+    });
+  };
+}
+
+function isDirectlyAfter(math: MathNode, next: Paragraph): boolean {
+  const end = math.position?.end.line;
+  const start = next.position?.start.line;
+  return end !== undefined && start === end + 1;
+}
+
+/** Removes a leading `{#eq-name}` line from a paragraph and returns the name. */
+function takeLabelLine(paragraph: Paragraph): string | undefined {
+  const first = paragraph.children[0];
+  if (first?.type !== 'text') return undefined;
+  const match = LABEL_LINE.exec(first.value);
+  if (!match) return undefined;
+  first.value = first.value.slice(match[0].length);
+  if (first.value === '') paragraph.children.shift();
+  return match[1];
+}
+
+/** unified plugin: a KaTeX parse failure in any math node is a `math-error` message. */
+export function remarkMathCheck() {
+  return (tree: Root, file: VFile): void => {
+    visit(tree, (node) => {
+      if (node.type !== 'math' && node.type !== 'inlineMath') return;
+      const value = (node as MathNode).value;
+      try {
+        katex.renderToString(value, { displayMode: node.type === 'math', throwOnError: true, strict: 'ignore' });
+      } catch (error) {
+        const reason = error instanceof katex.ParseError ? error.message.replace(/^KaTeX parse error: /, '') : String(error);
+        file.message(`math does not render: ${reason}`, {
+          place: node.position,
+          ruleId: 'math-error',
+          source: SOURCE,
+          cause: error instanceof Error ? error : undefined,
+        });
+      }
+    });
+  };
+}
+
+/** unified plugin: numbers h2… headings, gives them ids, reports the table of contents. */
+export function remarkSections(options: { onToc: (entries: TocEntry[]) => void }) {
+  return (tree: Root): void => {
+    const counters: number[] = [];
+    const used = new Set<string>();
+    const entries: TocEntry[] = [];
+    visit(tree, 'heading', (node: Heading) => {
+      if (node.depth < 2) return;
+      const level = node.depth - 2;
+      counters.length = level + 1;
+      for (let i = 0; i < level; i += 1) counters[i] ??= 0;
+      counters[level] = (counters[level] ?? 0) + 1;
+      const number = counters.map((c) => c ?? 0).join('.');
+      const text = toString(node);
+      let id = `sec-${slug(text) || number.replaceAll('.', '-')}`;
+      for (let n = 2; used.has(id); n += 1) id = `sec-${slug(text)}-${n}`;
+      used.add(id);
+      node.data = { ...node.data, hProperties: { ...node.data?.hProperties, id } };
+      node.children.unshift(
+        { type: 'emphasis', data: { hName: 'span', hProperties: { className: ['secno'] } }, children: [{ type: 'text', value: number }] },
+        { type: 'text', value: ' ' },
+      );
+      entries.push({ depth: node.depth, number, text, id });
+    });
+    options.onToc(entries);
+  };
+}
+
+function slug(text: string): string {
+  return text
+    .toLowerCase()
+    .normalize('NFKD')
+    .replace(/[^\w\s-]/g, '')
+    .trim()
+    .replace(/[\s_]+/g, '-')
+    .replace(/-+/g, '-');
+}
+
+const REF = /(^|[^\w@])@(fig|tbl|eq)-([a-z0-9]+(?:-[a-z0-9]+)*)/g;
+const REF_WORD = { fig: 'Figure', tbl: 'Table', eq: 'Equation' } as const;
+
+/** unified plugin: `@fig-x`, `@tbl-x`, `@eq-x` in prose → links; unknown → `unknown-ref`. */
+export function remarkRefs(options: { labels: Labels }) {
+  const { labels } = options;
+  return (tree: Root, file: VFile): void => {
+    visit(tree, 'text', (node: Text, index, parent: Parent | undefined) => {
+      if (!parent || index === undefined || parent.type === 'link') return;
+      const value = node.value;
+      const pieces: PhrasingContent[] = [];
+      let last = 0;
+      for (const match of value.matchAll(REF)) {
+        const kind = match[2] as 'fig' | 'tbl' | 'eq';
+        const name = match[3] as string;
+        const start = (match.index ?? 0) + (match[1] as string).length;
+        const end = (match.index ?? 0) + match[0].length;
+        const map = kind === 'fig' ? labels.figures : kind === 'tbl' ? labels.tables : labels.equations;
+        const number = map.get(name);
+        if (number === undefined) {
+          const place = pointAt(node, start);
+          const known = [...map.keys()].map((k) => `@${kind}-${k}`).join(', ') || 'none';
+          file.message(`unknown reference @${kind}-${name}; known ${REF_WORD[kind].toLowerCase()} labels: ${known}`, {
+            place,
+            ruleId: 'unknown-ref',
+            source: SOURCE,
+          });
+          continue;
+        }
+        if (start > last) pieces.push({ type: 'text', value: value.slice(last, start) });
+        const label = kind === 'eq' ? `Equation (${number})` : `${REF_WORD[kind]} ${number}`;
+        const link: Link = {
+          type: 'link',
+          url: `#${kind}-${name}`,
+          children: [{ type: 'text', value: label }],
+          data: { hProperties: { className: ['xref'] } },
+        };
+        pieces.push(link);
+        last = end;
+      }
+      if (pieces.length === 0) return;
+      if (last < value.length) pieces.push({ type: 'text', value: value.slice(last) });
+      parent.children.splice(index, 1, ...(pieces as typeof parent.children));
+      return index + pieces.length;
+    });
+  };
+}
+
+/** The Markdown point of character `offset` inside a text node (soft breaks count as lines). */
+function pointAt(node: Text, offset: number): Point | undefined {
+  const start = node.position?.start;
+  if (!start) return undefined;
+  const before = node.value.slice(0, offset);
+  const lines = before.split('\n');
+  if (lines.length === 1) return { line: start.line, column: start.column + offset };
+  return { line: start.line + lines.length - 1, column: (lines.at(-1) as string).length + 1 };
+}

@@ -1,0 +1,276 @@
+/**
+ * The parsed document + cell results → one self-contained HTML file.
+ *
+ * The unified pipeline is assembled here and only here:
+ *   (parsed mdast) → equations → math check → inline values/claims → references →
+ *   sections → remark-rehype (cells rendered by the `code` handler) → rehype-katex →
+ *   rehype-stringify
+ * The KaTeX stylesheet is inlined with its woff2 fonts as data URIs, with our stylesheet
+ * (src/engine/html/style.css, which holds the print rules) beside it.
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import type { Element, ElementContent, Root as HastRoot } from 'hast';
+import { h } from 'hastscript';
+import type { Code, Heading, Root } from 'mdast';
+import { toString } from 'mdast-util-to-string';
+import rehypeKatex from 'rehype-katex';
+import rehypeStringify from 'rehype-stringify';
+import remarkRehype from 'remark-rehype';
+import { unified } from 'unified';
+import { collectScope, formatValue, remarkInline } from './inline.ts';
+import type { ParsedDocument } from './parse.ts';
+import {
+  collectLabels,
+  remarkEquations,
+  remarkMathCheck,
+  remarkRefs,
+  remarkSections,
+  type Labels,
+  type TocEntry,
+} from './refs.ts';
+import type { Cell, CellFailure, CellResult, FigureOutput, Output, TableOutput } from './types.ts';
+
+export interface WeaveOptions {
+  mode: 'build' | 'check';
+  /** Overrides the front matter's title. */
+  title?: string;
+}
+
+type Results = Map<string, CellResult | CellFailure>;
+
+export async function weave(doc: ParsedDocument, results: Results, options: WeaveOptions): Promise<string> {
+  const tree = structuredClone(doc.tree);
+  const { frontMatter } = doc;
+  const title = options.title ?? frontMatter.title ?? takeTitleHeading(tree) ?? path.parse(doc.file.path || 'report').name;
+  if (frontMatter.title !== undefined || options.title !== undefined) dropMatchingTitle(tree, title);
+  tree.children = tree.children.filter((node) => node.type !== 'yaml');
+
+  const labels: Labels = collectLabels(doc, results);
+  const { scope, owners, missing } = collectScope(doc, results);
+  let toc: TocEntry[] = [];
+  const cells = new Map(doc.cells.map((c) => [c.id, c]));
+
+  const processor = unified()
+    .use(remarkEquations, { labels })
+    .use(remarkMathCheck)
+    .use(remarkInline, { scope, owners, missing, quietMissing: options.mode === 'check' })
+    .use(remarkRefs, { labels })
+    .use(remarkSections, { onToc: (entries: TocEntry[]) => (toc = entries) })
+    .use(remarkRehype, {
+      handlers: {
+        code: (_state: unknown, node: Code) => renderCode(node, { results, labels, mode: options.mode, cells }),
+      },
+    })
+    .use(rehypeKatex, { errorColor: '#b3261e', strict: 'ignore' })
+    .use(rehypeStringify);
+
+  const before = doc.file.messages.length;
+  const hast = (await processor.run(tree as Root, doc.file)) as HastRoot;
+  // rehype-katex reports the failures remarkMathCheck already reported as `math-error`.
+  const mine = doc.file.messages.slice(before).filter((m) => m.source !== 'rehype-katex');
+  doc.file.messages.splice(before, doc.file.messages.length - before, ...mine);
+
+  const body = processor.stringify(hast, doc.file);
+  return page({
+    title,
+    author: frontMatter.author,
+    date: frontMatter.date,
+    toc: tocHtml(toc, processor),
+    body,
+  });
+}
+
+/** First h1 of the document (before any other content), removed from the body. */
+function takeTitleHeading(tree: Root): string | undefined {
+  const index = tree.children.findIndex((n) => n.type !== 'yaml');
+  const node = tree.children[index];
+  if (node?.type !== 'heading' || node.depth !== 1) return undefined;
+  tree.children.splice(index, 1);
+  return toString(node);
+}
+
+function dropMatchingTitle(tree: Root, title: string): void {
+  const index = tree.children.findIndex((n) => n.type !== 'yaml');
+  const node = tree.children[index];
+  if (node?.type === 'heading' && (node as Heading).depth === 1 && toString(node).trim() === title.trim()) {
+    tree.children.splice(index, 1);
+  }
+}
+
+interface RenderContext {
+  results: Results;
+  labels: Labels;
+  mode: 'build' | 'check';
+  cells: Map<string, Cell>;
+}
+
+function renderCode(node: Code, context: RenderContext): Element {
+  const cell = node.data?.cell;
+  const lang = node.lang ? [`language-${node.lang}`] : undefined;
+  if (!cell) return h('pre', h('code', { className: lang }, node.value));
+
+  const children: ElementContent[] = [];
+  if (cell.options.echo) {
+    children.push(
+      h('details', { className: ['cell-code'] }, [
+        h('summary', `Code: ${cell.id}`),
+        h('pre', h('code', { className: ['language-ts'] }, node.value)),
+      ]),
+    );
+  }
+  const result = context.results.get(cell.id);
+  if (result === undefined) {
+    children.push(
+      context.mode === 'check'
+        ? h('div', { className: ['cell-pending'] }, `Cell ${cell.id}: no result yet.`)
+        : h('div', { className: ['cell-skipped'] }, `Cell ${cell.id} did not run.`),
+    );
+  } else if ('exports' in result) {
+    children.push(...result.outputs.map((o) => renderOutput(o, context.labels)));
+  } else {
+    children.push(renderFailure(cell, result, context));
+    children.push(...(result.outputs ?? []).map((o) => renderOutput(o, context.labels)));
+  }
+  return h('section', { className: ['cell'], id: `cell-${cell.id}`, dataCell: cell.id }, children);
+}
+
+function renderFailure(cell: Cell, failure: CellFailure, context: RenderContext): Element {
+  if (failure.kind === 'skipped') {
+    const failed = failedDependencies(cell, context);
+    const because =
+      failed.length > 0
+        ? `because ${failed.length === 1 ? 'dependency' : 'dependencies'} ${failed.map((id) => `"${id}"`).join(', ')} failed`
+        : failure.message;
+    return h('div', { className: ['cell-skipped'], role: 'status' }, [
+      h('strong', `Cell ${cell.id} was skipped`),
+      ` ${because}.`,
+    ]);
+  }
+  const what = { error: 'failed', timeout: 'timed out', crash: 'crashed' }[failure.kind];
+  const where = failure.line !== undefined ? ` at line ${failure.line}${failure.column !== undefined ? `:${failure.column}` : ''}` : '';
+  return h('div', { className: ['cell-error'], role: 'alert' }, [
+    h('strong', `Cell ${cell.id} ${what}${where}`),
+    h('pre', failure.message),
+  ]);
+}
+
+/** The nearest dependencies (transitively) whose failure is not itself a skip. */
+function failedDependencies(cell: Cell, context: RenderContext): string[] {
+  const found = new Set<string>();
+  const seen = new Set<string>();
+  const visitDeps = (id: string): void => {
+    for (const dep of context.cells.get(id)?.imports ?? []) {
+      if (seen.has(dep)) continue;
+      seen.add(dep);
+      const result = context.results.get(dep);
+      if (result && !('exports' in result)) {
+        if (result.kind === 'skipped') visitDeps(dep);
+        else found.add(dep);
+      }
+    }
+  };
+  visitDeps(cell.id);
+  return [...found];
+}
+
+function renderOutput(output: Output, labels: Labels): Element {
+  switch (output.kind) {
+    case 'text':
+      return h('pre', { className: ['cell-output'] }, output.text);
+    case 'figure':
+      return renderFigure(output, labels.figures.get(output.name));
+    case 'table':
+      return renderTable(output, labels.tables.get(output.name));
+  }
+}
+
+function caption(word: string, number: number | undefined, text: string | undefined): ElementContent[] {
+  const label = h('span', { className: ['caption-label'] }, `${word} ${number ?? '?'}${text ? ':' : ''}`);
+  return text ? [label, { type: 'text', value: ` ${text}` }] : [label];
+}
+
+function renderFigure(figure: FigureOutput, number: number | undefined): Element {
+  const mime = figure.ext === 'svg' ? 'image/svg+xml' : 'image/png';
+  const src = `data:${mime};base64,${Buffer.from(figure.data).toString('base64')}`;
+  const style = figure.width !== undefined ? `width: ${figure.width}px` : undefined;
+  return h('figure', { className: ['cell-figure'], id: `fig-${figure.name}` }, [
+    h('img', { src, alt: figure.alt ?? figure.caption ?? figure.name, style }),
+    h('figcaption', caption('Figure', number, figure.caption)),
+  ]);
+}
+
+function renderTable(table: TableOutput, number: number | undefined): Element {
+  return h('table', { className: ['cell-table'], id: `tbl-${table.name}` }, [
+    h('caption', caption('Table', number, table.caption)),
+    h('thead', h('tr', table.columns.map((c) => h('th', c)))),
+    h(
+      'tbody',
+      table.rows.map((row) =>
+        h(
+          'tr',
+          row.map((value) => h('td', { className: typeof value === 'number' ? ['num'] : undefined }, value === null ? '' : formatValue(value))),
+        ),
+      ),
+    ),
+  ]);
+}
+
+/** KaTeX fonts as data URIs replace the woff2/woff/ttf url() list (woff2 only). */
+let katexCss: string | undefined;
+function inlineKatexCss(): string {
+  if (katexCss !== undefined) return katexCss;
+  const cssPath = createRequire(import.meta.url).resolve('katex/dist/katex.min.css');
+  const dir = path.dirname(cssPath);
+  katexCss = readFileSync(cssPath, 'utf8').replace(/src:url\((fonts\/[^)]+\.woff2)\)[^;}]*/g, (_all, font: string) => {
+    const data = readFileSync(path.join(dir, font)).toString('base64');
+    return `src:url(data:font/woff2;base64,${data}) format("woff2")`;
+  });
+  return katexCss;
+}
+
+let ownCss: string | undefined;
+function reportCss(): string {
+  ownCss ??= readFileSync(new URL('./html/style.css', import.meta.url), 'utf8');
+  return ownCss;
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string);
+}
+
+function tocHtml(entries: TocEntry[], processor: { stringify(tree: HastRoot): string }): string {
+  if (entries.length === 0) return '';
+  const items = entries.map((e) =>
+    h('li', { className: [`toc-d${e.depth}`] }, h('a', { href: `#${e.id}` }, [h('span', { className: ['secno'] }, e.number), ` ${e.text}`])),
+  );
+  const nav = h('nav', { className: ['toc'], ariaLabel: 'Contents' }, [h('h2', 'Contents'), h('ol', items)]);
+  return processor.stringify({ type: 'root', children: [nav] });
+}
+
+function page(parts: { title: string; author?: string; date?: string; toc: string; body: string }): string {
+  const meta = [
+    parts.author ? `<p class="author">${escapeHtml(parts.author)}</p>` : '',
+    parts.date ? `<p class="date">${escapeHtml(parts.date)}</p>` : '',
+  ].join('');
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(parts.title)}</title>
+<style>${inlineKatexCss()}</style>
+<style>
+${reportCss()}</style>
+</head>
+<body>
+<header class="report-header"><h1 class="title">${escapeHtml(parts.title)}</h1>${meta}</header>
+${parts.toc}
+<main>
+${parts.body}
+</main>
+</body>
+</html>
+`;
+}
