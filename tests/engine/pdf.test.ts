@@ -1,0 +1,53 @@
+import { mkdtemp, readFile, rm, writeFile, chmod } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findBrowser, printPdf } from '../../src/engine/pdf.ts';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'pdf-test-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('findBrowser', () => {
+  it('prefers the flag, then $REPORT_BROWSER, then $CHROME_PATH', async () => {
+    const fake = path.join(dir, 'fake-chrome');
+    await writeFile(fake, '#!/bin/sh\n');
+    await chmod(fake, 0o755);
+    expect(await findBrowser({ flag: fake, env: {} })).toEqual({ path: fake, source: 'flag' });
+    expect(await findBrowser({ env: { REPORT_BROWSER: fake } })).toEqual({ path: fake, source: 'env' });
+    expect(await findBrowser({ env: { CHROME_PATH: fake } })).toEqual({ path: fake, source: 'env' });
+  });
+
+  it('finds a chromium on PATH', async () => {
+    const bin = path.join(dir, 'bin');
+    await import('node:fs/promises').then((fs) => fs.mkdir(bin, { recursive: true }));
+    const chromium = path.join(bin, 'chromium');
+    await writeFile(chromium, '#!/bin/sh\n');
+    await chmod(chromium, 0o755);
+    const found = await findBrowser({ env: { PATH: bin } });
+    expect(found).toEqual({ path: chromium, source: 'system' });
+  });
+
+  it('rejects a flag that is not an executable, naming it', async () => {
+    await expect(findBrowser({ flag: path.join(dir, 'nope'), env: {} })).rejects.toThrow(/nope: not an executable/);
+  });
+});
+
+describe('printPdf', () => {
+  it('prints a small HTML page with KaTeX-like text to an A4 PDF', async () => {
+    const html = path.join(dir, 'page.html');
+    const pdf = path.join(dir, 'page.pdf');
+    await writeFile(html, '<!doctype html><html><body><h1>Report</h1><p>E = mc²</p></body></html>');
+    const found = await findBrowser({ env: { PATH: '/nonexistent' } });
+    const outcome = await printPdf(html, pdf, { browserPath: found.path });
+    const bytes = await readFile(pdf);
+    expect(bytes.subarray(0, 4).toString('latin1')).toBe('%PDF');
+    expect(bytes.length).toBeGreaterThan(500);
+    expect(outcome.browser).toContain(found.path);
+    expect(outcome.ms).toBeGreaterThan(0);
+  }, 120_000);
+});
