@@ -145,11 +145,12 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
     }
 
     const metafile = result.metafile;
+    const output = Object.values(metafile.outputs)[0];
     const inputs: string[] = [];
     const externals = new Set<string>();
     for (const [path, input] of Object.entries(metafile.inputs)) {
       for (const imp of input.imports) if (imp.external === true) externals.add(imp.original ?? imp.path);
-      if (path === sourcefile || /^[a-z-]+:/.test(path)) continue;
+      if (path === output?.entryPoint || /^[a-z-]+:/.test(path)) continue;
       inputs.push(path);
     }
     inputs.sort();
@@ -185,7 +186,6 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
         packages: Object.entries(packages),
       }),
     );
-    const output = Object.values(metafile.outputs)[0];
     const bundle = result.outputFiles[0]?.text ?? '';
     return { ...base, key, inputs, packages, bundle, exportsHint: output?.exports ?? [] };
   };
@@ -193,7 +193,18 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
   for (const id of order) {
     const cell = byId.get(id);
     if (cell === undefined) continue;
-    pending.set(id, keyOne(cell));
+    pending.set(
+      id,
+      keyOne(cell).catch((error: unknown) => ({
+        key: sha256(JSON.stringify([ENGINE_FORMAT_VERSION, 'error', cell.id, cell.code])),
+        inputs: [],
+        packages: {},
+        bundle: '',
+        bundleDir,
+        sourcefile: `${basename(context.docPath)}#${cell.id}.ts`,
+        error: { message: `cannot key cell "${cell.id}": ${(error as Error).message}`, line: cell.codeLine, column: 1, ruleId: 'cell-import' as const },
+      })),
+    );
   }
   const keys = new Map<string, CellKey>();
   for (const id of order) {
@@ -243,7 +254,7 @@ function problemFromBuildError(error: unknown, cell: Cell, sourcefile: string, p
   }
   const ruleId = /Could not resolve|No matching export|has no exports/.test(first.text) ? 'cell-import' : 'cell-syntax';
   const loc = first.location;
-  if (loc !== null && loc.file === sourcefile) {
+  if (loc !== null && basename(loc.file) === sourcefile) {
     return { message: first.text, line: cell.codeLine + loc.line - 1, column: loc.column + 1, ruleId };
   }
   const where = loc === null ? '' : `${relative(projectRoot, resolve(projectRoot, loc.file))}:${loc.line}:${loc.column + 1}: `;

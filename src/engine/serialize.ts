@@ -130,11 +130,12 @@ export function encode(value: unknown): Uint8Array {
 
   const walkObject = (obj: object, path: string): Json => {
     if (ArrayBuffer.isView(obj) && !(obj instanceof DataView)) {
-      const kind = obj.constructor.name;
-      if (!(kind in typedArrayKinds)) fail(path, `an unsupported typed array (${kind})`);
+      // Subclasses (Node's Buffer is a Uint8Array) are stored as their base kind.
+      const kind = Object.keys(typedArrayKinds).find((name) => obj instanceof typedArrayKinds[name]!);
+      if (kind === undefined) fail(path, `an unsupported typed array (${obj.constructor.name})`);
       const ta = obj as TypedArray;
       const o = addPayload(new Uint8Array(ta.buffer, ta.byteOffset, ta.byteLength));
-      return { $: kind, o, n: ta.length };
+      return { $: kind!, o, n: ta.length };
     }
     if (obj instanceof ArrayBuffer) {
       return { $: 'ArrayBuffer', o: addPayload(new Uint8Array(obj)), n: obj.byteLength };
@@ -251,7 +252,7 @@ export function decode(bytes: Uint8Array): unknown {
       case 'ArrayBuffer':
         return payload(node, 1).slice().buffer;
       case 'tensor':
-        return { shape: node['shape'], dtype: node['dtype'], data: walk(node['data']!) } satisfies Partial<StoredTensor>;
+        return { shape: node['shape'] as number[], dtype: node['dtype'] as string, data: walk(node['data']!) as TypedArray } satisfies StoredTensor;
     }
     const kind = typedArrayKinds[tag];
     if (kind === undefined) throw new Error(`decode: unknown tag "${tag}"`);

@@ -99,6 +99,8 @@ export interface ResultMeta {
   profile: string;
   seed: number;
   createdAt: string;
+  /** File name of the Markdown document that produced the result (the store's gc uses it). */
+  doc?: string;
   /** Anything else a cell recorded with runtime.meta(). */
   extra?: Record<string, unknown>;
 }

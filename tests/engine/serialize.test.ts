@@ -95,13 +95,19 @@ describe('serialize', () => {
   it('stores a duck-typed tensor as data + shape + dtype', () => {
     const data = new Float32Array([1, 2, 3, 4, 5, 6]);
     const tensor = { shape: [2, 3], dtype: 'float32', dataSync: () => data, dispose() {} };
-    const back = roundTrip({ weights: tensor }) as { weights: StoredTensor };
+    const back = decode(encode({ weights: tensor })) as { weights: StoredTensor };
     expect(back.weights.shape).toEqual([2, 3]);
     expect(back.weights.dtype).toBe('float32');
     expect(back.weights.data).toBeInstanceOf(Float32Array);
     expect([...back.weights.data]).toEqual([1, 2, 3, 4, 5, 6]);
     // A StoredTensor is plain data and stores again unchanged.
     expect(roundTrip(back)).toEqual(back);
+  });
+
+  it('stores a Node Buffer as a Uint8Array', () => {
+    const back = roundTrip({ png: Buffer.from([137, 80, 78, 71]) });
+    expect(back.png.constructor).toBe(Uint8Array);
+    expect([...back.png]).toEqual([137, 80, 78, 71]);
   });
 
   it('names the export path of a function or class instance', () => {

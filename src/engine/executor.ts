@@ -1,0 +1,286 @@
+/**
+ * Runs one cell. `childProcessExecutor` runs it in its own Node process (runner.ts) with
+ * a heap cap, a wall-clock limit and errors mapped back to Markdown lines;
+ * `fakeExecutor` runs test implementations in-process (no child processes, no TF).
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { CellKey } from './hash.ts';
+import type { RunnerJob, RunnerMessage } from './runner.ts';
+import { decode, encode } from './serialize.ts';
+import type { Cell, CellFailure, CellResult, Output, ProgressEvent, ResultMeta } from './types.ts';
+
+export interface CellJob {
+  cell: Cell;
+  key: CellKey;
+  /** Results of the cells this cell imports, by id. */
+  deps: Map<string, CellResult>;
+  profile: string;
+  /** Effective seed (the cell's `seed=` option, else the document's). */
+  seed: number;
+  docPath: string;
+  projectRoot: string;
+}
+
+export interface ExecutorHooks {
+  onProgress(event: ProgressEvent): void;
+  /** Text the cell prints (stdout and stderr), as it arrives. */
+  onOutput?(text: string): void;
+}
+
+export interface Executor {
+  /** Runs a cell; never rejects for a problem of the cell (that is a CellFailure). */
+  run(job: CellJob, hooks: ExecutorHooks): Promise<CellResult | CellFailure>;
+}
+
+export interface ChildProcessExecutorOptions {
+  /** Load the runner through tsx (default true; false when running compiled JS). */
+  tsx?: boolean;
+  /** Extra Node flags for the child. */
+  nodeArgs?: string[];
+  /** Extra environment variables for the child (merged over process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** The runner entry (default: runner.ts next to this file). */
+  runnerPath?: string;
+}
+
+const STDERR_TAIL = 4000;
+
+/**
+ * Spawns `node --enable-source-maps --max-old-space-size=<memory> [--import tsx]
+ * runner.ts <job.json>` per cell, in its own process group, with the Markdown file's
+ * directory as working directory. Progress arrives over IPC; on timeout the whole process
+ * group is killed (SIGKILL).
+ */
+export function childProcessExecutor(options: ChildProcessExecutorOptions = {}): Executor {
+  const runnerPath = options.runnerPath ?? fileURLToPath(new URL('./runner.ts', import.meta.url));
+  const tsxArgs = options.tsx === false ? [] : ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href];
+  return {
+    async run(job, hooks) {
+      const { cell, key } = job;
+      const started = performance.now();
+      const tmp = await mkdtemp(join(tmpdir(), `report-${cell.id}-`));
+      const bundlePath = join(key.bundleDir, `${basename(job.docPath)}.${cell.id}.${key.key.slice(0, 16)}.${process.pid}.mjs`);
+      try {
+        await mkdir(key.bundleDir, { recursive: true });
+        await writeFile(`${bundlePath}.tmp`, key.bundle);
+        await rename(`${bundlePath}.tmp`, bundlePath);
+        const runnerJob: RunnerJob = {
+          cellId: cell.id,
+          profile: job.profile,
+          seed: job.seed,
+          bundlePath,
+          resultPath: join(tmp, 'result.bin'),
+        };
+        if (job.deps.size > 0) {
+          runnerJob.depsPath = join(tmp, 'deps.bin');
+          await writeFile(runnerJob.depsPath, encode(Object.fromEntries([...job.deps].map(([id, r]) => [id, r.exports]))));
+        }
+        const jobPath = join(tmp, 'job.json');
+        await writeFile(jobPath, JSON.stringify(runnerJob));
+        const args = ['--enable-source-maps', `--max-old-space-size=${cell.options.memory}`, ...tsxArgs, ...(options.nodeArgs ?? []), runnerPath, jobPath];
+        const outcome = await spawnRunner(args, dirname(job.docPath), { ...process.env, ...options.env }, cell.options.timeout, (message) => {
+          if (message.type === 'progress') {
+            const { type: _, ...rest } = message;
+            hooks.onProgress({ id: cell.id, ...rest });
+          }
+        }, hooks.onOutput);
+        const runMs = Math.round(performance.now() - started);
+        const printed: Output[] = outcome.printed === '' ? [] : [{ kind: 'text', text: outcome.printed }];
+        if (outcome.timedOut) {
+          return {
+            id: cell.id,
+            kind: 'timeout',
+            message: `did not finish within its timeout of ${cell.options.timeout} s; raise it with timeout=<seconds> in the cell's options`,
+            outputs: printed,
+          };
+        }
+        if (outcome.error !== undefined) {
+          return { id: cell.id, kind: 'error', ...mapError(outcome.error, cell, key.sourcefile, job.docPath), outputs: printed };
+        }
+        if (!outcome.done || outcome.code !== 0) {
+          const why = /heap out of memory|Allocation failed/i.test(outcome.stderrTail)
+            ? `ran out of memory (heap cap ${cell.options.memory} MiB); raise memory=<MiB> in the cell's options or use less`
+            : outcome.signal !== null
+              ? `the cell's process was killed by ${outcome.signal}`
+              : `the cell's process exited with code ${outcome.code} before finishing`;
+          const tail = outcome.stderrTail.trim();
+          return { id: cell.id, kind: 'crash', message: tail === '' ? why : `${why}\n${tail}`, outputs: printed };
+        }
+        const value = decode(await readFile(runnerJob.resultPath)) as { exports: Record<string, unknown>; outputs: Output[]; meta: Record<string, unknown> };
+        return { id: cell.id, key: key.key, exports: value.exports, outputs: value.outputs, meta: resultMeta(job, runMs, value.meta) };
+      } catch (error) {
+        return { id: cell.id, kind: 'crash', message: `could not run the cell: ${(error as Error).message}`, ...stackOf(error) };
+      } finally {
+        await rm(tmp, { recursive: true, force: true });
+        await rm(bundlePath, { force: true });
+      }
+    },
+  };
+}
+
+interface SpawnOutcome {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  timedOut: boolean;
+  done: boolean;
+  error?: { message: string; stack?: string };
+  stderrTail: string;
+  printed: string;
+}
+
+function spawnRunner(
+  args: string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+  timeoutSeconds: number,
+  onMessage: (message: RunnerMessage) => void,
+  onOutput: ((text: string) => void) | undefined,
+): Promise<SpawnOutcome> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], detached: true });
+    const outcome: SpawnOutcome = { code: null, signal: null, timedOut: false, done: false, stderrTail: '', printed: '' };
+    const killGroup = (): void => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+    };
+    activeGroups.add(killGroup);
+    const timer = setTimeout(() => {
+      outcome.timedOut = true;
+      killGroup();
+    }, timeoutSeconds * 1000);
+    const stdout = child.stdout!;
+    const stderr = child.stderr!;
+    stdout.setEncoding('utf8');
+    stderr.setEncoding('utf8');
+    stdout.on('data', (text: string) => {
+      outcome.printed += text;
+      onOutput?.(text);
+    });
+    stderr.on('data', (text: string) => {
+      outcome.printed += text;
+      outcome.stderrTail = (outcome.stderrTail + text).slice(-STDERR_TAIL);
+      onOutput?.(text);
+    });
+    child.on('message', (message: RunnerMessage) => {
+      if (message.type === 'done') outcome.done = true;
+      else if (message.type === 'error') outcome.error = message;
+      else onMessage(message);
+    });
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      activeGroups.delete(killGroup);
+      reject(error);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      activeGroups.delete(killGroup);
+      outcome.code = code;
+      outcome.signal = signal;
+      resolvePromise(outcome);
+    });
+  });
+}
+
+/** Kill functions of the running children, so an exiting parent leaves no cell running. */
+const activeGroups = new Set<() => void>();
+process.once('exit', () => {
+  for (const kill of activeGroups) kill();
+});
+
+/**
+ * Maps the first stack frame inside the cell's sourcefile (`report.md#<id>.ts:L:C` after
+ * source maps) to the Markdown line `codeLine + L − 1`, and rewrites such frames to
+ * `<docPath>:<line>:<col>`.
+ */
+export function mapError(
+  error: { message: string; stack?: string },
+  cell: Cell,
+  sourcefile: string,
+  docPath: string,
+): { message: string; line?: number; column?: number; stack?: string } {
+  const frame = new RegExp(`[^\\s(]*${escapeRegExp(sourcefile)}:(\\d+):(\\d+)`, 'g');
+  let line: number | undefined;
+  let column: number | undefined;
+  const stack = error.stack?.replace(frame, (_, l: string, c: string) => {
+    const mdLine = cell.codeLine + Number(l) - 1;
+    if (line === undefined) {
+      line = mdLine;
+      column = Number(c);
+    }
+    return `${docPath}:${mdLine}:${c}`;
+  });
+  return { message: error.message, ...(line === undefined ? {} : { line, column }), ...(stack === undefined ? {} : { stack }) };
+}
+
+function resultMeta(job: CellJob, runMs: number, recorded: Record<string, unknown>): ResultMeta {
+  const { backend, ...extra } = recorded;
+  return {
+    runMs,
+    ...(typeof backend === 'string' ? { backend } : {}),
+    versions: job.key.packages,
+    profile: job.profile,
+    seed: job.seed,
+    createdAt: new Date().toISOString(),
+    doc: basename(job.docPath),
+    ...(Object.keys(extra).length > 0 ? { extra } : {}),
+  };
+}
+
+type FakeImpl = (
+  deps: Record<string, Record<string, unknown>>,
+) => Promise<{ exports: Record<string, unknown>; outputs?: Output[] }> | { exports: Record<string, unknown>; outputs?: Output[] };
+
+/**
+ * An in-process executor for tests: `impl[cellId](deps)` gives the cell's exports. A
+ * throwing implementation is an `error` failure; exports go through encode/decode, as
+ * with the real runner. Records the order of calls and the highest concurrency seen.
+ */
+export function fakeExecutor(
+  impl: Record<string, FakeImpl>,
+  options: { delayMs?: number } = {},
+): Executor & { calls: string[]; maxConcurrent: number } {
+  let running = 0;
+  const executor = {
+    calls: [] as string[],
+    maxConcurrent: 0,
+    async run(job: CellJob, hooks: ExecutorHooks): Promise<CellResult | CellFailure> {
+      const id = job.cell.id;
+      executor.calls.push(id);
+      running++;
+      executor.maxConcurrent = Math.max(executor.maxConcurrent, running);
+      const started = performance.now();
+      try {
+        const fn = impl[id];
+        if (fn === undefined) throw new Error(`fakeExecutor: no implementation for cell "${id}"`);
+        const deps = Object.fromEntries([...job.deps].map(([dep, r]) => [dep, r.exports]));
+        if (options.delayMs !== undefined) await new Promise((r) => setTimeout(r, options.delayMs));
+        const value = await fn(deps);
+        hooks.onProgress({ id, step: 1, total: 1 });
+        const { exports, outputs } = decode(encode({ exports: value.exports, outputs: value.outputs ?? [] })) as { exports: Record<string, unknown>; outputs: Output[] };
+        return { id, key: job.key.key, exports, outputs, meta: resultMeta(job, Math.round(performance.now() - started), {}) };
+      } catch (error) {
+        return { id, kind: 'error', message: (error as Error).message, ...stackOf(error) };
+      } finally {
+        running--;
+      }
+    },
+  };
+  return executor;
+}
+
+function stackOf(error: unknown): { stack?: string } {
+  const stack = (error as Error | null)?.stack;
+  return typeof stack === 'string' ? { stack } : {};
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

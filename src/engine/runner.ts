@@ -1,0 +1,128 @@
+/**
+ * The child-process side of one cell run: `node --enable-source-maps --import tsx
+ * runner.ts <job.json>` (spawned by executor.ts, with an IPC channel).
+ *
+ * 1. reads the job (see {@link RunnerJob}) and the dependencies' exports;
+ * 2. sets up the runtime context (profile, seed, cell id, outputs) on `globalThis` and
+ *    the `cell:` values under `globalThis.__reportCells`;
+ * 3. captures stdout/stderr writes as text outputs while still forwarding them;
+ * 4. imports the bundle and waits for its top-level code;
+ * 5. writes `encode({ exports, outputs, meta })` to the result path, sends `done`, exits 0.
+ *
+ * A throw, an unhandled rejection, an uncaught exception or a call of `process.exit`
+ * inside the cell sends `error` (message and source-mapped stack) and exits 1. When the
+ * parent goes away (IPC disconnect), the runner exits.
+ *
+ * This file must not run anything at import time except when it is the entry point.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import type { RuntimeContext } from './runtime.ts';
+import { decode, encode } from './serialize.ts';
+import type { Output } from './types.ts';
+
+/** The job file the executor writes. */
+export interface RunnerJob {
+  cellId: string;
+  profile: string;
+  seed: number;
+  /** Absolute path of the bundled cell (.mjs). */
+  bundlePath: string;
+  /** Where to write the encoded `{ exports, outputs, meta }`. */
+  resultPath: string;
+  /** Encoded `Record<cell id, exports>` of the cell's dependencies, if any. */
+  depsPath?: string;
+}
+
+/** Messages from the runner to the executor. */
+export type RunnerMessage =
+  | { type: 'progress'; step: number; total?: number; label?: string; metrics?: Record<string, number> }
+  | { type: 'done' }
+  | { type: 'error'; message: string; stack?: string };
+
+/** Same as hash.ts's CELLS_GLOBAL (not imported: hash.ts loads esbuild, too slow for a child). */
+const CELLS_GLOBAL = '__reportCells';
+
+export async function runJob(job: RunnerJob): Promise<void> {
+  const send = (message: RunnerMessage, then?: () => void): void => {
+    if (process.send !== undefined && process.connected) process.send(message, undefined, {}, () => then?.());
+    else then?.();
+  };
+  const realExit = process.exit.bind(process);
+  let finished = false;
+  const fail = (error: unknown): void => {
+    if (finished) return;
+    finished = true;
+    const err = error instanceof Error ? error : new Error(`a non-Error value was thrown: ${describe(error)}`);
+    const exit = (): never => realExit(1);
+    setTimeout(exit, 2000).unref();
+    send({ type: 'error', message: err.message, ...(err.stack === undefined ? {} : { stack: err.stack }) }, exit);
+  };
+
+  process.on('disconnect', () => realExit(1));
+  process.on('unhandledRejection', (reason) => fail(reason));
+  process.on('uncaughtException', (error) => fail(error));
+  process.exit = ((code?: number | string | null) => {
+    fail(new Error(`the cell called process.exit(${code ?? ''}); a cell must not exit the process — throw an Error instead`));
+    return undefined as never;
+  }) as typeof process.exit;
+
+  const context: RuntimeContext = {
+    profile: job.profile,
+    seed: job.seed,
+    cellId: job.cellId,
+    outputs: [],
+    meta: {},
+    send: (message) => send(message),
+  };
+  (globalThis as Record<symbol, unknown>)[Symbol.for('literate-report.runtime')] = context;
+  (globalThis as Record<string, unknown>)[CELLS_GLOBAL] = job.depsPath === undefined ? {} : decode(readFileSync(job.depsPath));
+  captureWrites(process.stdout, context.outputs);
+  captureWrites(process.stderr, context.outputs);
+
+  let namespace: Record<string, unknown>;
+  try {
+    namespace = (await import(pathToFileURL(job.bundlePath).href)) as Record<string, unknown>;
+  } catch (error) {
+    fail(error);
+    return;
+  }
+  if (finished) return;
+  try {
+    const exports = { ...namespace };
+    writeFileSync(job.resultPath, encode({ exports, outputs: context.outputs, meta: context.meta }));
+  } catch (error) {
+    fail(error);
+    return;
+  }
+  finished = true;
+  send({ type: 'done' }, () => realExit(0));
+}
+
+function captureWrites(stream: NodeJS.WriteStream, outputs: Output[]): void {
+  const original = stream.write.bind(stream) as (...args: unknown[]) => boolean;
+  stream.write = ((chunk: unknown, ...rest: unknown[]) => {
+    const text = typeof chunk === 'string' ? chunk : new TextDecoder().decode(chunk as Uint8Array);
+    const last = outputs.at(-1);
+    if (last?.kind === 'text') last.text += text;
+    else outputs.push({ kind: 'text', text });
+    return original(chunk, ...rest);
+  }) as typeof stream.write;
+}
+
+function describe(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const jobPath = process.argv[2];
+  if (jobPath === undefined) {
+    process.stderr.write('usage: runner.ts <job.json>\n');
+    process.exit(2);
+  }
+  await runJob(JSON.parse(readFileSync(jobPath, 'utf8')) as RunnerJob);
+}
