@@ -1,0 +1,62 @@
+/**
+ * Fully connected layers as explicit `tf.Variable`s, shared by the MLP models (gan.ts,
+ * vae.ts, dcgan.ts's dense ends).
+ *
+ * Why not `tf.layers.dense`: explicit variables and `tf.fused.matMul` give one kernel per
+ * layer forward, no symbolic-layer bookkeeping per call, and the matMul stays
+ * `[batch, in] × [in, out]` with no transpose flags (the wasm backend's transposed matMul
+ * is ~30× slower than the plain one; gradients are left to the registered kernel
+ * gradients, see src/ml/backend.ts).
+ *
+ * Initialisation follows PyTorch's `nn.Linear` default, which the course's scripts use:
+ * weight and bias ~ U(−1/√fanIn, 1/√fanIn) (Kaiming-uniform with a = √5).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Rng } from '../random.ts';
+
+export interface Dense {
+  /** [fanIn, fanOut] */
+  kernel: tf.Variable<tf.Rank.R2>;
+  /** [fanOut] */
+  bias: tf.Variable<tf.Rank.R1>;
+}
+
+export function createDense(fanIn: number, fanOut: number, rng: Rng): Dense {
+  const bound = 1 / Math.sqrt(fanIn);
+  return {
+    kernel: tf.variable(tf.randomUniform([fanIn, fanOut], -bound, bound, 'float32', rng.seed()), true),
+    bias: tf.variable(tf.randomUniform([fanOut], -bound, bound, 'float32', rng.seed()), true),
+  };
+}
+
+export type Activation = 'linear' | 'relu' | 'leakyrelu' | 'sigmoid' | 'tanh';
+
+/**
+ * x·W + b followed by an activation. Without a gradient tape the whole layer is one fused
+ * kernel; under a tape tfjs only fuses what it can differentiate (linear, relu), so the
+ * other activations run as a separate op.
+ */
+export function applyDense(layer: Dense, x: tf.Tensor2D, activation: Activation = 'linear', leakyreluAlpha = 0.2): tf.Tensor2D {
+  const [batch, fanIn] = x.shape;
+  if (fanIn !== layer.kernel.shape[0]) {
+    throw new Error(`applyDense: expected input [batch, ${layer.kernel.shape[0]}], got [${batch}, ${fanIn}]`);
+  }
+  if (activation === 'sigmoid' || activation === 'tanh') {
+    const y = tf.fused.matMul({ a: x, b: layer.kernel, bias: layer.bias });
+    return (activation === 'sigmoid' ? tf.sigmoid(y) : tf.tanh(y)) as tf.Tensor2D;
+  }
+  return tf.fused.matMul({ a: x, b: layer.kernel, bias: layer.bias, activation, leakyreluAlpha }) as tf.Tensor2D;
+}
+
+export function denseVariables(layers: readonly Dense[]): tf.Variable[] {
+  return layers.flatMap((l) => [l.kernel, l.bias]);
+}
+
+export function countParams(variables: readonly tf.Variable[]): number {
+  return variables.reduce((n, v) => n + v.size, 0);
+}
+
+/** Inverted dropout with a seeded mask (as `tf.dropout`, which draws its mask from `seed`). */
+export function dropout(x: tf.Tensor2D, rate: number, seed: number): tf.Tensor2D {
+  return rate > 0 ? (tf.dropout(x, rate, undefined, seed) as tf.Tensor2D) : x;
+}
