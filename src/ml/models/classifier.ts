@@ -1,0 +1,258 @@
+/**
+ * A small MNIST CNN: the report's referee. Its penultimate layer gives the features of the
+ * Fréchet distance (metrics/quality.ts) and its predictions the label statistics of
+ * generated samples.
+ *
+ * Architecture (LeNet-5 style: LeCun et al. 1998, "Gradient-Based Learning Applied to
+ * Document Recognition", §II.B; ReLU, max-pooling and dropout as in Srivastava et al.
+ * 2014, "Dropout", §6.1.1):
+ *   [batch, 28, 28, 1]
+ *   → conv 5×5, 16, ReLU  → [batch, 24, 24, 16] → max-pool 2 → [batch, 12, 12, 16]
+ *   → conv 5×5, 32, ReLU  → [batch,  8,  8, 32] → max-pool 2 → [batch,  4,  4, 32]
+ *   → flatten [batch, 512] → dense 128, ReLU (the features) → dropout 0.5
+ *   → dense 10 (logits)
+ * ≈ 80 k parameters and ≈ 1.1 M multiply-adds per image forward: the cheapest of the
+ * candidates we tried that passes 99 % test accuracy within a few epochs (see
+ * `trainClassifier`).
+ *
+ * Inputs are images [n, 784] with pixels in [0, 1] (loadMnist's `range: '01'`); convert
+ * samples of models trained on [−1, 1] before scoring them.
+ *
+ * Initialisation follows PyTorch's default (as dense.ts does): weights and biases
+ * ~ U(−1/√fanIn, 1/√fanIn) with fanIn = kh·kw·inChannels for convolutions.
+ *
+ * Variables are left unnamed (tfjs numbers them) so that several classifiers can live in
+ * one process, e.g. a trained one and its copy rebuilt from stored weights.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Rng } from '../random.ts';
+
+/** A fully connected layer x·kernel + bias. */
+export interface Dense {
+  /** [fanIn, fanOut] */
+  kernel: tf.Variable<tf.Rank.R2>;
+  /** [fanOut] */
+  bias: tf.Variable<tf.Rank.R1>;
+}
+
+export const IMAGE_SIZE = 28;
+export const NUM_CLASSES = 10;
+
+export interface Conv {
+  /** [kh, kw, inChannels, outChannels] */
+  kernel: tf.Variable<tf.Rank.R4>;
+  /** [outChannels] */
+  bias: tf.Variable<tf.Rank.R1>;
+}
+
+export interface Classifier {
+  conv1: Conv;
+  conv2: Conv;
+  /** [512, hidden]: its ReLU output is the feature vector. */
+  hidden: Dense;
+  /** [hidden, 10] logits. */
+  output: Dense;
+  dropoutRate: number;
+}
+
+export interface ClassifierOptions {
+  rng: Rng;
+  /** Channels of the two convolutions, default [16, 32]. */
+  filters?: [number, number];
+  /** Width of the feature layer, default 128. */
+  hidden?: number;
+  /** Dropout rate before the output layer, default 0.5. */
+  dropoutRate?: number;
+}
+
+const KERNEL = 5;
+/** Spatial size after conv 5×5 → pool 2 → conv 5×5 → pool 2: 28 → 24 → 12 → 8 → 4. */
+const FINAL_SIZE = 4;
+
+export function createClassifier(options: ClassifierOptions): Classifier {
+  const [f1, f2] = options.filters ?? [16, 32];
+  const hidden = options.hidden ?? 128;
+  const { rng } = options;
+  return keepVariables(() => ({
+    conv1: createLayer([KERNEL, KERNEL, 1, f1], rng),
+    conv2: createLayer([KERNEL, KERNEL, f1, f2], rng),
+    hidden: createLayer([FINAL_SIZE * FINAL_SIZE * f2, hidden], rng),
+    output: createLayer([hidden, NUM_CLASSES], rng),
+    dropoutRate: options.dropoutRate ?? 0.5,
+  }));
+}
+
+/**
+ * Runs `build` in a tidy scope: the initial-value tensors it creates are disposed, the
+ * variables (which share their data and which tidy never disposes) stay.
+ */
+function keepVariables<T>(build: () => T): T {
+  let result: T | undefined;
+  tf.tidy(() => {
+    result = build();
+  });
+  return result!;
+}
+
+/** Kernel and bias ~ U(−1/√fanIn, 1/√fanIn); fanIn is the product of all but the last kernel axis. */
+function createLayer<R extends tf.Rank.R2 | tf.Rank.R4>(
+  shape: number[],
+  rng: Rng,
+): { kernel: tf.Variable<R>; bias: tf.Variable<tf.Rank.R1> } {
+  const fanIn = shape.slice(0, -1).reduce((a, b) => a * b, 1);
+  const fanOut = shape[shape.length - 1]!;
+  const bound = 1 / Math.sqrt(fanIn);
+  return {
+    kernel: tf.variable(tf.randomUniform<tf.Rank>(shape, -bound, bound, 'float32', rng.seed()) as tf.Tensor<R>),
+    bias: tf.variable(tf.randomUniform([fanOut], -bound, bound, 'float32', rng.seed())),
+  };
+}
+
+export function classifierVariables(model: Classifier): tf.Variable[] {
+  return [model.conv1.kernel, model.conv1.bias, model.conv2.kernel, model.conv2.bias,
+    model.hidden.kernel, model.hidden.bias, model.output.kernel, model.output.bias];
+}
+
+export function disposeClassifier(model: Classifier): void {
+  for (const v of classifierVariables(model)) v.dispose();
+}
+
+/** Width of the feature vector (the penultimate layer). */
+export function featureDim(model: Classifier): number {
+  return model.hidden.kernel.shape[1];
+}
+
+/** Features [batch, hidden] of images [batch, 784]. */
+export function classifierFeatures(model: Classifier, images: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [batch, pixels] = images.shape;
+    assert(pixels === IMAGE_SIZE * IMAGE_SIZE, `expected images [batch, 784], got [${batch}, ${pixels}]`);
+    const x = tf.reshape<tf.Rank.R4>(images, [batch, IMAGE_SIZE, IMAGE_SIZE, 1]); // [batch, 28, 28, 1]
+    const h1 = tf.maxPool(convRelu(model.conv1, x), 2, 2, 'valid'); // [batch, 12, 12, f1]
+    const h2 = tf.maxPool(convRelu(model.conv2, h1), 2, 2, 'valid'); // [batch, 4, 4, f2]
+    const flat = h2.reshape([batch, -1]) as tf.Tensor2D; // [batch, 512]
+    return tf.fused.matMul({ a: flat, b: model.hidden.kernel, bias: model.hidden.bias, activation: 'relu' }) as tf.Tensor2D; // [batch, hidden]
+  });
+}
+
+/**
+ * Logits [batch, 10]. With `dropoutSeed` the features go through dropout (training);
+ * without it the network is deterministic (evaluation).
+ */
+export function classifierLogits(model: Classifier, images: tf.Tensor2D, dropoutSeed?: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    let h = classifierFeatures(model, images); // [batch, hidden]
+    if (dropoutSeed !== undefined && model.dropoutRate > 0) h = tf.dropout(h, model.dropoutRate, undefined, dropoutSeed) as tf.Tensor2D;
+    return tf.fused.matMul({ a: h, b: model.output.kernel, bias: model.output.bias }) as tf.Tensor2D; // [batch, 10]
+  });
+}
+
+/** Mean softmax cross-entropy of a batch; `labels` are digits [batch]. */
+export function classifierLoss(model: Classifier, images: tf.Tensor2D, labels: tf.Tensor1D, dropoutSeed?: number): tf.Scalar {
+  return tf.tidy(() => {
+    const logits = classifierLogits(model, images, dropoutSeed); // [batch, 10]
+    const oneHot = tf.oneHot(labels.toInt(), NUM_CLASSES); // [batch, 10]
+    return tf.losses.softmaxCrossEntropy(oneHot, logits) as tf.Scalar;
+  });
+}
+
+function convRelu(conv: Conv, x: tf.Tensor4D): tf.Tensor4D {
+  return tf.fused.conv2d({ x, filter: conv.kernel, bias: conv.bias, strides: 1, pad: 'valid', activation: 'relu' });
+}
+
+/** Runs `fn` on chunks of `images` ([n, 784]) and concatenates the rows it returns. */
+function mapChunks<T extends Float32Array | Uint8Array>(
+  images: Float32Array,
+  width: number,
+  make: (n: number) => T,
+  fn: (chunk: tf.Tensor2D) => tf.Tensor,
+  chunkSize: number,
+): T {
+  const pixels = IMAGE_SIZE * IMAGE_SIZE;
+  assert(images.length % pixels === 0, `images.length (${images.length}) must be a multiple of 784`);
+  const n = images.length / pixels;
+  const out = make(n * width);
+  for (let start = 0; start < n; start += chunkSize) {
+    const size = Math.min(chunkSize, n - start);
+    const result = tf.tidy(() => fn(tf.tensor2d(images.subarray(start * pixels, (start + size) * pixels), [size, pixels])));
+    out.set(result.dataSync(), start * width);
+    result.dispose();
+  }
+  return out;
+}
+
+/** Penultimate-layer features of images [n, 784] → Float32Array [n, featureDim]. */
+export function features(model: Classifier, images: Float32Array, chunkSize = 1000): Float32Array {
+  const dim = featureDim(model);
+  return mapChunks(images, dim, (n) => new Float32Array(n), (x) => classifierFeatures(model, x), chunkSize);
+}
+
+/** Predicted digits of images [n, 784] → Uint8Array [n]. */
+export function predict(model: Classifier, images: Float32Array, chunkSize = 1000): Uint8Array {
+  return mapChunks(images, 1, (n) => new Uint8Array(n), (x) => tf.argMax(classifierLogits(model, x), 1), chunkSize);
+}
+
+/** Fraction of `images` whose predicted digit equals `labels`. */
+export function accuracy(model: Classifier, images: Float32Array, labels: Uint8Array): number {
+  const predicted = predict(model, images);
+  assert(predicted.length === labels.length, `got ${predicted.length} images and ${labels.length} labels`);
+  let correct = 0;
+  for (let i = 0; i < labels.length; i++) if (predicted[i] === labels[i]) correct++;
+  return correct / labels.length;
+}
+
+// ---------------------------------------------------------------------------------------
+// Storing and rebuilding
+
+export interface StoredWeight {
+  name: string;
+  shape: number[];
+  data: Float32Array;
+}
+
+const WEIGHT_NAMES = [
+  'conv1/kernel', 'conv1/bias', 'conv2/kernel', 'conv2/bias',
+  'hidden/kernel', 'hidden/bias', 'output/kernel', 'output/bias',
+] as const;
+
+/** Plain copies of all weights, in a fixed order, for a report cell to store. */
+export function classifierWeights(model: Classifier): StoredWeight[] {
+  return classifierVariables(model).map((v, i) => ({
+    name: WEIGHT_NAMES[i]!,
+    shape: [...v.shape],
+    data: Float32Array.from(v.dataSync() as Float32Array),
+  }));
+}
+
+/** Rebuilds a classifier from `classifierWeights` output (sizes come from the shapes). */
+export function classifierFromWeights(weights: readonly StoredWeight[], options: { dropoutRate?: number } = {}): Classifier {
+  assert(
+    weights.length === WEIGHT_NAMES.length && weights.every((w, i) => w.name === WEIGHT_NAMES[i]),
+    `expected weights ${WEIGHT_NAMES.join(', ')}; got ${weights.map((w) => w.name).join(', ')}`,
+  );
+  for (const w of weights) {
+    const size = w.shape.reduce((a, b) => a * b, 1);
+    assert(w.data.length === size, `weight ${w.name} has shape [${w.shape}] but ${w.data.length} values`);
+  }
+  const [conv1Kernel, conv1Bias, conv2Kernel, conv2Bias, hiddenKernel, hiddenBias, outputKernel, outputBias] = weights as [
+    StoredWeight, StoredWeight, StoredWeight, StoredWeight, StoredWeight, StoredWeight, StoredWeight, StoredWeight,
+  ];
+  const f2 = conv2Kernel.shape[3]!;
+  assert(
+    hiddenKernel.shape[0] === FINAL_SIZE * FINAL_SIZE * f2 && outputKernel.shape[1] === NUM_CLASSES,
+    `inconsistent shapes: conv2 [${conv2Kernel.shape}], hidden [${hiddenKernel.shape}], output [${outputKernel.shape}]`,
+  );
+  const variable = <R extends tf.Rank>(w: StoredWeight): tf.Variable<R> =>
+    tf.variable(tf.tensor<tf.Rank>(w.data, w.shape) as tf.Tensor<R>);
+  return keepVariables(() => ({
+    conv1: { kernel: variable(conv1Kernel), bias: variable(conv1Bias) },
+    conv2: { kernel: variable(conv2Kernel), bias: variable(conv2Bias) },
+    hidden: { kernel: variable(hiddenKernel), bias: variable(hiddenBias) },
+    output: { kernel: variable(outputKernel), bias: variable(outputBias) },
+    dropoutRate: options.dropoutRate ?? 0.5,
+  }));
+}
+
+function assert(condition: boolean, message: string): asserts condition {
+  if (!condition) throw new Error(`classifier: ${message}`);
+}

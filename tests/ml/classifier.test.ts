@@ -1,0 +1,96 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { Rng } from '../../src/ml/random.ts';
+import {
+  classifierFromWeights,
+  classifierLogits,
+  classifierLoss,
+  classifierVariables,
+  classifierWeights,
+  createClassifier,
+  disposeClassifier,
+  featureDim,
+  features,
+  predict,
+} from '../../src/ml/models/classifier.ts';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+function images(n: number, seed: number): Float32Array {
+  const rng = new Rng(seed);
+  return Float32Array.from({ length: n * 784 }, () => rng.next());
+}
+
+describe('classifier', () => {
+  it('has the documented shapes', () => {
+    const model = createClassifier({ rng: new Rng(1), filters: [2, 3], hidden: 5 });
+    expect(model.conv1.kernel.shape).toEqual([5, 5, 1, 2]);
+    expect(model.conv2.kernel.shape).toEqual([5, 5, 2, 3]);
+    expect(model.hidden.kernel.shape).toEqual([4 * 4 * 3, 5]);
+    expect(featureDim(model)).toBe(5);
+    const x = images(3, 2);
+    expect(features(model, x)).toHaveLength(3 * 5);
+    const labels = predict(model, x);
+    expect(labels).toBeInstanceOf(Uint8Array);
+    expect(labels).toHaveLength(3);
+    for (const l of labels) expect(l).toBeLessThan(10);
+    const logits = tf.tidy(() => classifierLogits(model, tf.tensor2d(x, [3, 784])).shape);
+    expect(logits).toEqual([3, 10]);
+    disposeClassifier(model);
+  });
+
+  it('is seeded: same seed, same weights', () => {
+    const a = createClassifier({ rng: new Rng(7), filters: [2, 3], hidden: 5 });
+    const b = createClassifier({ rng: new Rng(7), filters: [2, 3], hidden: 5 });
+    const x = images(2, 3);
+    expect(features(a, x)).toEqual(features(b, x));
+    disposeClassifier(a);
+    disposeClassifier(b);
+  });
+
+  it('does not leak tensors across creation, predict, features and training steps', () => {
+    const before = tf.memory().numTensors;
+    const model = createClassifier({ rng: new Rng(1), filters: [2, 3], hidden: 5 });
+    expect(tf.memory().numTensors).toBe(before + 8); // the 8 variables only
+    const x = images(5, 4);
+    predict(model, x, 2);
+    const afterFirst = tf.memory().numTensors;
+    predict(model, x, 2);
+    features(model, x, 3);
+    expect(tf.memory().numTensors).toBe(afterFirst);
+    const optimizer = tf.train.sgd(0.1);
+    const xs = tf.tensor2d(x, [5, 784]);
+    const ys = tf.tensor1d([0, 1, 2, 3, 4], 'int32');
+    const step = (seed: number) =>
+      tf.tidy(() => optimizer.minimize(() => classifierLoss(model, xs, ys, seed), true, classifierVariables(model))!.dataSync()[0]!);
+    const first = step(1);
+    const count = tf.memory().numTensors;
+    let last = first;
+    for (let i = 0; i < 5; i++) last = step(2 + i);
+    expect(tf.memory().numTensors).toBe(count);
+    expect(last).toBeLessThan(first); // it learns the 5 examples
+    xs.dispose();
+    ys.dispose();
+    optimizer.dispose();
+    disposeClassifier(model);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('round-trips through stored weights', () => {
+    const model = createClassifier({ rng: new Rng(5), filters: [2, 3], hidden: 5 });
+    const stored = classifierWeights(model);
+    expect(stored.map((w) => w.name)).toEqual([
+      'conv1/kernel', 'conv1/bias', 'conv2/kernel', 'conv2/bias',
+      'hidden/kernel', 'hidden/bias', 'output/kernel', 'output/bias',
+    ]);
+    const rebuilt = classifierFromWeights(stored);
+    const x = images(4, 6);
+    expect(features(rebuilt, x)).toEqual(features(model, x));
+    expect(predict(rebuilt, x)).toEqual(predict(model, x));
+    expect(() => classifierFromWeights(stored.slice(1))).toThrow(/expected weights/);
+    disposeClassifier(model);
+    disposeClassifier(rebuilt);
+  });
+});
