@@ -11,7 +11,7 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { CellKey } from './hash.ts';
 import type { RunnerJob, RunnerMessage } from './runner.ts';
-import { decode, encode } from './serialize.ts';
+import { decode, encode, encodeResult } from './serialize.ts';
 import type { Cell, CellFailure, CellResult, Output, ProgressEvent, ResultMeta } from './types.ts';
 
 export interface CellJob {
@@ -264,7 +264,7 @@ export function fakeExecutor(
         if (options.delayMs !== undefined) await new Promise((r) => setTimeout(r, options.delayMs));
         const value = await fn(deps);
         hooks.onProgress({ id, step: 1, total: 1 });
-        const { exports, outputs } = decode(encode({ exports: value.exports, outputs: value.outputs ?? [] })) as { exports: Record<string, unknown>; outputs: Output[] };
+        const { exports, outputs } = decode(encodeResult({ exports: value.exports, outputs: value.outputs ?? [] })) as { exports: Record<string, unknown>; outputs: Output[] };
         return { id, key: job.key.key, exports, outputs, meta: resultMeta(job, Math.round(performance.now() - started), {}) };
       } catch (error) {
         return { id, kind: 'error', message: (error as Error).message, ...stackOf(error) };

@@ -18,7 +18,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import type { RuntimeContext } from './runtime.ts';
-import { decode, encode } from './serialize.ts';
+import { decode, encodeResult } from './serialize.ts';
 import type { Output } from './types.ts';
 
 /** The job file the executor writes. */
@@ -90,7 +90,7 @@ export async function runJob(job: RunnerJob): Promise<void> {
   if (finished) return;
   try {
     const exports = { ...namespace };
-    writeFileSync(job.resultPath, encode({ exports, outputs: context.outputs, meta: context.meta }));
+    writeFileSync(job.resultPath, encodeResult({ exports, outputs: context.outputs, meta: context.meta }));
   } catch (error) {
     fail(error);
     return;

@@ -69,11 +69,28 @@ const MAGIC = [0x4c, 0x52, 0x56, 0x31]; // "LRV1"
 /** Thrown when a value cannot be stored; `path` names the export, e.g. `model.layers[0]`. */
 export class SerializeError extends Error {
   constructor(
-    message: string,
+    /** Where in the value, e.g. `model.layers[0]`; empty for the root. */
     readonly path: string,
+    /** What is there, e.g. `a function`. */
+    readonly what: string,
   ) {
-    super(message);
+    super(`export "${path || '(root)'}" is ${what}; export plain data`);
     this.name = 'SerializeError';
+  }
+}
+
+/**
+ * Encodes a cell's `{ exports, outputs, meta }`: like {@link encode}, but an error names
+ * the export path without the `exports.` prefix (`export "model.layers[0]" is …`).
+ */
+export function encodeResult(value: { exports: Record<string, unknown>; outputs: unknown[]; meta?: Record<string, unknown> }): Uint8Array {
+  try {
+    return encode(value);
+  } catch (error) {
+    if (error instanceof SerializeError && error.path.startsWith('exports')) {
+      throw new SerializeError(error.path.replace(/^exports\.?/, ''), error.what);
+    }
+    throw error;
   }
 }
 
@@ -94,7 +111,7 @@ export function encode(value: unknown): Uint8Array {
   };
 
   const fail = (path: string, what: string): never => {
-    throw new SerializeError(`export "${path || '(root)'}" is ${what}; export plain data`, path);
+    throw new SerializeError(path, what);
   };
 
   const walk = (v: unknown, path: string): Json => {

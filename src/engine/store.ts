@@ -22,7 +22,7 @@
 import { createHash } from 'node:crypto';
 import { join, relative, resolve } from 'node:path';
 import { isNotFound, type Effects } from './effects.ts';
-import { decode, encode } from './serialize.ts';
+import { decode, encodeResult } from './serialize.ts';
 import type { CellResult, Output, ResultMeta } from './types.ts';
 
 export const STORE_FORMAT = 'literate-report-result/1';
@@ -93,7 +93,7 @@ export class ResultStore {
   /** Stores a result (atomic; overwrites an entry with the same id and key). */
   async put(result: CellResult): Promise<void> {
     const base = entryName(result.id, result.key);
-    const payload = encode({ exports: result.exports, outputs: result.outputs });
+    const payload = encodeResult({ exports: result.exports, outputs: result.outputs });
     const metadata: EntryMetadata = {
       format: STORE_FORMAT,
       ...(result.meta.doc === undefined ? {} : { doc: result.meta.doc }),

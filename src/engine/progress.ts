@@ -1,0 +1,168 @@
+/**
+ * The build's progress display.
+ *
+ * On a terminal: finished cells scroll up as one line each (`✓ train ran in 4m12s`), and
+ * below them one live line per running cell, redrawn with log-update:
+ * `⠿ train  epoch 12/50  loss 0.123  ETA 3m10s`.
+ * Elsewhere (CI logs): plain lines only — a start line, at most one progress line per
+ * cell every 10 s, a finish line.
+ * Always: a final summary `ran 2, fresh 18, failed 0, skipped 0 in 4m20s`.
+ */
+import { createLogUpdate } from 'log-update';
+import type { CellEvent } from './execute.ts';
+import type { ProgressEvent } from './types.ts';
+
+export interface DisplayStream {
+  write(s: string): void;
+  isTTY: boolean;
+  columns?: number;
+  rows?: number;
+}
+
+export interface BuildCounts {
+  ran: number;
+  fresh: number;
+  failed: number;
+  skipped: number;
+  ms: number;
+}
+
+export interface ProgressDisplay {
+  onEvent(event: CellEvent): void;
+  done(summary: BuildCounts): void;
+}
+
+/** Seconds between two plain progress lines of one cell (non-TTY). */
+const PLAIN_INTERVAL_MS = 10_000;
+
+interface Running {
+  startedAt: number;
+  progress?: ProgressEvent;
+  /** First progress seen: the step rate for the ETA is measured from it. */
+  first?: { at: number; step: number };
+  latest?: { at: number; step: number };
+  lastPlainLine: number;
+}
+
+export function progressDisplay(stdout: DisplayStream, now: () => number): ProgressDisplay {
+  const running = new Map<string, Running>();
+  const tty = stdout.isTTY;
+  const live = tty
+    ? createLogUpdate(
+        {
+          write: (s: string) => stdout.write(s),
+          isTTY: true,
+          get columns() {
+            return stdout.columns ?? 100;
+          },
+          get rows() {
+            return stdout.rows ?? 24;
+          },
+        } as unknown as NodeJS.WritableStream,
+        { showCursor: true },
+      )
+    : undefined;
+
+  const line = (s: string): void => {
+    if (live !== undefined) live.persist(s);
+    else stdout.write(`${s}\n`);
+  };
+  const redraw = (): void => {
+    if (live === undefined) return;
+    const lines = [...running].map(([id, r]) => `⠿ ${id}  ${describe(r, now())}`);
+    if (lines.length === 0) live.clear();
+    else live(lines.join('\n'));
+  };
+
+  return {
+    onEvent(event) {
+      const t = now();
+      const { id } = event;
+      switch (event.state) {
+        case 'running': {
+          let r = running.get(id);
+          if (r === undefined) {
+            r = { startedAt: t, lastPlainLine: t };
+            running.set(id, r);
+            if (live === undefined) line(`▶ ${id} running`);
+          }
+          if (event.progress !== undefined) {
+            r.progress = event.progress;
+            r.first ??= { at: t, step: event.progress.step };
+            r.latest = { at: t, step: event.progress.step };
+            if (live === undefined && t - r.lastPlainLine >= PLAIN_INTERVAL_MS) {
+              r.lastPlainLine = t;
+              line(`  ${id}  ${describe(r, t)}`);
+            }
+          }
+          break;
+        }
+        case 'ran':
+          running.delete(id);
+          line(`✓ ${id} ran in ${formatDuration(event.ms ?? 0)}`);
+          break;
+        case 'failed':
+          running.delete(id);
+          line(`✗ ${id} ${event.failure?.kind === 'timeout' ? 'timed out' : 'failed'}${event.failure ? `: ${firstLine(event.failure.message)}` : ''}`);
+          break;
+        case 'skipped':
+          running.delete(id);
+          line(`- ${id} ${event.failure ? firstLine(event.failure.message) : 'skipped'}`);
+          break;
+        default:
+          line(`· ${id} ${event.state}`);
+      }
+      redraw();
+    },
+    done(summary) {
+      running.clear();
+      live?.clear();
+      live?.done();
+      stdout.write(
+        `ran ${summary.ran}, fresh ${summary.fresh}, failed ${summary.failed}, skipped ${summary.skipped} in ${formatDuration(summary.ms)}\n`,
+      );
+    },
+  };
+}
+
+/** `epoch 12/50  loss 0.123  ETA 3m10s` (or `running 12s` before any progress). */
+function describe(r: Running, t: number): string {
+  const p = r.progress;
+  if (p === undefined) return `running ${formatDuration(t - r.startedAt)}`;
+  const parts = [`${p.label ?? 'step'} ${p.step}${p.total === undefined ? '' : `/${p.total}`}`];
+  for (const [name, value] of Object.entries(p.metrics ?? {})) parts.push(`${name} ${formatNumber(value)}`);
+  const eta = estimate(r);
+  if (eta !== undefined) parts.push(`ETA ${formatDuration(eta)}`);
+  return parts.join('  ');
+}
+
+/** Remaining milliseconds from the step rate since the first progress event. */
+function estimate(r: Running): number | undefined {
+  const total = r.progress?.total;
+  if (total === undefined || r.first === undefined || r.latest === undefined) return undefined;
+  const steps = r.latest.step - r.first.step;
+  const elapsed = r.latest.at - r.first.at;
+  if (steps <= 0 || elapsed <= 0) return undefined;
+  return Math.max(0, ((total - r.latest.step) * elapsed) / steps);
+}
+
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(Math.floor(s % 60)).padStart(2, '0')}s`;
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+}
+
+function formatNumber(x: number): string {
+  if (!Number.isFinite(x)) return String(x);
+  if (Number.isInteger(x)) return String(x);
+  const abs = Math.abs(x);
+  if (abs >= 1000 || abs < 0.001) return x.toExponential(2);
+  return x.toPrecision(3);
+}
+
+function firstLine(s: string): string {
+  return s.split('\n', 1)[0] ?? '';
+}
