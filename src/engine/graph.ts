@@ -41,7 +41,10 @@ export function buildGraph(doc: ParsedDocument): CellGraph {
   const dependentsOf = new Map<string, string[]>(cells.map((c) => [c.id, []]));
   for (const [id, ds] of deps) for (const d of ds) dependentsOf.get(d)?.push(id);
 
-  for (const component of stronglyConnected(cells.map((c) => c.id), deps)) {
+  const components = stronglyConnected(cells.map((c) => c.id), deps).sort(
+    (a, b) => Math.min(...a.map((id) => docIndex.get(id) ?? 0)) - Math.min(...b.map((id) => docIndex.get(id) ?? 0)),
+  );
+  for (const component of components) {
     const first = component[0];
     if (first === undefined) continue;
     const selfLoop = component.length === 1 && (deps.get(first) ?? []).includes(first);
@@ -72,8 +75,16 @@ export function buildGraph(doc: ParsedDocument): CellGraph {
     return [...found].sort((a, b) => (docIndex.get(a) ?? 0) - (docIndex.get(b) ?? 0));
   };
 
-  for (const id of [...blocked.keys()]) {
-    for (const d of transitive(id)) if (!blocked.has(d)) blocked.set(d, `depends on cell "${id}", which ${blocked.get(id)}`);
+  // A cell importing a blocked cell is blocked too, naming the dependency it imports.
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const cell of cells) {
+      if (blocked.has(cell.id)) continue;
+      const dep = (deps.get(cell.id) ?? []).find((d) => blocked.has(d));
+      if (dep === undefined) continue;
+      blocked.set(cell.id, `depends on cell "${dep}", which ${blocked.get(dep)}`);
+      changed = true;
+    }
   }
 
   // Kahn's algorithm over the unblocked cells, picking the earliest cell in the document.

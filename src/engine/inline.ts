@@ -229,7 +229,7 @@ export function remarkInline(options: InlineOptions) {
 
       const outcome = evaluateInline(expr, scope);
       if (!outcome.ok) {
-        const unknown = roots.filter((r) => !Object.hasOwn(scope, r) && !(r in globalThis));
+        const unknown = roots.filter((r) => r !== '' && !Object.hasOwn(scope, r) && !(r in globalThis));
         const hint = unknown.length > 0 ? ` (not exported by any cell: ${unknown.join(', ')})` : '';
         const reason = `\`{${kind}} ${expr}\` failed: ${outcome.error}${hint}`;
         file.message(reason, { place, ruleId: kind === 'claim' ? 'claim-error' : 'inline-error', source: SOURCE });

@@ -190,7 +190,11 @@ export function remarkMathCheck() {
       try {
         katex.renderToString(value, { displayMode: node.type === 'math', throwOnError: true, strict: 'ignore' });
       } catch (error) {
-        const reason = error instanceof katex.ParseError ? error.message.replace(/^KaTeX parse error: /, '') : String(error);
+        // rawMessage: KaTeX's message without the underlined excerpt of the source.
+        const reason =
+          error instanceof katex.ParseError
+            ? ((error as { rawMessage?: string }).rawMessage ?? error.message)
+            : String(error);
         file.message(`math does not render: ${reason}`, {
           place: node.position,
           ruleId: 'math-error',
