@@ -2,7 +2,10 @@ import { mkdtemp, readFile, rm, writeFile, chmod } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { VFile } from 'vfile';
+import { parseDocument } from '../../src/engine/parse.ts';
 import { findBrowser, printPdf } from '../../src/engine/pdf.ts';
+import { weave } from '../../src/engine/weave.ts';
 
 let dir: string;
 beforeAll(async () => {
@@ -49,5 +52,19 @@ describe('printPdf', () => {
     expect(bytes.length).toBeGreaterThan(500);
     expect(outcome.browser).toContain(found.path);
     expect(outcome.ms).toBeGreaterThan(0);
+  }, 120_000);
+
+  it('prints a woven report with KaTeX math, figures and tables', async () => {
+    const input = path.resolve(import.meta.dirname, '../fixtures/full/input.md');
+    const doc = parseDocument(new VFile({ path: input, value: await readFile(input, 'utf8') }));
+    const html = path.join(dir, 'report.html');
+    const pdf = path.join(dir, 'report.pdf');
+    await writeFile(html, await weave(doc, new Map(), { mode: 'check' }));
+    const found = await findBrowser({ env: { PATH: '/nonexistent' } });
+    await printPdf(html, pdf, { browserPath: found.path });
+    const bytes = await readFile(pdf);
+    expect(bytes.subarray(0, 4).toString('latin1')).toBe('%PDF');
+    // KaTeX's fonts were loaded and embedded.
+    expect(bytes.toString('latin1')).toMatch(/KaTeX/);
   }, 120_000);
 });
