@@ -1,0 +1,208 @@
+"""PyTorch / scikit-learn side of `npm run bench` (bench/run.ts starts this script).
+
+Same workloads as the tfjs side, float32, synthetic data of MNIST's shape (timings do not
+depend on pixel values): matmul 256x784x512, the course's MLP GAN at batch 128, the MLP VAE
+784-400-20 at batch 128, the DCGAN at batch 64, and scikit-learn's BernoulliRBM (100 hidden,
+batch 10, n_iter=1) on 60 000 float32 images.
+
+Usage: python3 bench/torch_bench.py --threads N|default [--steps K] [--repeats R] [--only a,b]
+Prints one JSON object on stdout: {"threads": ..., "results": [{"name", "msPerStep", ...}]}.
+Run it with OMP_WAIT_POLICY=PASSIVE: Debian's torch otherwise spins idle OpenMP threads.
+"""
+
+import argparse
+import contextlib
+import json
+import statistics
+import sys
+import time
+
+import torch
+from torch import nn
+
+EPOCH_IMAGES = 60_000
+
+
+def median_ms(fn, steps, repeats, warmup=3):
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            fn()
+        samples.append((time.perf_counter() - t0) * 1000 / steps)
+    return statistics.median(samples), samples
+
+
+# --- Models: the course's scripts (section 4.2, 4.3) -------------------------------------
+
+def mlp_generator(latent_dim=10):
+    return nn.Sequential(
+        nn.Linear(latent_dim, 256), nn.LeakyReLU(0.2),
+        nn.Linear(256, 512), nn.LeakyReLU(0.2),
+        nn.Linear(512, 1024), nn.LeakyReLU(0.2),
+        nn.Linear(1024, 784), nn.Tanh())
+
+
+def mlp_discriminator():
+    return nn.Sequential(
+        nn.Linear(784, 1024), nn.LeakyReLU(0.2), nn.Dropout(0.3),
+        nn.Linear(1024, 512), nn.LeakyReLU(0.2), nn.Dropout(0.3),
+        nn.Linear(512, 256), nn.LeakyReLU(0.2), nn.Dropout(0.3),
+        nn.Linear(256, 1), nn.Sigmoid())
+
+
+class Reshape(nn.Module):
+    def __init__(self, *shape):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x):
+        return x.view(x.shape[0], *self.shape)
+
+
+def dc_generator(latent_dim=10):
+    # Mirrors src/ml/models/dcgan.ts: dense 7x7x128 -> BN -> LeakyReLU -> convT 64 -> BN ->
+    # LeakyReLU -> convT 1 -> tanh. (PyTorch is NCHW; tfjs is NHWC.)
+    return nn.Sequential(
+        nn.Linear(latent_dim, 7 * 7 * 128, bias=False), nn.BatchNorm1d(7 * 7 * 128), nn.LeakyReLU(0.2),
+        Reshape(128, 7, 7),
+        nn.ConvTranspose2d(128, 64, 4, 2, 1, bias=False), nn.BatchNorm2d(64), nn.LeakyReLU(0.2),
+        nn.ConvTranspose2d(64, 1, 4, 2, 1), nn.Tanh())
+
+
+def dc_discriminator():
+    return nn.Sequential(
+        Reshape(1, 28, 28),
+        nn.Conv2d(1, 64, 4, 2, 1), nn.LeakyReLU(0.2),
+        nn.Conv2d(64, 128, 4, 2, 1, bias=False), nn.BatchNorm2d(128), nn.LeakyReLU(0.2),
+        nn.Flatten(), nn.Linear(7 * 7 * 128, 1), nn.Sigmoid())
+
+
+def gan_step_fn(gen, disc, batch, latent_dim=10):
+    """One step of the course's training loop: D on real and on detached fakes, then G."""
+    bce = nn.BCELoss()
+    opt_d = torch.optim.Adam(disc.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(gen.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    real = torch.rand(batch, 784) * 2 - 1
+    ones = torch.ones(batch, 1)
+    zeros = torch.zeros(batch, 1)
+
+    def step():
+        z = torch.randn(batch, latent_dim)
+        fake = gen(z)
+        opt_d.zero_grad()
+        d_loss = 0.5 * (bce(disc(real), ones) + bce(disc(fake.detach()), zeros))
+        d_loss.backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        g_loss = bce(disc(fake), ones)
+        g_loss.backward()
+        opt_g.step()
+        return d_loss.item(), g_loss.item()
+
+    return step
+
+
+class Vae(nn.Module):
+    def __init__(self, input_dim=784, hidden_dim=400, latent_dim=20):
+        super().__init__()
+        self.enc = nn.Linear(input_dim, hidden_dim)
+        self.mu = nn.Linear(hidden_dim, latent_dim)
+        self.log_var = nn.Linear(hidden_dim, latent_dim)
+        self.dec1 = nn.Linear(latent_dim, hidden_dim)
+        self.dec2 = nn.Linear(hidden_dim, input_dim)
+
+    def forward(self, x):
+        h = torch.relu(self.enc(x))
+        mu, log_var = self.mu(h), self.log_var(h)
+        z = mu + torch.exp(0.5 * log_var) * torch.randn_like(mu)
+        return torch.sigmoid(self.dec2(torch.relu(self.dec1(z)))), mu, log_var
+
+
+def vae_step_fn(batch):
+    vae = Vae()
+    opt = torch.optim.Adam(vae.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    x = torch.rand(batch, 784)
+
+    def step():
+        opt.zero_grad()
+        x_hat, mu, log_var = vae(x)
+        recon = nn.functional.binary_cross_entropy(x_hat, x, reduction="sum")
+        kl = -0.5 * torch.sum(1 + log_var - mu.pow(2) - log_var.exp())
+        loss = (recon + kl) / batch
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return step
+
+
+def bench_torch(steps, repeats, only):
+    out = []
+    torch.manual_seed(0)
+    if "matmul" in only:
+        a, b = torch.rand(256, 784), torch.rand(784, 512)
+        ms, samples = median_ms(lambda: torch.mm(a, b), max(steps * 10, 50), repeats)
+        out.append({"name": "matmul", "msPerStep": ms, "samples": samples,
+                    "gflops": 2 * 256 * 784 * 512 / (ms * 1e6)})
+    if "gan" in only:
+        step = gan_step_fn(mlp_generator(), mlp_discriminator(), 128)
+        ms, samples = median_ms(step, steps, repeats)
+        out.append({"name": "gan", "msPerStep": ms, "samples": samples,
+                    "msPerEpoch": ms * EPOCH_IMAGES / 128})
+    if "vae" in only:
+        step = vae_step_fn(128)
+        ms, samples = median_ms(step, steps, repeats)
+        out.append({"name": "vae", "msPerStep": ms, "samples": samples,
+                    "msPerEpoch": ms * EPOCH_IMAGES / 128})
+    if "dcgan" in only:
+        step = gan_step_fn(dc_generator(), dc_discriminator(), 64)
+        ms, samples = median_ms(step, steps, repeats)
+        out.append({"name": "dcgan", "msPerStep": ms, "samples": samples,
+                    "msPerEpoch": ms * EPOCH_IMAGES / 64})
+    return out
+
+
+def bench_sklearn_rbm(repeats):
+    import numpy as np
+    from sklearn.neural_network import BernoulliRBM
+
+    x = np.random.default_rng(0).random((EPOCH_IMAGES, 784), dtype=np.float32)
+    samples = []
+    for r in range(repeats):
+        # verbose=1 makes fit() compute the pseudo-likelihood it prints after each iteration,
+        # as the course's script does (and as benchRbm() does); its text goes to stderr.
+        rbm = BernoulliRBM(n_components=100, learning_rate=0.01, batch_size=10, n_iter=1,
+                           random_state=r, verbose=1)
+        t0 = time.perf_counter()
+        with contextlib.redirect_stdout(sys.stderr):
+            rbm.fit(x)
+        samples.append((time.perf_counter() - t0) * 1000)
+    ms = statistics.median(samples)
+    return {"name": "rbm", "msPerEpoch": ms, "msPerStep": ms * 10 / EPOCH_IMAGES,
+            "samples": samples}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", default="default")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rbm-repeats", type=int, default=3)
+    parser.add_argument("--only", default="matmul,gan,vae,dcgan,rbm")
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+    if args.threads != "default":
+        torch.set_num_threads(int(args.threads))
+    results = bench_torch(args.steps, args.repeats, only)
+    if "rbm" in only:
+        results.append(bench_sklearn_rbm(args.rbm_repeats))
+    json.dump({"threads": torch.get_num_threads(), "torch": torch.__version__,
+               "results": results}, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()

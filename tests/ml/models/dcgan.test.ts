@@ -1,0 +1,88 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../../src/ml/backend.ts';
+import { Rng } from '../../../src/ml/random.ts';
+import { createDcDiscriminator, createDcGenerator, dcganParamCount, dcganStep } from '../../../src/ml/models/dcgan.ts';
+import { createGanOptimizers } from '../../../src/ml/models/gan.ts';
+
+beforeAll(async () => {
+  await initBackend(process.env['TFJS_BACKEND'] ? {} : { backend: 'cpu' });
+});
+
+const batch = 4;
+
+function models(seed: number) {
+  const rng = new Rng(seed);
+  return { generator: createDcGenerator({ latentDim: 5, filters: [6, 4], rng }), discriminator: createDcDiscriminator({ filters: [4, 6], rng }) };
+}
+
+function realBatch(seed: number): tf.Tensor2D {
+  return tf.randomUniform([batch, 784], -1, 1, 'float32', seed) as tf.Tensor2D;
+}
+
+describe('DCGAN (dcgan.ts)', () => {
+  it('has the parameter counts of the PyTorch twin in bench/torch_bench.py', () => {
+    const m = { generator: createDcGenerator({ rng: new Rng(0) }), discriminator: createDcDiscriminator({ rng: new Rng(1) }) };
+    expect(dcganParamCount(m)).toEqual({ generator: 207_489, discriminator: 138_689 });
+    m.generator.dispose();
+    m.discriminator.dispose();
+  });
+
+  it('generates [b, 784] images in [−1, 1] and scores them with one logit, in both modes', () => {
+    const { generator, discriminator } = models(2);
+    tf.tidy(() => {
+      const z = tf.randomNormal([batch, 5], 0, 1, 'float32', 3) as tf.Tensor2D;
+      for (const training of [true, false]) {
+        const images = generator.apply(z, { training });
+        expect(images.shape).toEqual([batch, 784]);
+        const values = images.dataSync();
+        expect(Math.max(...values)).toBeLessThanOrEqual(1);
+        expect(Math.min(...values)).toBeGreaterThanOrEqual(-1);
+        expect(discriminator.apply(images, { training }).shape).toEqual([batch, 1]);
+      }
+    });
+  });
+
+  it('moves the batch-norm running averages only when asked', () => {
+    const { generator } = models(4);
+    const snapshot = () => generator.statistics.map((v) => Array.from(v.dataSync()));
+    const z = tf.randomNormal([batch, 5], 0, 1, 'float32', 5) as tf.Tensor2D;
+    const initial = snapshot();
+    tf.tidy(() => generator.apply(z, { training: true, updateStatistics: false }));
+    tf.tidy(() => generator.apply(z));
+    expect(snapshot()).toEqual(initial);
+    tf.tidy(() => generator.apply(z, { training: true }));
+    expect(snapshot()).not.toEqual(initial);
+    z.dispose();
+  });
+
+  it('one step lowers D\'s loss on its batches, then G\'s loss against the updated D; no leaks', () => {
+    const m = models(6);
+    const optimizers = createGanOptimizers();
+    const real = realBatch(7);
+    const z = tf.randomNormal([batch, 5], 0, 1, 'float32', new Rng(8).seed()) as tf.Tensor2D;
+    // Losses in training mode (batch statistics), as the step sees them; statistics untouched.
+    const dLoss = (fake: tf.Tensor2D) => tf.tidy(() => {
+      const r = m.discriminator.apply(real, { training: true });
+      const f = m.discriminator.apply(fake, { training: true });
+      return tf.mul(0.5, tf.add(tf.mean(tf.softplus(tf.neg(r))), tf.mean(tf.softplus(f)))).dataSync()[0]!;
+    });
+    const gLoss = () => tf.tidy(() => {
+      const f = m.generator.apply(z, { training: true, updateStatistics: false });
+      return tf.mean(tf.softplus(tf.neg(m.discriminator.apply(f, { training: true })))).dataSync()[0]!;
+    });
+    const fakeBefore = m.generator.apply(z, { training: true, updateStatistics: false });
+    const dBefore = dLoss(fakeBefore);
+    const step = dcganStep(m, optimizers, real, new Rng(8));
+    expect(step.dLoss).toBeCloseTo(dBefore, 4);
+    expect(dLoss(fakeBefore)).toBeLessThan(dBefore);
+    expect(gLoss()).toBeLessThan(step.gLoss);
+
+    const rng = new Rng(9);
+    dcganStep(m, optimizers, real, rng);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 2; i++) dcganStep(m, optimizers, real, rng);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([real, z, fakeBefore]);
+  });
+});
