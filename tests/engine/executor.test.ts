@@ -14,6 +14,7 @@ async function run(
   cell: Cell,
   deps: Map<string, CellResult> = new Map(),
   extraCells: Cell[] = [],
+  using = executor,
 ): Promise<{ outcome: CellResult | CellFailure; progress: ProgressEvent[]; printed: string }> {
   const cells = [...extraCells, cell];
   const keys = await keyCells(cells, cells.map((c) => c.id), { docPath, projectRoot, profile: 'quick', seed: 3, runtimePath });
@@ -21,7 +22,7 @@ async function run(
   expect(key.error).toBeUndefined();
   const progress: ProgressEvent[] = [];
   let printed = '';
-  const outcome = await executor.run(
+  const outcome = await using.run(
     { cell, key, deps, profile: 'quick', seed: 3, docPath, projectRoot },
     { onProgress: (e) => progress.push(e), onOutput: (t) => (printed += t) },
   );
@@ -65,6 +66,13 @@ describe('childProcessExecutor', () => {
     const { outcome } = await run(cell);
     expect(outcome).toMatchObject({ kind: 'error', message: 'bad value 2', line: 22, column: 18 });
     expect((outcome as CellFailure).stack).toContain(`${docPath}:22:18`);
+  });
+
+  it('runs the same way through tsx', async () => {
+    const cell = makeCell('viatsx', `import { cellId, byProfile } from 'report:runtime';\nconsole.log(cellId);\nexport const n = byProfile({ full: 1, quick: 2 });\nif (n === 2) throw new Error('two');`, { codeLine: 7 });
+    const { outcome, printed } = await run(cell, new Map(), [], childProcessExecutor({ tsx: true }));
+    expect(printed).toBe('viatsx\n');
+    expect(outcome).toMatchObject({ kind: 'error', message: 'two', line: 10, column: 20 });
   });
 
   it('maps a throw inside an imported project file to the calling line of the cell', async () => {
