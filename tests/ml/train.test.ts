@@ -63,7 +63,7 @@ describe('train', () => {
     expect(new Set(counts.slice(1)).size).toBe(1);
     expect(history.epochs).toHaveLength(3);
     expect(Object.keys(history.epochs[0]!)).toEqual(['loss', 'meanOutput']);
-    expect(history.epochs[2]!.loss).toBeLessThan(history.epochs[0]!.loss);
+    expect(history.epochs[2]!.loss).toBeLessThan(history.epochs[0]!.loss!);
     optimizer.dispose();
     tf.dispose([w1, b1, w2]);
   });
