@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../src/ml/random.ts';
 import {
+  accuracy,
   classifierFromWeights,
   classifierLogits,
   classifierLoss,
@@ -12,6 +13,7 @@ import {
   featureDim,
   features,
   predict,
+  trainClassifier,
 } from '../../src/ml/models/classifier.ts';
 
 beforeAll(async () => {
@@ -92,5 +94,41 @@ describe('classifier', () => {
     expect(() => classifierFromWeights(stored.slice(1))).toThrow(/expected weights/);
     disposeClassifier(model);
     disposeClassifier(rebuilt);
+  });
+});
+
+describe('trainClassifier', () => {
+  it('learns a tiny synthetic task through the shared loop without leaking tensors', async () => {
+    // Two classes: a bright top half (0) or a bright bottom half (1), plus noise.
+    const rng = new Rng(11);
+    const count = 32;
+    const data = { images: new Float32Array(count * 784), labels: new Uint8Array(count), count };
+    for (let i = 0; i < count; i++) {
+      const label = i % 2;
+      data.labels[i] = label;
+      for (let p = 0; p < 784; p++) {
+        const top = p < 392;
+        data.images[i * 784 + p] = (top === (label === 0) ? 0.8 : 0.1) + 0.1 * rng.next();
+      }
+    }
+    const before = tf.memory().numTensors;
+    const epochs: number[] = [];
+    const { model, history } = await trainClassifier(data, {
+      epochs: 10,
+      batchSize: 8,
+      rng: new Rng(12),
+      learningRate: 0.01,
+      architecture: { filters: [2, 3], hidden: 8, dropoutRate: 0.1 },
+      onEpochEnd: (epoch, means) => {
+        epochs.push(epoch);
+        expect(Number.isFinite(means.loss)).toBe(true);
+      },
+    });
+    expect(epochs).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(history.epochs).toHaveLength(10);
+    expect(history.epochs[9]!.loss!).toBeLessThan(history.epochs[0]!.loss!);
+    expect(accuracy(model, data.images, data.labels)).toBe(1);
+    expect(tf.memory().numTensors).toBe(before + 8); // only the model's variables remain
+    disposeClassifier(model);
   });
 });

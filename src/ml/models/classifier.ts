@@ -25,7 +25,9 @@
  * one process, e.g. a trained one and its copy rebuilt from stored weights.
  */
 import * as tf from '@tensorflow/tfjs';
+import { batches, batchCount } from '../data/batches.ts';
 import type { Rng } from '../random.ts';
+import { adam, optimizerStep, train, type Losses, type TrainHistory } from '../train.ts';
 
 /** A fully connected layer x·kernel + bias. */
 export interface Dense {
@@ -199,6 +201,87 @@ export function accuracy(model: Classifier, images: Float32Array, labels: Uint8A
   let correct = 0;
   for (let i = 0; i < labels.length; i++) if (predicted[i] === labels[i]) correct++;
   return correct / labels.length;
+}
+
+// ---------------------------------------------------------------------------------------
+// Training
+
+export interface ClassifierData {
+  /** [count, 784], pixels in [0, 1] */
+  images: Float32Array;
+  /** [count], digits */
+  labels: Uint8Array;
+  count: number;
+}
+
+export interface TrainClassifierOptions {
+  epochs: number;
+  /** Default 128. */
+  batchSize?: number;
+  /** Draws the initial weights (unless `model` is given), the shuffles and the dropout masks. */
+  rng: Rng;
+  /** Adam step size, default 1e-3. */
+  learningRate?: number;
+  /** Architecture of a new model (ignored when `model` is given). */
+  architecture?: Omit<ClassifierOptions, 'rng'>;
+  /** Continue training this model instead of creating one. */
+  model?: Classifier;
+  /** After each epoch (0-based), with the epoch's mean loss. */
+  onEpochEnd?: (epoch: number, means: Losses, model: Classifier) => void | Promise<void>;
+  onBatchEnd?: (epoch: number, step: number, losses: Losses) => void | Promise<void>;
+}
+
+/**
+ * Trains with Adam on softmax cross-entropy, shuffled mini-batches, dropout on the
+ * features; through the shared loop (train.ts). Returns the model and its loss history.
+ */
+export async function trainClassifier(
+  data: ClassifierData,
+  options: TrainClassifierOptions,
+): Promise<{ model: Classifier; history: TrainHistory }> {
+  const { images, labels, count } = data;
+  assert(images.length === count * IMAGE_SIZE * IMAGE_SIZE, `images hold ${images.length / 784} rows, count is ${count}`);
+  assert(labels.length === count, `labels hold ${labels.length} entries, count is ${count}`);
+  const batchSize = options.batchSize ?? 128;
+  const shuffleRng = options.rng.fork('classifier/shuffle');
+  const dropoutRng = options.rng.fork('classifier/dropout');
+  const model = options.model ?? createClassifier({ ...options.architecture, rng: options.rng.fork('classifier/init') });
+  const variables = classifierVariables(model);
+  const optimizer = adam({ learningRate: options.learningRate ?? 1e-3 });
+  let epochBatches: ReturnType<typeof batches> | undefined;
+  try {
+    const history = await train({
+      epochs: options.epochs,
+      stepsPerEpoch: batchCount(count, batchSize),
+      step: (_epoch, stepIndex) => {
+        if (stepIndex === 0) epochBatches = batches(images, IMAGE_SIZE * IMAGE_SIZE, batchSize, { rng: shuffleRng });
+        const next = epochBatches!.next();
+        assert(!next.done, `batches ran out at step ${stepIndex}`);
+        const { x, indices } = next.value; // x: [batch, 784]
+        const batchLabels = Int32Array.from(indices, (row) => labels[row]!);
+        const seed = dropoutRng.seed();
+        try {
+          return optimizerStep(
+            optimizer,
+            () => ({ loss: classifierLoss(model, x, tf.tensor1d(batchLabels, 'int32'), seed) }),
+            { varList: variables },
+          );
+        } finally {
+          x.dispose();
+        }
+      },
+      callbacks: {
+        onEpochEnd: (epoch, means) => options.onEpochEnd?.(epoch, means, model),
+        ...(options.onBatchEnd ? { onBatchEnd: options.onBatchEnd } : {}),
+      },
+    });
+    return { model, history };
+  } catch (error) {
+    if (!options.model) disposeClassifier(model);
+    throw error;
+  } finally {
+    optimizer.dispose();
+  }
 }
 
 // ---------------------------------------------------------------------------------------
