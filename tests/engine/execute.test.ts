@@ -79,6 +79,21 @@ describe('runCells', () => {
     expect(executor.calls.slice(4)).toEqual(['b', 'd']);
   });
 
+  it('recomputes a corrupt stored result on the next build', async () => {
+    const executor = fakeExecutor(impl);
+    const { store, context } = setup(executor);
+    await runCells(await plan(store, keysFor()), context);
+    const effects = (store as unknown as { effects: ReturnType<typeof memoryEffects> }).effects;
+    const bin = [...effects.files.keys()].find((path) => path.includes('/c.') && path.endsWith('.bin'))!;
+    const bytes = effects.files.get(bin)!;
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 1;
+    expect((await store.get('c', keysFor().get('c')!.key)).problem).toBe('corrupt');
+    const next = await plan(store, keysFor());
+    expect([...next.toRun]).toEqual(['c']);
+    await runCells(next, context);
+    expect((await store.get('c', keysFor().get('c')!.key)).result?.exports).toEqual({ z: 10 });
+  });
+
   it('runs independent cells in parallel up to jobs', async () => {
     const executor = fakeExecutor(impl, { delayMs: 50 });
     const { store, context } = setup(executor);

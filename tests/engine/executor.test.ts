@@ -97,6 +97,14 @@ describe('childProcessExecutor', () => {
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 
+  it('reports a cell that runs out of memory or is killed as a crash', async () => {
+    const oom = await run(makeCell('hog', `const xs: number[][] = [];\nwhile (true) xs.push(new Array(100_000).fill(Math.random()));\nexport const n = xs.length;`, { memory: 48 }));
+    expect(oom.outcome).toMatchObject({ kind: 'crash' });
+    expect((oom.outcome as CellFailure).message).toContain('ran out of memory (heap cap 48 MiB)');
+    const killed = await run(makeCell('killed', `process.kill(process.pid, 'SIGKILL');\nexport const n = 1;`));
+    expect(killed.outcome).toMatchObject({ kind: 'crash', message: "the cell's process was killed by SIGKILL" });
+  });
+
   it('sends progress events and passes dependency values through cell: imports', async () => {
     const dep = makeCell('data', `export const xs = new Float64Array([1, 2, 3]);\nexport const label = 'three';`);
     const depResult: CellResult = {
