@@ -216,12 +216,13 @@ function collectBindingNames(name: ts.BindingName, into: string[]): void {
   }
 }
 
-const FRONT_MATTER_TYPES: Record<string, 'string' | 'integer'> = {
+const FRONT_MATTER_TYPES: Record<string, 'string' | 'integer' | 'boolean'> = {
   title: 'string',
   author: 'string',
   date: 'string',
   profile: 'string',
   seed: 'integer',
+  'number-sections': 'boolean',
 };
 
 function readFrontMatter(tree: Root, file: VFile): FrontMatter {
@@ -257,6 +258,10 @@ function readFrontMatter(tree: Root, file: VFile): FrontMatter {
       } else {
         problem(`front matter "${key}" must be a string, got ${describe(value)}`);
       }
+      continue;
+    }
+    if (expected === 'boolean' && typeof value !== 'boolean') {
+      problem(`front matter "${key}" must be true or false, got ${describe(value)}`);
       continue;
     }
     if (expected === 'integer' && !(typeof value === 'number' && Number.isSafeInteger(value))) {

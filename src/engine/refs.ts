@@ -206,8 +206,11 @@ export function remarkMathCheck() {
   };
 }
 
-/** unified plugin: numbers h2… headings, gives them ids, reports the table of contents. */
-export function remarkSections(options: { onToc: (entries: TocEntry[]) => void }) {
+/**
+ * unified plugin: numbers h2… headings (unless `number: false`, for documents whose
+ * headings carry their own numbers), gives them ids, reports the table of contents.
+ */
+export function remarkSections(options: { onToc: (entries: TocEntry[]) => void; number?: boolean }) {
   return (tree: Root): void => {
     const counters: number[] = [];
     const used = new Set<string>();
@@ -224,11 +227,13 @@ export function remarkSections(options: { onToc: (entries: TocEntry[]) => void }
       for (let n = 2; used.has(id); n += 1) id = `sec-${slug(text)}-${n}`;
       used.add(id);
       node.data = { ...node.data, hProperties: { ...node.data?.hProperties, id } };
-      node.children.unshift(
-        { type: 'emphasis', data: { hName: 'span', hProperties: { className: ['secno'] } }, children: [{ type: 'text', value: number }] },
-        { type: 'text', value: ' ' },
-      );
-      entries.push({ depth: node.depth, number, text, id });
+      if (options.number !== false) {
+        node.children.unshift(
+          { type: 'emphasis', data: { hName: 'span', hProperties: { className: ['secno'] } }, children: [{ type: 'text', value: number }] },
+          { type: 'text', value: ' ' },
+        );
+      }
+      entries.push({ depth: node.depth, number: options.number === false ? '' : number, text, id });
     });
     options.onToc(entries);
   };

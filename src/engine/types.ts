@@ -57,6 +57,8 @@ export interface FrontMatter {
   profile?: string;
   /** Document seed (default 0). */
   seed?: number;
+  /** Number h2… headings automatically (default true); false when headings carry their own numbers. */
+  'number-sections'?: boolean;
   [key: string]: unknown;
 }
 

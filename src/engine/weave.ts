@@ -57,7 +57,7 @@ export async function weave(doc: ParsedDocument, results: Results, options: Weav
     .use(remarkMathCheck)
     .use(remarkInline, { scope, owners, missing, quietMissing: options.mode === 'check' })
     .use(remarkRefs, { labels })
-    .use(remarkSections, { onToc: (entries: TocEntry[]) => (toc = entries) })
+    .use(remarkSections, { onToc: (entries: TocEntry[]) => (toc = entries), number: frontMatter['number-sections'] !== false })
     .use(remarkRehype, {
       handlers: {
         code: (_state: unknown, node: Code) => renderCode(node, { results, labels, mode: options.mode, cells }),

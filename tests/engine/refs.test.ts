@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { VFile } from 'vfile';
 import { remarkEquations, remarkMathCheck, remarkRefs, remarkSections, type Labels, type TocEntry } from '../../src/engine/refs.ts';
 
-async function run(markdown: string, labels?: Partial<Labels>) {
+async function run(markdown: string, labels?: Partial<Labels>, numberSections = true) {
   const all: Labels = { figures: new Map(), tables: new Map(), equations: new Map(), ...labels };
   let toc: TocEntry[] = [];
   const file = new VFile({ path: 'doc.md', value: markdown });
@@ -18,7 +18,7 @@ async function run(markdown: string, labels?: Partial<Labels>) {
       .use(remarkEquations, { labels: all })
       .use(remarkMathCheck)
       .use(remarkRefs, { labels: all })
-      .use(remarkSections, { onToc: (entries: TocEntry[]) => (toc = entries) })
+      .use(remarkSections, { onToc: (entries: TocEntry[]) => (toc = entries), number: numberSections })
       .use(remarkRehype)
       .use(rehypeStringify)
       .process(file),
@@ -73,5 +73,15 @@ describe('references and sections', () => {
     ]);
     expect(html).toContain('<h3 id="sec-model"><span class="secno">1.2</span> Model</h3>');
     expect(html).toContain('<h1>Title</h1>');
+  });
+
+  it('leaves headings that carry their own numbers unnumbered with number-sections: false', async () => {
+    const { html, toc } = await run('## Section 4.1 RBMs\n\n### Q1. Why?\n', undefined, false);
+    expect(toc.map((e) => [e.number, e.text])).toEqual([
+      ['', 'Section 4.1 RBMs'],
+      ['', 'Q1. Why?'],
+    ]);
+    expect(html).toContain('<h3 id="sec-q1-why">Q1. Why?</h3>');
+    expect(html).not.toContain('secno');
   });
 });

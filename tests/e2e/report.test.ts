@@ -1,0 +1,44 @@
+/**
+ * End to end: the real report, built from scratch at the quick profile with the real
+ * CLI, child processes, TensorFlow.js and the PDF printer; then `check` at the same
+ * profile must pass. Quick results go to report/results/profiles/quick (not committed),
+ * so this proves the cells still run, not only that committed results exist.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const root = path.resolve(import.meta.dirname, '..', '..');
+const cli = ['--import', 'tsx', path.join(root, 'src', 'cli.ts')];
+
+describe('report/report.md at the quick profile', () => {
+  it('builds HTML and PDF from scratch, then checks clean', { timeout: 15 * 60_000 }, async () => {
+    const out = await mkdtemp(path.join(os.tmpdir(), 'report-e2e-'));
+    const quickStore = path.join(root, 'report', 'results', 'profiles', 'quick');
+    await rm(quickStore, { recursive: true, force: true });
+    try {
+      const built = await run('node', [...cli, 'report', 'report/report.md', '--profile', 'quick', '--out', out], {
+        cwd: root,
+        maxBuffer: 64 * 1024 * 1024,
+        env: { ...process.env, CI: '1' },
+      });
+      expect(built.stdout).toContain('wrote');
+      const html = await readFile(path.join(out, 'report.html'), 'utf8');
+      expect(html).toContain('<html');
+      expect(html).not.toContain('class="cell-error"');
+      expect(html).toMatch(/Figure 1/);
+      const pdf = await readFile(path.join(out, 'report.pdf'));
+      expect(pdf.subarray(0, 5).toString()).toBe('%PDF-');
+      expect((await stat(path.join(out, 'report.pdf'))).size).toBeGreaterThan(10_000);
+
+      const checked = await run('node', [...cli, 'check', 'report/report.md', '--profile', 'quick'], { cwd: root });
+      expect(checked.stdout).toMatch(/0 stale, 0 missing; all claims hold/);
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
+  });
+});
