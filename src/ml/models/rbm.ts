@@ -133,7 +133,7 @@ export function rbmFromData(data: RbmData): Rbm {
 /** P(h = 1 | v) = σ(vW + c). v [n, nVisible] → [n, nComponents]. */
 export function hiddenProbabilities(rbm: Rbm, v: tf.Tensor2D): tf.Tensor2D {
   assert(v.shape[1] === rbm.nVisible, `hiddenProbabilities: v has ${v.shape[1]} columns, expected nVisible ${rbm.nVisible}`);
-  return tf.fused.matMul({ a: v, b: rbm.weights, bias: rbm.hiddenBias, activation: 'sigmoid' });
+  return tf.fused.matMul({ a: v, b: rbm.weights, bias: rbm.hiddenBias, activation: 'sigmoid' }) as tf.Tensor2D;
 }
 
 /**
@@ -144,13 +144,13 @@ export function visibleProbabilities(rbm: Rbm, h: tf.Tensor2D, weightsT?: tf.Ten
   assert(h.shape[1] === rbm.nComponents, `visibleProbabilities: h has ${h.shape[1]} columns, expected nComponents ${rbm.nComponents}`);
   return tf.tidy(() => {
     const wT = weightsT ?? tf.transpose(rbm.weights); // [nComponents, nVisible]
-    return tf.fused.matMul({ a: h, b: wT, bias: rbm.visibleBias, activation: 'sigmoid' });
+    return tf.fused.matMul({ a: h, b: wT, bias: rbm.visibleBias, activation: 'sigmoid' }) as tf.Tensor2D;
   });
 }
 
 /** Bernoulli sample of probabilities p: 1 where u < p (one fused `step(p − u)`). */
 export function bernoulli(p: tf.Tensor2D, seed: number): tf.Tensor2D {
-  return tf.tidy(() => tf.step(tf.sub(p, tf.randomUniform(p.shape, 0, 1, 'float32', seed))));
+  return tf.tidy(() => tf.step(tf.sub(p, tf.randomUniform(p.shape, 0, 1, 'float32', seed))) as tf.Tensor2D);
 }
 
 /** F(v) = −b·v − Σ_j softplus(c_j + (vW)_j). v [n, nVisible] → [n]. */
@@ -275,9 +275,9 @@ function pcdStep(rbm: Rbm, vPos: tf.Tensor2D, coef: tf.Tensor2D, coefRow: tf.Ten
     const w = rbm.weights;
     const hPos = tf.fused.matMul({ a: vPos, b: w, bias: rbm.hiddenBias, activation: 'sigmoid' }); // [b, nC]
     const wT = tf.transpose(w); // [nC, nV]
-    const pNeg = tf.fused.matMul({ a: rbm.persistentHidden, b: wT, bias: rbm.visibleBias, activation: 'sigmoid' }); // [B, nV]
+    const pNeg = tf.fused.matMul({ a: rbm.persistentHidden, b: wT, bias: rbm.visibleBias, activation: 'sigmoid' }) as tf.Tensor2D; // [B, nV]
     const vNeg = bernoulli(pNeg, seedV); // [B, nV]
-    const hNeg = tf.fused.matMul({ a: vNeg, b: w, bias: rbm.hiddenBias, activation: 'sigmoid' }); // [B, nC]
+    const hNeg = tf.fused.matMul({ a: vNeg, b: w, bias: rbm.hiddenBias, activation: 'sigmoid' }) as tf.Tensor2D; // [B, nC]
     const vAll = tf.concat([vPos, vNeg], 0); // [b + B, nV]
     const hScaled = tf.mul(tf.concat([hPos, hNeg], 0), coef); // [b + B, nC]
     const dW = tf.matMul(tf.transpose(vAll), hScaled); // [nV, nC]
