@@ -23,15 +23,23 @@ from torch import nn
 EPOCH_IMAGES = 60_000
 
 
+CPU_SHARE = {}
+
+
 def median_ms(fn, steps, repeats, warmup=3):
+    """Median (over `repeats`) of the mean ms per call over `steps` calls, after `warmup`.
+    Also records the CPU share (process CPU time / wall time) of the timed part: about the
+    thread count when the machine is idle, less when other processes take the cores."""
     for _ in range(warmup):
         fn()
     samples = []
+    cpu0, wall0 = time.process_time(), time.perf_counter()
     for _ in range(repeats):
         t0 = time.perf_counter()
         for _ in range(steps):
             fn()
         samples.append((time.perf_counter() - t0) * 1000 / steps)
+    CPU_SHARE[fn] = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
     return statistics.median(samples), samples
 
 
@@ -144,23 +152,24 @@ def bench_torch(steps, repeats, only):
     torch.manual_seed(0)
     if "matmul" in only:
         a, b = torch.rand(256, 784), torch.rand(784, 512)
-        ms, samples = median_ms(lambda: torch.mm(a, b), max(steps * 10, 50), repeats)
-        out.append({"name": "matmul", "msPerStep": ms, "samples": samples,
+        mm = lambda: torch.mm(a, b)  # noqa: E731
+        ms, samples = median_ms(mm, max(steps * 10, 50), repeats)
+        out.append({"name": "matmul", "msPerStep": ms, "samples": samples, "cpuShare": CPU_SHARE[mm],
                     "gflops": 2 * 256 * 784 * 512 / (ms * 1e6)})
     if "gan" in only:
         step = gan_step_fn(mlp_generator(), mlp_discriminator(), 128)
         ms, samples = median_ms(step, steps, repeats)
-        out.append({"name": "gan", "msPerStep": ms, "samples": samples,
+        out.append({"name": "gan", "msPerStep": ms, "samples": samples, "cpuShare": CPU_SHARE[step],
                     "msPerEpoch": ms * EPOCH_IMAGES / 128})
     if "vae" in only:
         step = vae_step_fn(128)
         ms, samples = median_ms(step, steps, repeats)
-        out.append({"name": "vae", "msPerStep": ms, "samples": samples,
+        out.append({"name": "vae", "msPerStep": ms, "samples": samples, "cpuShare": CPU_SHARE[step],
                     "msPerEpoch": ms * EPOCH_IMAGES / 128})
     if "dcgan" in only:
         step = gan_step_fn(dc_generator(), dc_discriminator(), 64)
         ms, samples = median_ms(step, steps, repeats)
-        out.append({"name": "dcgan", "msPerStep": ms, "samples": samples,
+        out.append({"name": "dcgan", "msPerStep": ms, "samples": samples, "cpuShare": CPU_SHARE[step],
                     "msPerEpoch": ms * EPOCH_IMAGES / 64})
     return out
 
@@ -171,6 +180,7 @@ def bench_sklearn_rbm(repeats):
 
     x = np.random.default_rng(0).random((EPOCH_IMAGES, 784), dtype=np.float32)
     samples = []
+    cpu0, wall0 = time.process_time(), time.perf_counter()
     for r in range(repeats):
         # verbose=1 makes fit() compute the pseudo-likelihood it prints after each iteration,
         # as the course's script does (and as benchRbm() does); its text goes to stderr.
@@ -182,7 +192,8 @@ def bench_sklearn_rbm(repeats):
         samples.append((time.perf_counter() - t0) * 1000)
     ms = statistics.median(samples)
     return {"name": "rbm", "msPerEpoch": ms, "msPerStep": ms * 10 / EPOCH_IMAGES,
-            "samples": samples}
+            "samples": samples,
+            "cpuShare": (time.process_time() - cpu0) / (time.perf_counter() - wall0)}
 
 
 def main():
@@ -199,7 +210,9 @@ def main():
     results = bench_torch(args.steps, args.repeats, only)
     if "rbm" in only:
         results.append(bench_sklearn_rbm(args.rbm_repeats))
+    import sklearn
     json.dump({"threads": torch.get_num_threads(), "torch": torch.__version__,
+               "sklearn": sklearn.__version__,
                "results": results}, sys.stdout)
     print()
 

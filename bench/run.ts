@@ -1,0 +1,401 @@
+/**
+ * `npm run bench [-- --backend wasm|cpu] [--quick] [--no-torch] [--only gan,vae,...]`
+ *
+ * Times, in one run and on one tfjs backend (wasm by default, via initBackend): a
+ * 256×784×512 matMul, one epoch of the course's MLP GAN (batch 128) and of the 784-400-20
+ * VAE (batch 128), a DCGAN step (batch 64), the RBM (bench/rbm.ts) and the kernel
+ * benchmark (bench/ml-kernels.ts); then, when /usr/bin/python3 has torch and sklearn, the
+ * same workloads in bench/torch_bench.py with one thread (per-core comparison) and with
+ * torch's default thread count. Epochs are extrapolated from N timed steps (the output
+ * says how many). Data are synthetic, of MNIST's shape: timings do not depend on pixels.
+ *
+ * Each tfjs figure is the median over `repeats` of the mean time of `steps` steps, after
+ * warm-up steps. The machine is shared: the output records the load average and, per
+ * workload, the CPU share (our CPU time / wall time; 1.0 = a whole core for
+ * single-threaded wasm) so that a loaded run is visible as such.
+ *
+ * Writes bench/results.md (the table the README quotes) and bench/results.json.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend, type BackendName } from '../src/ml/backend.ts';
+import { Rng } from '../src/ml/random.ts';
+import { createDiscriminator, createGanOptimizers, createGenerator, ganStep, type GanModels } from '../src/ml/models/gan.ts';
+import { createDcDiscriminator, createDcGenerator } from '../src/ml/models/dcgan.ts';
+import { PAPER_VAE, createVae, createVaeOptimizer, vaeStep } from '../src/ml/models/vae.ts';
+
+const EPOCH_IMAGES = 60_000;
+const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+const PYTHON = '/usr/bin/python3';
+
+export interface Timing {
+  /** Median over repeats of the mean ms per step. */
+  msPerStep: number;
+  minMsPerStep: number;
+  samples: number[];
+  steps: number;
+  /** Process CPU time / wall time while timing (1 = one full core). */
+  cpuShare: number;
+}
+
+export interface BenchOptions {
+  backend: BackendName;
+  quick: boolean;
+  torch: boolean;
+  only?: ReadonlySet<string>;
+}
+
+/** A comparison row: tfjs and PyTorch figures in the same unit. */
+export interface ComparisonRow {
+  workload: string;
+  unit: 'GFLOP/s' | 's/epoch' | 'ms/step' | 's/iteration';
+  tfjs?: number;
+  torch1?: number;
+  torchDefault?: number;
+  /** tfjs slower than PyTorch (1 thread) by this factor; for GFLOP/s, the inverse ratio. */
+  ratio1?: number;
+  ratioDefault?: number;
+  target?: number;
+  note: string;
+  cpuShare?: { tfjs?: number; torch1?: number; torchDefault?: number };
+}
+
+export interface ExtraRow {
+  section: 'rbm' | 'kernels' | 'engine';
+  name: string;
+  ms: number;
+  gflops?: number;
+  note?: string;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Times `step` (which must read its result back, so the work is done): see the file header. */
+export function timeSteps(step: () => void, options: { warmup: number; steps: number; repeats: number }): Timing {
+  for (let i = 0; i < options.warmup; i++) step();
+  const samples: number[] = [];
+  const cpu0 = process.cpuUsage();
+  const wall0 = performance.now();
+  for (let r = 0; r < options.repeats; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < options.steps; i++) step();
+    samples.push((performance.now() - t0) / options.steps);
+  }
+  const cpu = process.cpuUsage(cpu0);
+  const wall = performance.now() - wall0;
+  return {
+    msPerStep: median(samples),
+    minMsPerStep: Math.min(...samples),
+    samples,
+    steps: options.steps * options.repeats,
+    cpuShare: (cpu.user + cpu.system) / 1000 / wall,
+  };
+}
+
+/** Steps and repeats per workload: the cpu backend is ~30× slower, so it gets fewer. */
+function plan(backend: BackendName, quick: boolean, wasmSteps: number): { warmup: number; steps: number; repeats: number } {
+  const steps = backend === 'cpu' ? 1 : wasmSteps;
+  return quick ? { warmup: 1, steps: Math.max(1, steps >> 2), repeats: 3 } : { warmup: 2, steps, repeats: backend === 'cpu' ? 3 : 5 };
+}
+
+function benchMatMul(backend: BackendName, quick: boolean): Timing {
+  const [a, b] = [tf.randomUniform([256, 784], 0, 1, 'float32', 1), tf.randomUniform([784, 512], 0, 1, 'float32', 2)];
+  const timing = timeSteps(() => {
+    const y = tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D);
+    y.dataSync();
+    y.dispose();
+  }, plan(backend, quick, 20));
+  tf.dispose([a, b]);
+  return timing;
+}
+
+function benchGanLike(models: GanModels, batch: number, timingPlan: ReturnType<typeof plan>): Timing {
+  const rng = new Rng(1);
+  const optimizers = createGanOptimizers();
+  const real = tf.randomUniform([batch, 784], -1, 1, 'float32', 3) as tf.Tensor2D;
+  const timing = timeSteps(() => void ganStep(models, optimizers, real, rng), timingPlan);
+  real.dispose();
+  optimizers.generator.dispose();
+  optimizers.discriminator.dispose();
+  models.generator.dispose();
+  models.discriminator.dispose();
+  return timing;
+}
+
+function benchGan(backend: BackendName, quick: boolean): Timing {
+  const rng = new Rng(0);
+  return benchGanLike({ generator: createGenerator({ latentDim: 10, rng }), discriminator: createDiscriminator({ rng }) }, 128, plan(backend, quick, 8));
+}
+
+function benchDcgan(backend: BackendName, quick: boolean): Timing {
+  const rng = new Rng(0);
+  return benchGanLike({ generator: createDcGenerator({ latentDim: 10, rng }), discriminator: createDcDiscriminator({ rng }) }, 64, plan(backend, quick, 4));
+}
+
+function benchVae(backend: BackendName, quick: boolean): Timing {
+  const rng = new Rng(0);
+  const vae = createVae({ ...PAPER_VAE, rng });
+  const optimizer = createVaeOptimizer();
+  const x = tf.randomUniform([128, 784], 0, 1, 'float32', 3) as tf.Tensor2D;
+  const timing = timeSteps(() => void vaeStep(vae, optimizer, x, rng), plan(backend, quick, 30));
+  x.dispose();
+  optimizer.dispose();
+  vae.dispose();
+  return timing;
+}
+
+interface TorchResult {
+  name: string;
+  msPerStep: number;
+  msPerEpoch?: number;
+  gflops?: number;
+  cpuShare?: number;
+}
+interface TorchRun {
+  threads: number;
+  torch: string;
+  sklearn: string;
+  results: TorchResult[];
+}
+
+async function maybeHasTorch(): Promise<boolean> {
+  if (!existsSync(PYTHON)) return false;
+  try {
+    await promisify(execFile)(PYTHON, ['-c', 'import torch, sklearn']);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function runTorch(threads: 'one' | 'default', quick: boolean, only: readonly string[]): Promise<TorchRun> {
+  const oneThread = threads === 'one' ? { OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', MKL_NUM_THREADS: '1' } : {};
+  const args = [path.join(BENCH_DIR, 'torch_bench.py'), '--threads', threads === 'one' ? '1' : 'default', '--only', only.join(',')];
+  if (quick) args.push('--steps', '5', '--repeats', '3', '--rbm-repeats', '1');
+  const { stdout } = await promisify(execFile)(PYTHON, args, {
+    // Debian's torch spins idle OpenMP threads unless told to wait passively.
+    env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', ...oneThread },
+    maxBuffer: 1 << 24,
+  });
+  return JSON.parse(stdout.trim().split('\n').pop()!) as TorchRun;
+}
+
+/** The figure of a torch workload in the comparison's unit. */
+function torchFigure(run: TorchRun | undefined, name: string, unit: ComparisonRow['unit']): { value?: number; cpuShare?: number } {
+  const r = run?.results.find((x) => x.name === name);
+  if (!r) return {};
+  const value = unit === 'GFLOP/s' ? r.gflops : unit === 'ms/step' ? r.msPerStep : (r.msPerEpoch ?? NaN) / 1000;
+  return { value, cpuShare: r.cpuShare };
+}
+
+function compare(row: Omit<ComparisonRow, 'torch1' | 'torchDefault' | 'ratio1' | 'ratioDefault'>, name: string, torch1?: TorchRun, torchDefault?: TorchRun): ComparisonRow {
+  const one = torchFigure(torch1, name, row.unit);
+  const all = torchFigure(torchDefault, name, row.unit);
+  const ratio = (t?: number) => (row.tfjs === undefined || t === undefined ? undefined : row.unit === 'GFLOP/s' ? t / row.tfjs : row.tfjs / t);
+  return {
+    ...row,
+    torch1: one.value,
+    torchDefault: all.value,
+    ratio1: ratio(one.value),
+    ratioDefault: ratio(all.value),
+    cpuShare: { ...row.cpuShare, torch1: one.cpuShare, torchDefault: all.cpuShare },
+  };
+}
+
+/** Dynamically imports an optional sibling benchmark; undefined when its file is absent. */
+async function maybeImport<T>(file: string): Promise<T | undefined> {
+  const full = path.join(BENCH_DIR, file);
+  return existsSync(full) ? ((await import(full)) as T) : undefined;
+}
+
+function fmt(value: number | undefined, digits = 2): string {
+  if (value === undefined || !Number.isFinite(value)) return '—';
+  return value >= 100 ? value.toFixed(0) : value.toFixed(digits);
+}
+
+export function toMarkdown(report: BenchReport): string {
+  const { backend } = report;
+  const lines = [
+    `## Training speed: tfjs (${backend}) vs PyTorch ${report.versions.torch ?? '—'} / scikit-learn ${report.versions.sklearn ?? '—'}`,
+    '',
+    `Measured ${report.date} on ${report.machine.cpus}× ${report.machine.cpuModel}; load average (1 min) ` +
+      `${report.machine.loadStart.toFixed(1)} at start, ${report.machine.loadEnd.toFixed(1)} at end` +
+      `${report.machine.loadStart > 1 || report.machine.loadEnd > 1 ? ' — a shared, loaded machine: expect ±30 %' : ''}. ` +
+      'Medians of repeated timings; "CPU share" is process CPU time / wall time (1.0 = one full core).',
+    '',
+    `| Workload | Unit | tfjs ${backend} | PyTorch, 1 thread | ratio | PyTorch, default threads | ratio | target | CPU share (tfjs / torch 1 / torch default) | Note |`,
+    '|---|---|---:|---:|---:|---:|---:|---:|---|---|',
+  ];
+  for (const r of report.comparison) {
+    const share = [r.cpuShare?.tfjs, r.cpuShare?.torch1, r.cpuShare?.torchDefault].map((s) => fmt(s)).join(' / ');
+    const met = r.target === undefined || r.ratio1 === undefined ? '' : r.ratio1 <= r.target ? ' ✓' : ' ✗';
+    lines.push(
+      `| ${r.workload} | ${r.unit} | ${fmt(r.tfjs)} | ${fmt(r.torch1)} | ${fmt(r.ratio1, 1)}× | ${fmt(r.torchDefault)} | ${fmt(r.ratioDefault, 1)}× | ` +
+        `${r.target ? `≤ ${r.target}×${met}` : ''} | ${share} | ${r.note} |`,
+    );
+  }
+  lines.push('', 'Ratio: how many times slower tfjs is than PyTorch (for GFLOP/s, PyTorch\'s throughput over tfjs\'s). Targets apply to the one-thread ratio.');
+  for (const section of ['rbm', 'kernels', 'engine'] as const) {
+    const rows = report.extra.filter((r) => r.section === section);
+    if (rows.length === 0) continue;
+    const title = { rbm: 'RBM (bench/rbm.ts)', kernels: 'Kernels (bench/ml-kernels.ts)', engine: 'Engine (bench/engine.ts)' }[section];
+    lines.push('', `### ${title}`, '', '| Benchmark | ms | GFLOP/s | Note |', '|---|---:|---:|---|');
+    for (const r of rows) lines.push(`| ${r.name} | ${fmt(r.ms)} | ${fmt(r.gflops)} | ${r.note ?? ''} |`);
+  }
+  if (report.failures.length > 0) lines.push('', '### Not measured', '', ...report.failures.map((f) => `- ${f}`));
+  return lines.join('\n') + '\n';
+}
+
+export interface BenchReport {
+  date: string;
+  backend: BackendName;
+  machine: { cpus: number; cpuModel: string; loadStart: number; loadEnd: number };
+  versions: { tfjs: string; torch?: string; sklearn?: string };
+  comparison: ComparisonRow[];
+  extra: ExtraRow[];
+  tfjsTimings: Record<string, Timing>;
+  torch: { one?: TorchRun; default?: TorchRun };
+  failures: string[];
+}
+
+export async function runBench(options: BenchOptions, log: (line: string) => void): Promise<BenchReport> {
+  const wants = (name: string) => !options.only || options.only.has(name);
+  const loadStart = os.loadavg()[0]!;
+  const backend = await initBackend({ backend: options.backend });
+  log(`tfjs ${tf.version.tfjs} on ${backend}; load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  const timings: Record<string, Timing> = {};
+  const failures: string[] = [];
+  const extra: ExtraRow[] = [];
+  const measure = (name: string, run: () => Timing) => {
+    if (!wants(name)) return;
+    const t = run();
+    timings[name] = t;
+    log(`  ${name}: ${t.msPerStep.toFixed(2)} ms/step (min ${t.minMsPerStep.toFixed(2)}, ${t.steps} steps, CPU share ${t.cpuShare.toFixed(2)})`);
+  };
+  measure('matmul', () => benchMatMul(backend, options.quick));
+  measure('vae', () => benchVae(backend, options.quick));
+  measure('gan', () => benchGan(backend, options.quick));
+  measure('dcgan', () => benchDcgan(backend, options.quick));
+
+  if (wants('rbm')) {
+    const rbm = await maybeImport<{ benchRbm(): Promise<{ name: string; ms: number; note?: string }[]> }>('rbm.ts');
+    if (!rbm) failures.push('RBM: bench/rbm.ts not found');
+    else {
+      try {
+        log('  rbm: bench/rbm.ts (uses wasm whatever --backend says)');
+        for (const r of await rbm.benchRbm()) extra.push({ section: 'rbm', ...r });
+      } catch (error) {
+        failures.push(`RBM: ${(error as Error).message.split('\n')[0]}`);
+      }
+      await initBackend({ backend }); // benchRbm may have switched backend
+    }
+  }
+  if (wants('kernels')) {
+    const kernels = await maybeImport<{ benchKernels(o: { backends: Array<'wasm' | 'cpu'>; repeats?: number }): Promise<{ name: string; ms: number; gflops?: number; note?: string }[]> }>('ml-kernels.ts');
+    if (!kernels) failures.push('Kernels: bench/ml-kernels.ts not found');
+    else if (backend === 'tensorflow') failures.push('Kernels: bench/ml-kernels.ts times wasm and cpu only');
+    else {
+      log('  kernels: bench/ml-kernels.ts');
+      for (const r of await kernels.benchKernels({ backends: [backend], repeats: options.quick ? 3 : 7 })) extra.push({ section: 'kernels', ...r });
+      await initBackend({ backend });
+    }
+  }
+  // ---- Engine benchmark hook: bench/engine.ts (the lead's) exports benchEngine(); rows are listed as they come.
+  if (wants('engine')) {
+    const engine = await maybeImport<{ benchEngine(): Promise<{ name: string; ms: number; note?: string }[]> }>('engine.ts');
+    if (engine) {
+      try {
+        log('  engine: bench/engine.ts');
+        for (const r of await engine.benchEngine()) extra.push({ section: 'engine', ...r });
+      } catch (error) {
+        failures.push(`Engine: ${(error as Error).message.split('\n')[0]}`);
+      }
+    }
+  }
+  // ---- end of engine hook
+
+  const torch: BenchReport['torch'] = {};
+  if (options.torch) {
+    if (await maybeHasTorch()) {
+      const only = ['matmul', 'gan', 'vae', 'dcgan', 'rbm'].filter(wants);
+      log('  PyTorch / scikit-learn, 1 thread');
+      torch.one = await runTorch('one', options.quick, only);
+      log('  PyTorch / scikit-learn, default threads');
+      torch.default = await runTorch('default', options.quick, only);
+    } else {
+      failures.push(`PyTorch: ${PYTHON} cannot import torch and sklearn`);
+    }
+  }
+
+  const perEpoch = (name: string, batch: number) => {
+    const t = timings[name];
+    return t ? (t.msPerStep * (EPOCH_IMAGES / batch)) / 1000 : undefined;
+  };
+  const steps = (name: string) => timings[name]?.steps ?? 0;
+  const comparison: ComparisonRow[] = [];
+  const add = (row: Omit<ComparisonRow, 'torch1' | 'torchDefault' | 'ratio1' | 'ratioDefault'>, name: string) => {
+    if (wants(name)) comparison.push(compare(row, name, torch.one, torch.default));
+  };
+  const mm = timings['matmul'];
+  add({ workload: 'matMul 256×784×512', unit: 'GFLOP/s', tfjs: mm ? (2 * 256 * 784 * 512) / (mm.msPerStep * 1e6) : undefined, note: 'incl. read-back', cpuShare: { tfjs: mm?.cpuShare } }, 'matmul');
+  add({ workload: 'MLP GAN (course), batch 128', unit: 's/epoch', tfjs: perEpoch('gan', 128), target: 3.5, note: `one epoch = ${Math.ceil(EPOCH_IMAGES / 128)} steps, extrapolated from ${steps('gan')} timed steps`, cpuShare: { tfjs: timings['gan']?.cpuShare } }, 'gan');
+  add({ workload: 'VAE 784-400-20, batch 128', unit: 's/epoch', tfjs: perEpoch('vae', 128), target: 3.5, note: `one epoch = ${Math.ceil(EPOCH_IMAGES / 128)} steps, extrapolated from ${steps('vae')} timed steps`, cpuShare: { tfjs: timings['vae']?.cpuShare } }, 'vae');
+  add({ workload: 'DCGAN, batch 64', unit: 'ms/step', tfjs: timings['dcgan']?.msPerStep, target: 6, note: `${steps('dcgan')} timed steps`, cpuShare: { tfjs: timings['dcgan']?.cpuShare } }, 'dcgan');
+  const rbmRow = extra.find((r) => r.name.startsWith('rbm 784-100 iteration + pseudo-likelihood'));
+  add({ workload: 'RBM 784-100, batch 10 (PCD-1 iteration + pseudo-likelihood)', unit: 's/iteration', tfjs: rbmRow ? rbmRow.ms / 1000 : undefined, note: `tfjs: bench/rbm.ts${rbmRow?.note ? ` (${rbmRow.note})` : ''}; PyTorch column: scikit-learn BernoulliRBM, float32, n_iter=1, verbose` }, 'rbm');
+
+  return {
+    date: new Date().toISOString(),
+    backend,
+    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown CPU', loadStart, loadEnd: os.loadavg()[0]! },
+    versions: { tfjs: tf.version.tfjs, torch: torch.one?.torch, sklearn: torch.one?.sklearn },
+    comparison,
+    extra,
+    tfjsTimings: timings,
+    torch,
+    failures,
+  };
+}
+
+function parseArgs(argv: readonly string[]): BenchOptions {
+  const options: BenchOptions = { backend: 'wasm', quick: false, torch: true };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--backend') {
+      const value = argv[++i];
+      if (value !== 'wasm' && value !== 'cpu' && value !== 'tensorflow') throw new Error(`--backend: expected wasm, cpu or tensorflow, got ${value}`);
+      options.backend = value;
+    } else if (arg === '--quick') options.quick = true;
+    else if (arg === '--no-torch') options.torch = false;
+    else if (arg === '--only') options.only = new Set((argv[++i] ?? '').split(',').filter(Boolean));
+    else throw new Error(`unknown argument ${arg} (use --backend wasm|cpu, --quick, --no-torch, --only matmul,gan,vae,dcgan,rbm,kernels,engine)`);
+  }
+  return options;
+}
+
+async function main(): Promise<void> {
+  const options = parseArgs(process.argv.slice(2));
+  const report = await runBench(options, (line) => console.log(line));
+  const markdown = toMarkdown(report);
+  await writeFile(path.join(BENCH_DIR, 'results.md'), markdown);
+  await writeFile(path.join(BENCH_DIR, 'results.json'), JSON.stringify(report, null, 2) + '\n');
+  console.log('\n' + markdown);
+  console.log('wrote bench/results.md and bench/results.json');
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((error: unknown) => {
+    console.error(error instanceof Error ? error.message : error);
+    process.exit(1);
+  });
+}
