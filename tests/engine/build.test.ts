@@ -1,0 +1,238 @@
+/**
+ * The whole pipeline (parse → graph → keys → store → execute → weave) on real files in a
+ * temporary directory, with the fake executor: what re-runs after which edit, what
+ * `check` reports, how failures and corrupt entries are handled.
+ */
+import { mkdtemp, readFile, readdir, rm, writeFile, mkdir } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { build, type BuildOptions } from '../../src/engine/build.ts';
+import { check } from '../../src/engine/check.ts';
+import { nodeEffects, type Effects } from '../../src/engine/effects.ts';
+import { childProcessExecutor, fakeExecutor } from '../../src/engine/executor.ts';
+
+let dir: string;
+const silent = { write: () => {}, isTTY: false };
+
+const DOC = (opts: { prose?: string; a?: string; claim?: string } = {}) => `---
+title: Pipeline
+seed: 7
+---
+
+## Intro
+
+${opts.prose ?? 'Some prose.'} A is \`{ts} a\` and the sum is \`{ts} total\` \`{claim} ${opts.claim ?? 'total === 5'}\`.
+
+\`\`\`ts run id=a
+import { helper } from './lib/a.ts';
+export const a: number = helper(${opts.a ?? '2'});
+\`\`\`
+
+\`\`\`ts run id=b
+import { a } from 'cell:a';
+export const total: number = a + 3;
+\`\`\`
+
+\`\`\`ts run id=c
+export const c: string = 'independent';
+\`\`\`
+`;
+
+function impl() {
+  return fakeExecutor(
+    {
+      a: () => ({ exports: { a: 2 } }),
+      b: (deps) => ({ exports: { total: (deps.a!.a as number) + 3 } }),
+      c: () => ({ exports: { c: 'independent' } }),
+    },
+    { delayMs: 20 },
+  );
+}
+
+async function setup(doc = DOC()): Promise<void> {
+  await mkdir(path.join(dir, 'lib'), { recursive: true });
+  await writeFile(path.join(dir, 'lib', 'a.ts'), "import { twice } from './b.ts';\nexport const helper = (x: number): number => twice(x) / 2;\n");
+  await writeFile(path.join(dir, 'lib', 'b.ts'), 'export const twice = (x: number): number => 2 * x;\n');
+  await writeFile(path.join(dir, 'doc.md'), doc);
+}
+
+function run(executor = impl(), extra: Partial<BuildOptions> = {}) {
+  const effects: Effects = { ...nodeEffects({ executor, stdout: silent }) };
+  const options: BuildOptions = { docPath: path.join(dir, 'doc.md'), projectRoot: dir, outDir: path.join(dir, 'build'), pdf: false, ...extra };
+  return { executor, result: build(options, effects) };
+}
+
+function runCheck() {
+  const effects = nodeEffects({ executor: impl(), stdout: silent });
+  return check({ docPath: path.join(dir, 'doc.md'), projectRoot: dir, cacheDir: path.join(dir, '.tc') }, effects);
+}
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'report-build-'));
+  await setup();
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('what a build re-runs', () => {
+  it('runs everything first, then nothing when unchanged or when only prose changed', async () => {
+    const first = run();
+    const summary = await first.result;
+    expect(summary.ran.sort()).toEqual(['a', 'b', 'c']);
+    expect(summary.file.messages.map(String)).toEqual([]);
+    expect(await readFile(path.join(dir, 'build', 'doc.html'), 'utf8')).toMatch(/A is <span[^>]*>2<\/span> and the sum is <span[^>]*>5<\/span>/);
+
+    const again = run();
+    expect((await again.result).ran).toEqual([]);
+    expect(again.executor.calls).toEqual([]);
+
+    await writeFile(path.join(dir, 'doc.md'), DOC({ prose: 'Rewritten prose, $x^2$.' }));
+    const prose = run();
+    const proseSummary = await prose.result;
+    expect(prose.executor.calls).toEqual([]);
+    expect(proseSummary.fresh.sort()).toEqual(['a', 'b', 'c']);
+    expect(await readFile(path.join(dir, 'build', 'doc.html'), 'utf8')).toContain('Rewritten prose');
+  });
+
+  it('re-runs an edited cell and its dependents only', async () => {
+    await run().result;
+    await writeFile(path.join(dir, 'doc.md'), DOC({ a: '2 /* edited */' }));
+    const edited = run();
+    await edited.result;
+    expect(edited.executor.calls.sort()).toEqual(['a', 'b']);
+  });
+
+  it('re-runs a cell when a project file it imports indirectly changes', async () => {
+    await run().result;
+    await writeFile(path.join(dir, 'lib', 'b.ts'), 'export const twice = (x: number): number => x + x;\n');
+    const edited = run();
+    await edited.result;
+    expect(edited.executor.calls.sort()).toEqual(['a', 'b']);
+  });
+
+  it('runs independent cells in parallel up to --jobs', async () => {
+    const two = run(impl(), { jobs: 2 });
+    await two.result;
+    expect(two.executor.maxConcurrent).toBe(2);
+    await rm(path.join(dir, 'results'), { recursive: true });
+    const one = run(impl(), { jobs: 1 });
+    await one.result;
+    expect(one.executor.maxConcurrent).toBe(1);
+  });
+
+  it('--rerun re-runs the named cell and its dependents even when fresh', async () => {
+    await run().result;
+    const forced = run(impl(), { rerun: ['a'] });
+    await forced.result;
+    expect(forced.executor.calls.sort()).toEqual(['a', 'b']);
+    await expect(run(impl(), { rerun: ['nope'] }).result).rejects.toThrow(/--rerun nope: no cell has this id/);
+  });
+});
+
+describe('the results store', () => {
+  it('detects a corrupted entry, reports it, and recomputes it', async () => {
+    await run().result;
+    const names = await readdir(path.join(dir, 'results'));
+    const payload = names.find((n) => n.startsWith('a.') && !n.endsWith('.json')) ?? names.find((n) => n.startsWith('a.'))!;
+    const file = path.join(dir, 'results', payload);
+    const bytes = await readFile(file);
+    bytes[bytes.length - 1] ^= 0xff;
+    await writeFile(file, bytes);
+
+    const repaired = run();
+    const summary = await repaired.result;
+    expect(repaired.executor.calls).toEqual(['a']);
+    expect(summary.file.messages.map((m) => m.ruleId)).toEqual(['corrupt-result']);
+    expect((await run().result).ran).toEqual([]);
+  });
+
+  it('removes entries no cell uses after a clean build', async () => {
+    await run().result;
+    const before = (await readdir(path.join(dir, 'results'))).filter((n) => n.startsWith('a.'));
+    await writeFile(path.join(dir, 'doc.md'), DOC({ a: '2 + 0' }));
+    const summary = await run().result;
+    const after = (await readdir(path.join(dir, 'results'))).filter((n) => n.startsWith('a.'));
+    expect(summary.removed.length).toBeGreaterThan(0);
+    expect(after.length).toBe(before.length);
+    expect(after).not.toEqual(before);
+  });
+
+  it('keeps quick-profile results apart from the committed full ones', async () => {
+    await run(impl(), { profile: 'quick' }).result;
+    expect(await readdir(path.join(dir, 'results'))).toEqual(['profiles']);
+    expect((await readdir(path.join(dir, 'results', 'profiles', 'quick'))).some((n) => n.startsWith('a.'))).toBe(true);
+  });
+});
+
+describe('failures', () => {
+  it('a failing cell skips its dependents, not independent cells, and fails the build', async () => {
+    const executor = fakeExecutor({
+      a: () => {
+        throw new Error('boom');
+      },
+      b: () => ({ exports: { total: 0 } }),
+      c: () => ({ exports: { c: 'x' } }),
+    });
+    const summary = await run(executor).result;
+    expect(summary.failed).toEqual(['a']);
+    expect(summary.skipped).toEqual(['b']);
+    expect(summary.ran).toEqual(['c']);
+    const message = summary.file.messages.find((m) => m.ruleId === 'cell-error');
+    expect(message?.reason).toMatch(/cell "a" failed: boom/);
+    expect(message?.fatal).toBe(true);
+    expect(summary.removed).toEqual([]);
+  });
+
+  it('reports a throwing cell at the Markdown line of the throw (real child process)', async () => {
+    const doc = `# T\n\nText.\n\n\`\`\`ts run id=bad\nconst x = 1;\nconst y = x + 1;\nthrow new Error('broken on purpose ' + y);\n\`\`\`\n`;
+    await writeFile(path.join(dir, 'doc.md'), doc);
+    const summary = await run(childProcessExecutor({})).result;
+    const message = summary.file.messages.find((m) => m.ruleId === 'cell-error');
+    expect(message?.reason).toContain('broken on purpose 2');
+    expect(message?.line).toBe(8);
+    expect(await readFile(path.join(dir, 'build', 'doc.html'), 'utf8')).toContain('broken on purpose 2');
+  }, 30_000);
+});
+
+describe('check', () => {
+  it('passes on fresh results and true claims, without running anything', async () => {
+    await run().result;
+    const summary = await runCheck();
+    expect(summary.file.messages.map(String)).toEqual([]);
+    expect(summary.fresh.sort()).toEqual(['a', 'b', 'c']);
+  });
+
+  it('reports stale results after an edit, and never runs a cell', async () => {
+    await run().result;
+    await writeFile(path.join(dir, 'lib', 'b.ts'), 'export const twice = (x: number): number => x * 2 + 0;\n');
+    const summary = await runCheck();
+    expect(summary.stale.sort()).toEqual(['a', 'b']);
+    const stale = summary.file.messages.filter((m) => m.ruleId === 'stale-result');
+    expect(stale.map((m) => m.line)).toEqual([10, 15]); // the fences of a and b
+  });
+
+  it('reports missing results in a fresh store', async () => {
+    const summary = await runCheck();
+    expect(summary.missing.sort()).toEqual(['a', 'b', 'c']);
+  });
+
+  it('fails on a false claim, naming the sentence, expression and values', async () => {
+    await writeFile(path.join(dir, 'doc.md'), DOC({ claim: 'total > 6' }));
+    await run().result;
+    const summary = await runCheck();
+    const claim = summary.file.messages.find((m) => m.ruleId === 'claim-false');
+    expect(claim?.line).toBe(8);
+    expect(claim?.reason).toContain('total > 6');
+    expect(claim?.reason).toContain('total = 5');
+  });
+
+  it('reports a type error at the Markdown line of the cell', async () => {
+    await writeFile(path.join(dir, 'doc.md'), DOC().replace("export const c: string = 'independent';", 'export const c: string = 42;'));
+    await run().result;
+    const summary = await runCheck();
+    const error = summary.file.messages.find((m) => m.ruleId === 'type-error');
+    expect(error?.line).toBe(21); // `export const c: string = 42;`
+  });
+});
