@@ -131,7 +131,9 @@ export function childProcessExecutor(options: ChildProcessExecutorOptions = {}):
             ? `ran out of memory (heap cap ${cell.options.memory} MiB); raise memory=<MiB> in the cell's options or use less`
             : outcome.signal !== null
               ? `the cell's process was killed by ${outcome.signal}`
-              : `the cell's process exited with code ${outcome.code} before finishing`;
+              : outcome.code === 13
+                ? 'its top-level await never settled (a promise that never resolves, e.g. a callback that is never called)'
+                : `the cell's process exited with code ${outcome.code} before finishing`;
           const tail = outcome.stderrTail.trim();
           return { id: cell.id, kind: 'crash', message: tail === '' ? why : `${why}\n${tail}`, outputs: printed };
         }

@@ -60,6 +60,9 @@ export async function runJob(job: RunnerJob): Promise<void> {
   };
 
   process.on('disconnect', () => realExit(1));
+  // The IPC channel must not keep the process alive: a cell whose top-level await never
+  // settles then ends with Node's exit code 13 instead of hanging until its timeout.
+  process.channel?.unref();
   process.on('unhandledRejection', (reason) => fail(reason));
   process.on('uncaughtException', (error) => fail(error));
   process.exit = ((code?: number | string | null) => {

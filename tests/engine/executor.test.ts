@@ -101,6 +101,8 @@ describe('childProcessExecutor', () => {
     const oom = await run(makeCell('hog', `const xs: number[][] = [];\nwhile (true) xs.push(new Array(100_000).fill(Math.random()));\nexport const n = xs.length;`, { memory: 48 }));
     expect(oom.outcome).toMatchObject({ kind: 'crash' });
     expect((oom.outcome as CellFailure).message).toContain('ran out of memory (heap cap 48 MiB)');
+    const hangs = await run(makeCell('hangs', `await new Promise(() => {});\nexport const n = 1;`));
+    expect((hangs.outcome as CellFailure).message).toContain('top-level await never settled');
     const killed = await run(makeCell('killed', `process.kill(process.pid, 'SIGKILL');\nexport const n = 1;`));
     expect(killed.outcome).toMatchObject({ kind: 'crash', message: "the cell's process was killed by SIGKILL" });
   });
