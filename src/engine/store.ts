@@ -109,7 +109,7 @@ export class ResultStore {
       if (!(await this.effects.exists(ignore))) await this.effects.writeFileAtomic(ignore, '*\n');
     }
     await this.effects.writeFileAtomic(join(this.dir, `${base}.bin`), payload);
-    await this.effects.writeFileAtomic(join(this.dir, `${base}.json`), `${JSON.stringify(metadata, null, 2)}\n`);
+    await this.effects.writeFileAtomic(join(this.dir, `${base}.json`), `${formatJson(metadata)}\n`);
   }
 
   /**
@@ -201,6 +201,22 @@ function summarize(output: Output): OutputSummary {
     case 'text':
       return { kind: 'text', text: output.text };
   }
+}
+
+/** JSON with two-space indentation, except that arrays of primitives (table rows) stay on one line. */
+export function formatJson(value: unknown, indent = ''): string {
+  if (Array.isArray(value)) {
+    if (value.every((v) => v === null || typeof v !== 'object')) return JSON.stringify(value);
+    const inner = indent + '  ';
+    return `[\n${value.map((v) => inner + formatJson(v, inner)).join(',\n')}\n${indent}]`;
+  }
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined);
+    if (entries.length === 0) return '{}';
+    const inner = indent + '  ';
+    return `{\n${entries.map(([k, v]) => `${inner}${JSON.stringify(k)}: ${formatJson(v, inner)}`).join(',\n')}\n${indent}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
 }
 
 function sha256(data: Uint8Array): string {

@@ -47,6 +47,9 @@ describe('ResultStore', () => {
     expect(files).toEqual([`${entryName('train', key(1))}.bin`, `${entryName('train', key(1))}.json`]);
     const metadata = JSON.parse(await readFile(join(dir, files[1]!), 'utf8')) as Record<string, unknown>;
     expect(metadata).toMatchObject({ doc: 'report.md', id: 'train', key: key(1), exports: ['weights', 'history', 'when'] });
+    const text = await readFile(join(dir, files[1]!), 'utf8');
+    expect(text).toContain('"columns": ["a"]');
+    expect(text).toContain('"rows": [\n');
   });
 
   it('writes deterministic bytes and leaves no temporary files', async () => {
