@@ -63,6 +63,12 @@ describe('keyCells', () => {
     expect(await keysOf(documentCells())).toEqual(await keysOf(documentCells()));
   });
 
+  it('gives the same keys after a prose-only edit that moves the cells', async () => {
+    const before = await keysOf(documentCells());
+    const moved = documentCells().map((cell) => ({ ...cell, codeLine: cell.codeLine + 7, position: { start: { line: 1, column: 1 }, end: { line: 2, column: 1 } } }));
+    expect(await keysOf(moved)).toEqual(before);
+  });
+
   it('re-keys an edited cell and its importers only', async () => {
     const before = await keysOf(documentCells());
     const after = await keysOf(documentCells({ data: `import { twice } from './lib/a.ts';\nexport const xs = [twice(1), twice(3)];` }));
