@@ -1,0 +1,90 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { Rng } from '../../src/ml/random.ts';
+import { createDbm, dbmFromData, dbmToData, disposeDbm, fitDbm, meanField, pretrainDbm, projectedFilters, sampleDbm } from '../../src/ml/models/dbm.ts';
+import { useTestBackend } from './setup-backend.ts';
+
+beforeAll(async () => {
+  await useTestBackend();
+});
+
+function binaryData(n: number, width: number, rng: Rng): Float32Array {
+  const protos = Array.from({ length: 4 }, () => Array.from({ length: width }, () => (rng.next() < 0.3 ? 1 : 0)));
+  return Float32Array.from({ length: n * width }, (_, k) => {
+    const p = protos[Math.floor(k / width) % 4]![k % width]!;
+    return rng.next() < 0.05 ? 1 - p : p;
+  });
+}
+
+describe('DBM', () => {
+  it('has the course shapes by default', () => {
+    const dbm = createDbm({ rng: new Rng(0), particles: 3 });
+    expect(dbm.weights1.shape).toEqual([784, 512]);
+    expect(dbm.weights2.shape).toEqual([512, 1024]);
+    expect(dbm.particles.hidden2.shape).toEqual([3, 1024]);
+    const filters = projectedFilters(dbm);
+    expect(filters.layer1.length).toBe(512 * 784);
+    expect(filters.layer2.length).toBe(1024 * 784);
+    disposeDbm(dbm);
+  });
+
+  it('projects layer-2 filters as W1·W2', () => {
+    const dbm = createDbm({ nVisible: 3, nHidden1: 2, nHidden2: 2, rng: new Rng(1), initStd: 1 });
+    const d = dbmToData(dbm);
+    const { layer1, layer2 } = projectedFilters(dbm);
+    for (let j = 0; j < 2; j++) for (let i = 0; i < 3; i++) {
+      expect(layer1[j * 3 + i]).toBeCloseTo(d.weights1[i * 2 + j]!, 6);
+      const w = d.weights1[i * 2]! * d.weights2[j]! + d.weights1[i * 2 + 1]! * d.weights2[2 + j]!;
+      expect(layer2[j * 3 + i]).toBeCloseTo(w, 5);
+    }
+    disposeDbm(dbm);
+  });
+
+  it('pre-trains, trains jointly without leaks, and mean-field converges', () => {
+    const rng = new Rng(3);
+    const data = binaryData(60, 16, rng);
+    const dbm = createDbm({ nVisible: 16, nHidden1: 8, nHidden2: 6, rng, particles: 10 });
+    const pre: number[] = [];
+    pretrainDbm(dbm, data, { epochs1: 10, epochs2: 5, batchSize: 10, learningRate1: 0.1, learningRate2: 0.1, rng, onEpoch: (layer, _e, info) => layer === 1 && pre.push(info.reconstructionError) });
+    expect(pre[pre.length - 1]).toBeLessThan(pre[0]!);
+    const epochs: number[] = [];
+    fitDbm(dbm, data, { epochs: 1, batchSize: 10, learningRate: 0.01, rng, meanFieldSteps: 5 }); // warm-up
+    const before = tf.memory().numTensors;
+    fitDbm(dbm, data, { epochs: 3, batchSize: 10, learningRate: 0.01, rng, meanFieldSteps: 5, gibbsSteps: 2, onEpoch: (_e, info) => epochs.push(info.reconstructionError) });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(epochs.every(Number.isFinite)).toBe(true);
+
+    const v = tf.tensor2d(data.subarray(0, 10 * 16), [10, 16]);
+    const { mu1, mu2, changes } = meanField(dbm, v, { steps: 20 });
+    expect(mu1.shape).toEqual([10, 8]);
+    expect(mu2.shape).toEqual([10, 6]);
+    expect(changes).toHaveLength(20);
+    expect(changes[changes.length - 1]!).toBeLessThan(changes[0]!);
+    expect(changes[changes.length - 1]!).toBeLessThan(1e-3);
+    tf.dispose([v, mu1, mu2]);
+
+    const samples = sampleDbm(dbm, { steps: 3, rng });
+    expect(samples.length).toBe(10 * 16);
+    expect(samples.every((x) => x > 0 && x < 1)).toBe(true);
+    expect(sampleDbm(dbm, { steps: 1, particles: 4, rng }).length).toBe(4 * 16);
+    expect(tf.memory().numTensors).toBe(before);
+
+    const copy = dbmFromData(dbmToData(dbm));
+    expect([...dbmToData(copy).weights2]).toEqual([...dbmToData(dbm).weights2]);
+    disposeDbm(copy);
+    disposeDbm(dbm);
+  });
+
+  it('same seed gives bit-identical joint training', () => {
+    const run = (): Float32Array => {
+      const rng = new Rng(9);
+      const data = binaryData(30, 12, new Rng(1));
+      const dbm = createDbm({ nVisible: 12, nHidden1: 6, nHidden2: 5, rng, particles: 5 });
+      fitDbm(dbm, data, { epochs: 2, batchSize: 10, learningRate: 0.05, rng });
+      const w = dbmToData(dbm).weights1;
+      disposeDbm(dbm);
+      return w;
+    };
+    expect(Buffer.from(run().buffer).equals(Buffer.from(run().buffer))).toBe(true);
+  });
+});
