@@ -1,6 +1,7 @@
 /**
- * The child-process side of one cell run: `node --enable-source-maps --import tsx
- * runner.ts <job.json>` (spawned by executor.ts, with an IPC channel).
+ * The child-process side of one cell run: `node --enable-source-maps runner.mjs
+ * <job.json>` (spawned by executor.ts with an IPC channel; runner.mjs is this file
+ * compiled by the executor, or this file itself through `--import tsx`).
  *
  * 1. reads the job (see {@link RunnerJob}) and the dependencies' exports;
  * 2. sets up the runtime context (profile, seed, cell id, outputs) on `globalThis` and
