@@ -9,17 +9,20 @@
  * torch's default thread count. Epochs are extrapolated from N timed steps (the output
  * says how many). Data are synthetic, of MNIST's shape: timings do not depend on pixels.
  *
- * Each tfjs figure is the median over `repeats` of the mean time of `steps` steps, after
- * warm-up steps. The machine is shared: the output records the load average and, per
- * workload, the CPU share (our CPU time / wall time; 1.0 = a whole core for
- * single-threaded wasm) so that a loaded run is visible as such.
+ * Each figure is the median over `repeats` of the mean time of `steps` steps, after
+ * warm-up steps. The machine is shared, so: the PyTorch timings of a workload are taken
+ * right after the tfjs ones (two `torch_bench.py --serve` processes wait for requests),
+ * the output records the load average, and each workload's CPU share (CPU time / wall
+ * time; 1.0 = a whole core for single-threaded wasm) and CPU-time ratio, which other
+ * processes inflate much less than wall time.
  *
  * Writes bench/results.md (the table the README quotes) and bench/results.json.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
+import readline from 'node:readline';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -39,6 +42,8 @@ export interface Timing {
   msPerStep: number;
   minMsPerStep: number;
   samples: number[];
+  /** Median over repeats of the process CPU ms per step. */
+  cpuMsPerStep: number;
   steps: number;
   /** Process CPU time / wall time while timing (1 = one full core). */
   cpuShare: number;
@@ -61,6 +66,8 @@ export interface ComparisonRow {
   /** tfjs slower than PyTorch (1 thread) by this factor; for GFLOP/s, the inverse ratio. */
   ratio1?: number;
   ratioDefault?: number;
+  /** The same ratio on process CPU time (tfjs vs PyTorch 1 thread). */
+  cpuRatio1?: number;
   target?: number;
   note: string;
   cpuShare?: { tfjs?: number; torch1?: number; torchDefault?: number };
@@ -84,12 +91,16 @@ function median(values: readonly number[]): number {
 export function timeSteps(step: () => void, options: { warmup: number; steps: number; repeats: number }): Timing {
   for (let i = 0; i < options.warmup; i++) step();
   const samples: number[] = [];
+  const cpuSamples: number[] = [];
   const cpu0 = process.cpuUsage();
   const wall0 = performance.now();
   for (let r = 0; r < options.repeats; r++) {
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     for (let i = 0; i < options.steps; i++) step();
     samples.push((performance.now() - t0) / options.steps);
+    const c = process.cpuUsage(c0);
+    cpuSamples.push((c.user + c.system) / 1000 / options.steps);
   }
   const cpu = process.cpuUsage(cpu0);
   const wall = performance.now() - wall0;
@@ -97,6 +108,7 @@ export function timeSteps(step: () => void, options: { warmup: number; steps: nu
     msPerStep: median(samples),
     minMsPerStep: Math.min(...samples),
     samples,
+    cpuMsPerStep: median(cpuSamples),
     steps: options.steps * options.repeats,
     cpuShare: (cpu.user + cpu.system) / 1000 / wall,
   };
@@ -157,15 +169,19 @@ function benchVae(backend: BackendName, quick: boolean): Timing {
 interface TorchResult {
   name: string;
   msPerStep: number;
+  cpuMsPerStep?: number;
   msPerEpoch?: number;
+  cpuMsPerEpoch?: number;
   gflops?: number;
+  cpuGflops?: number;
   cpuShare?: number;
 }
-interface TorchRun {
+interface TorchHeader {
   threads: number;
+  /** PyTorch's own default (the physical cores), whatever --threads asked. */
+  defaultThreads: number;
   torch: string;
   sklearn: string;
-  results: TorchResult[];
 }
 
 async function maybeHasTorch(): Promise<boolean> {
@@ -178,36 +194,63 @@ async function maybeHasTorch(): Promise<boolean> {
   }
 }
 
-async function runTorch(threads: 'one' | 'default', quick: boolean, only: readonly string[]): Promise<TorchRun> {
-  const oneThread = threads === 'one' ? { OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', MKL_NUM_THREADS: '1' } : {};
-  const args = [path.join(BENCH_DIR, 'torch_bench.py'), '--threads', threads === 'one' ? '1' : 'default', '--only', only.join(',')];
-  if (quick) args.push('--steps', '5', '--repeats', '3', '--rbm-repeats', '1');
-  const { stdout } = await promisify(execFile)(PYTHON, args, {
-    // Debian's torch spins idle OpenMP threads unless told to wait passively.
-    env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', ...oneThread },
-    maxBuffer: 1 << 24,
-  });
-  return JSON.parse(stdout.trim().split('\n').pop()!) as TorchRun;
+/** A `torch_bench.py --serve` process: one workload name in, one JSON line out. */
+class TorchServer {
+  private readonly lines: AsyncIterator<string>;
+  private constructor(private readonly child: ChildProcessWithoutNullStreams, readonly header: TorchHeader, lines: AsyncIterator<string>) {
+    this.lines = lines;
+  }
+
+  static async start(threads: 'one' | 'all', quick: boolean): Promise<TorchServer> {
+    const oneThread = threads === 'one' ? { OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', MKL_NUM_THREADS: '1' } : {};
+    const args = [path.join(BENCH_DIR, 'torch_bench.py'), '--serve', '--threads', threads === 'one' ? '1' : 'all'];
+    if (quick) args.push('--steps', '5', '--repeats', '3', '--rbm-repeats', '1');
+    const child = spawn(PYTHON, args, {
+      // Debian's torch spins idle OpenMP threads unless told to wait passively.
+      env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', ...oneThread },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    child.stderr.resume(); // sklearn's verbose lines; not needed
+    const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+    const first = await lines.next();
+    if (first.done) throw new Error(`torch_bench.py (${threads} threads) exited before its header`);
+    return new TorchServer(child, JSON.parse(first.value) as TorchHeader, lines);
+  }
+
+  async run(name: string): Promise<TorchResult> {
+    this.child.stdin.write(name + '\n');
+    const next = await this.lines.next();
+    if (next.done) throw new Error(`torch_bench.py exited while running ${name}`);
+    return JSON.parse(next.value) as TorchResult;
+  }
+
+  close(): void {
+    this.child.stdin.end();
+  }
 }
 
-/** The figure of a torch workload in the comparison's unit. */
-function torchFigure(run: TorchRun | undefined, name: string, unit: ComparisonRow['unit']): { value?: number; cpuShare?: number } {
-  const r = run?.results.find((x) => x.name === name);
+/** The figure of a torch workload in the comparison's unit, on wall and on CPU time. */
+function torchFigure(r: TorchResult | undefined, unit: ComparisonRow['unit']): { value?: number; cpu?: number; cpuShare?: number } {
   if (!r) return {};
-  const value = unit === 'GFLOP/s' ? r.gflops : unit === 'ms/step' ? r.msPerStep : (r.msPerEpoch ?? NaN) / 1000;
-  return { value, cpuShare: r.cpuShare };
+  if (unit === 'GFLOP/s') return { value: r.gflops, cpu: r.cpuGflops, cpuShare: r.cpuShare };
+  if (unit === 'ms/step') return { value: r.msPerStep, cpu: r.cpuMsPerStep, cpuShare: r.cpuShare };
+  return { value: (r.msPerEpoch ?? NaN) / 1000, cpu: r.cpuMsPerEpoch === undefined ? undefined : r.cpuMsPerEpoch / 1000, cpuShare: r.cpuShare };
 }
 
-function compare(row: Omit<ComparisonRow, 'torch1' | 'torchDefault' | 'ratio1' | 'ratioDefault'>, name: string, torch1?: TorchRun, torchDefault?: TorchRun): ComparisonRow {
-  const one = torchFigure(torch1, name, row.unit);
-  const all = torchFigure(torchDefault, name, row.unit);
-  const ratio = (t?: number) => (row.tfjs === undefined || t === undefined ? undefined : row.unit === 'GFLOP/s' ? t / row.tfjs : row.tfjs / t);
+type RowInput = Omit<ComparisonRow, 'torch1' | 'torchDefault' | 'ratio1' | 'ratioDefault' | 'cpuRatio1'> & { tfjsCpu?: number };
+
+function compare(row: RowInput, torch1?: TorchResult, torchDefault?: TorchResult): ComparisonRow {
+  const one = torchFigure(torch1, row.unit);
+  const all = torchFigure(torchDefault, row.unit);
+  const ratio = (tfjs?: number, t?: number) => (tfjs === undefined || t === undefined ? undefined : row.unit === 'GFLOP/s' ? t / tfjs : tfjs / t);
+  const { tfjsCpu, ...rest } = row;
   return {
-    ...row,
+    ...rest,
     torch1: one.value,
     torchDefault: all.value,
-    ratio1: ratio(one.value),
-    ratioDefault: ratio(all.value),
+    ratio1: ratio(row.tfjs, one.value),
+    ratioDefault: ratio(row.tfjs, all.value),
+    cpuRatio1: ratio(tfjsCpu, one.cpu),
     cpuShare: { ...row.cpuShare, torch1: one.cpuShare, torchDefault: all.cpuShare },
   };
 }
@@ -225,26 +268,30 @@ function fmt(value: number | undefined, digits = 2): string {
 
 export function toMarkdown(report: BenchReport): string {
   const { backend } = report;
+  const loaded = report.machine.loadStart > 1 || report.machine.loadEnd > 1;
   const lines = [
     `## Training speed: tfjs (${backend}) vs PyTorch ${report.versions.torch ?? '—'} / scikit-learn ${report.versions.sklearn ?? '—'}`,
     '',
-    `Measured ${report.date} on ${report.machine.cpus}× ${report.machine.cpuModel}; load average (1 min) ` +
+    `Measured ${report.date.slice(0, 16).replace('T', ' ')} UTC on ${report.machine.cpus}× ${report.machine.cpuModel}; load average (1 min) ` +
       `${report.machine.loadStart.toFixed(1)} at start, ${report.machine.loadEnd.toFixed(1)} at end` +
-      `${report.machine.loadStart > 1 || report.machine.loadEnd > 1 ? ' — a shared, loaded machine: expect ±30 %' : ''}. ` +
-      'Medians of repeated timings; "CPU share" is process CPU time / wall time (1.0 = one full core).',
+      `${loaded ? ' — a shared, loaded machine: wall times are inflated and noisy (±30 %); the CPU-time ratio is the steadier comparison' : ''}. ` +
+      'Medians of repeated timings; each PyTorch figure was taken right after the tfjs one. ' +
+      'Ratio = how many times slower tfjs is than PyTorch (for GFLOP/s, PyTorch\'s throughput over tfjs\'s); targets apply to the one-thread ratio. ' +
+      'CPU share = process CPU time / wall time (1.0 = one full core). ' +
+      `PyTorch's default thread count here is ${report.versions.torchDefaultThreads ?? '—'} (its physical-core count), so the second PyTorch column uses every logical CPU.`,
     '',
-    `| Workload | Unit | tfjs ${backend} | PyTorch, 1 thread | ratio | PyTorch, default threads | ratio | target | CPU share (tfjs / torch 1 / torch default) | Note |`,
-    '|---|---|---:|---:|---:|---:|---:|---:|---|---|',
+    `| Workload | Unit | tfjs ${backend} | PyTorch 1 thread | ratio | PyTorch ${report.versions.torchThreads ?? 'all'} threads | ratio | ratio on CPU time (1 thread) | target | CPU share tfjs / torch 1 / torch all | Note |`,
+    '|---|---|---:|---:|---:|---:|---:|---:|---|---|---|',
   ];
   for (const r of report.comparison) {
-    const share = [r.cpuShare?.tfjs, r.cpuShare?.torch1, r.cpuShare?.torchDefault].map((s) => fmt(s)).join(' / ');
-    const met = r.target === undefined || r.ratio1 === undefined ? '' : r.ratio1 <= r.target ? ' ✓' : ' ✗';
+    const share = [r.cpuShare?.tfjs, r.cpuShare?.torch1, r.cpuShare?.torchDefault].map((x) => fmt(x)).join(' / ');
+    const verdict = (ratio?: number) => (r.target === undefined || ratio === undefined ? '' : ratio <= r.target ? 'met' : 'missed');
+    const target = r.target === undefined ? '' : `≤ ${r.target}×: ${verdict(r.ratio1) || '—'} (CPU time: ${verdict(r.cpuRatio1) || '—'})`;
     lines.push(
       `| ${r.workload} | ${r.unit} | ${fmt(r.tfjs)} | ${fmt(r.torch1)} | ${fmt(r.ratio1, 1)}× | ${fmt(r.torchDefault)} | ${fmt(r.ratioDefault, 1)}× | ` +
-        `${r.target ? `≤ ${r.target}×${met}` : ''} | ${share} | ${r.note} |`,
+        `${fmt(r.cpuRatio1, 1)}× | ${target} | ${share} | ${r.note} |`,
     );
   }
-  lines.push('', 'Ratio: how many times slower tfjs is than PyTorch (for GFLOP/s, PyTorch\'s throughput over tfjs\'s). Targets apply to the one-thread ratio.');
   for (const section of ['rbm', 'kernels', 'engine'] as const) {
     const rows = report.extra.filter((r) => r.section === section);
     if (rows.length === 0) continue;
@@ -260,11 +307,11 @@ export interface BenchReport {
   date: string;
   backend: BackendName;
   machine: { cpus: number; cpuModel: string; loadStart: number; loadEnd: number };
-  versions: { tfjs: string; torch?: string; sklearn?: string };
+  versions: { tfjs: string; torch?: string; sklearn?: string; torchThreads?: number; torchDefaultThreads?: number };
   comparison: ComparisonRow[];
   extra: ExtraRow[];
   tfjsTimings: Record<string, Timing>;
-  torch: { one?: TorchRun; default?: TorchRun };
+  torch: { one: Record<string, TorchResult>; default: Record<string, TorchResult> };
   failures: string[];
 }
 
@@ -276,30 +323,60 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
   const timings: Record<string, Timing> = {};
   const failures: string[] = [];
   const extra: ExtraRow[] = [];
-  const measure = (name: string, run: () => Timing) => {
+  const torch: BenchReport['torch'] = { one: {}, default: {} };
+  const servers: { one?: TorchServer; default?: TorchServer } = {};
+  if (options.torch) {
+    if (await maybeHasTorch()) {
+      servers.one = await TorchServer.start('one', options.quick);
+      // PyTorch's default thread count is the number of physical cores (1 on a 2-vCPU SMT
+      // machine), so the second column uses every logical CPU instead.
+      servers.default = await TorchServer.start('all', options.quick);
+    } else {
+      failures.push(`PyTorch: ${PYTHON} cannot import torch and sklearn`);
+    }
+  }
+  const runTorch = async (name: string) => {
+    for (const threads of ['one', 'default'] as const) {
+      const server = servers[threads];
+      if (!server) continue;
+      const r = await server.run(name);
+      torch[threads][name] = r;
+      log(`    PyTorch ${server.header.threads} thread(s): ${r.msPerStep.toFixed(2)} ms/step (CPU ${r.cpuMsPerStep?.toFixed(2) ?? '—'} ms, share ${r.cpuShare?.toFixed(2) ?? '—'})`);
+    }
+  };
+  const measure = async (name: string, run: () => Timing) => {
     if (!wants(name)) return;
     const t = run();
     timings[name] = t;
-    log(`  ${name}: ${t.msPerStep.toFixed(2)} ms/step (min ${t.minMsPerStep.toFixed(2)}, ${t.steps} steps, CPU share ${t.cpuShare.toFixed(2)})`);
+    log(`  ${name}: ${t.msPerStep.toFixed(2)} ms/step (min ${t.minMsPerStep.toFixed(2)}, CPU ${t.cpuMsPerStep.toFixed(2)} ms, ${t.steps} steps, CPU share ${t.cpuShare.toFixed(2)})`);
+    await runTorch(name);
   };
-  measure('matmul', () => benchMatMul(backend, options.quick));
-  measure('vae', () => benchVae(backend, options.quick));
-  measure('gan', () => benchGan(backend, options.quick));
-  measure('dcgan', () => benchDcgan(backend, options.quick));
 
-  if (wants('rbm')) {
-    const rbm = await maybeImport<{ benchRbm(): Promise<{ name: string; ms: number; note?: string }[]> }>('rbm.ts');
-    if (!rbm) failures.push('RBM: bench/rbm.ts not found');
-    else {
-      try {
-        log('  rbm: bench/rbm.ts (uses wasm whatever --backend says)');
-        for (const r of await rbm.benchRbm()) extra.push({ section: 'rbm', ...r });
-      } catch (error) {
-        failures.push(`RBM: ${(error as Error).message.split('\n')[0]}`);
+  try {
+    await measure('matmul', () => benchMatMul(backend, options.quick));
+    await measure('vae', () => benchVae(backend, options.quick));
+    await measure('gan', () => benchGan(backend, options.quick));
+    await measure('dcgan', () => benchDcgan(backend, options.quick));
+
+    if (wants('rbm')) {
+      const rbm = await maybeImport<{ benchRbm(): Promise<{ name: string; ms: number; note?: string }[]> }>('rbm.ts');
+      if (!rbm) failures.push('RBM: bench/rbm.ts not found');
+      else {
+        try {
+          log('  rbm: bench/rbm.ts (it runs on wasm whatever --backend says)');
+          for (const r of await rbm.benchRbm()) extra.push({ section: 'rbm', ...r });
+        } catch (error) {
+          failures.push(`RBM: ${(error as Error).message.split('\n')[0]}`);
+        }
+        await initBackend({ backend }); // benchRbm may have switched backend
       }
-      await initBackend({ backend }); // benchRbm may have switched backend
+      await runTorch('rbm');
     }
+  } finally {
+    servers.one?.close();
+    servers.default?.close();
   }
+
   if (wants('kernels')) {
     const kernels = await maybeImport<{ benchKernels(o: { backends: Array<'wasm' | 'cpu'>; repeats?: number }): Promise<{ name: string; ms: number; gflops?: number; note?: string }[]> }>('ml-kernels.ts');
     if (!kernels) failures.push('Kernels: bench/ml-kernels.ts not found');
@@ -310,7 +387,10 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
       await initBackend({ backend });
     }
   }
-  // ---- Engine benchmark hook: bench/engine.ts (the lead's) exports benchEngine(); rows are listed as they come.
+
+  // ---- Engine benchmark hook ------------------------------------------------------------
+  // bench/engine.ts (the lead's) exports benchEngine(): Promise<{ name; ms; note? }[]>; it
+  // is imported only if the file exists and its rows are listed as they come.
   if (wants('engine')) {
     const engine = await maybeImport<{ benchEngine(): Promise<{ name: string; ms: number; note?: string }[]> }>('engine.ts');
     if (engine) {
@@ -322,43 +402,51 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
       }
     }
   }
-  // ---- end of engine hook
+  // ---- end of engine hook ---------------------------------------------------------------
 
-  const torch: BenchReport['torch'] = {};
-  if (options.torch) {
-    if (await maybeHasTorch()) {
-      const only = ['matmul', 'gan', 'vae', 'dcgan', 'rbm'].filter(wants);
-      log('  PyTorch / scikit-learn, 1 thread');
-      torch.one = await runTorch('one', options.quick, only);
-      log('  PyTorch / scikit-learn, default threads');
-      torch.default = await runTorch('default', options.quick, only);
-    } else {
-      failures.push(`PyTorch: ${PYTHON} cannot import torch and sklearn`);
-    }
-  }
-
-  const perEpoch = (name: string, batch: number) => {
-    const t = timings[name];
-    return t ? (t.msPerStep * (EPOCH_IMAGES / batch)) / 1000 : undefined;
-  };
+  const msPerStepToSPerEpoch = (batch: number) => EPOCH_IMAGES / batch / 1000;
   const steps = (name: string) => timings[name]?.steps ?? 0;
   const comparison: ComparisonRow[] = [];
-  const add = (row: Omit<ComparisonRow, 'torch1' | 'torchDefault' | 'ratio1' | 'ratioDefault'>, name: string) => {
-    if (wants(name)) comparison.push(compare(row, name, torch.one, torch.default));
+  const add = (name: string, row: RowInput) => {
+    if (wants(name)) comparison.push(compare(row, torch.one[name], torch.default[name]));
   };
-  const mm = timings['matmul'];
-  add({ workload: 'matMul 256×784×512', unit: 'GFLOP/s', tfjs: mm ? (2 * 256 * 784 * 512) / (mm.msPerStep * 1e6) : undefined, note: 'incl. read-back', cpuShare: { tfjs: mm?.cpuShare } }, 'matmul');
-  add({ workload: 'MLP GAN (course), batch 128', unit: 's/epoch', tfjs: perEpoch('gan', 128), target: 3.5, note: `one epoch = ${Math.ceil(EPOCH_IMAGES / 128)} steps, extrapolated from ${steps('gan')} timed steps`, cpuShare: { tfjs: timings['gan']?.cpuShare } }, 'gan');
-  add({ workload: 'VAE 784-400-20, batch 128', unit: 's/epoch', tfjs: perEpoch('vae', 128), target: 3.5, note: `one epoch = ${Math.ceil(EPOCH_IMAGES / 128)} steps, extrapolated from ${steps('vae')} timed steps`, cpuShare: { tfjs: timings['vae']?.cpuShare } }, 'vae');
-  add({ workload: 'DCGAN, batch 64', unit: 'ms/step', tfjs: timings['dcgan']?.msPerStep, target: 6, note: `${steps('dcgan')} timed steps`, cpuShare: { tfjs: timings['dcgan']?.cpuShare } }, 'dcgan');
+  const t = (name: string) => timings[name];
+  const mmFlops = 2 * 256 * 784 * 512;
+  add('matmul', {
+    workload: 'matMul 256×784×512', unit: 'GFLOP/s', note: 'includes the read-back',
+    tfjs: t('matmul') && mmFlops / (t('matmul')!.msPerStep * 1e6), tfjsCpu: t('matmul') && mmFlops / (t('matmul')!.cpuMsPerStep * 1e6),
+    cpuShare: { tfjs: t('matmul')?.cpuShare },
+  });
+  for (const [name, workload, batch] of [['gan', 'MLP GAN (course), batch 128', 128], ['vae', 'VAE 784-400-20, batch 128', 128]] as const) {
+    add(name, {
+      workload, unit: 's/epoch', target: 3.5,
+      note: `one epoch = ${Math.ceil(EPOCH_IMAGES / batch)} steps, extrapolated from ${steps(name)} timed steps`,
+      tfjs: t(name) && t(name)!.msPerStep * msPerStepToSPerEpoch(batch), tfjsCpu: t(name) && t(name)!.cpuMsPerStep * msPerStepToSPerEpoch(batch),
+      cpuShare: { tfjs: t(name)?.cpuShare },
+    });
+  }
+  add('dcgan', {
+    workload: 'DCGAN, batch 64', unit: 'ms/step', target: 6, note: `${steps('dcgan')} timed steps`,
+    tfjs: t('dcgan')?.msPerStep, tfjsCpu: t('dcgan')?.cpuMsPerStep, cpuShare: { tfjs: t('dcgan')?.cpuShare },
+  });
   const rbmRow = extra.find((r) => r.name.startsWith('rbm 784-100 iteration + pseudo-likelihood'));
-  add({ workload: 'RBM 784-100, batch 10 (PCD-1 iteration + pseudo-likelihood)', unit: 's/iteration', tfjs: rbmRow ? rbmRow.ms / 1000 : undefined, note: `tfjs: bench/rbm.ts${rbmRow?.note ? ` (${rbmRow.note})` : ''}; PyTorch column: scikit-learn BernoulliRBM, float32, n_iter=1, verbose` }, 'rbm');
+  add('rbm', {
+    workload: 'RBM 784-100, batch 10: one iteration (PCD-1) + pseudo-likelihood', unit: 's/iteration',
+    tfjs: rbmRow && rbmRow.ms / 1000,
+    note: `tfjs: bench/rbm.ts${rbmRow?.note ? ` (${rbmRow.note})` : ''}; PyTorch columns: scikit-learn BernoulliRBM, float32, n_iter=1, verbose`,
+  });
 
   return {
     date: new Date().toISOString(),
     backend,
     machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown CPU', loadStart, loadEnd: os.loadavg()[0]! },
-    versions: { tfjs: tf.version.tfjs, torch: torch.one?.torch, sklearn: torch.one?.sklearn },
+    versions: {
+      tfjs: tf.version.tfjs,
+      torch: servers.one?.header.torch,
+      sklearn: servers.one?.header.sklearn,
+      torchThreads: servers.default?.header.threads,
+      torchDefaultThreads: servers.default?.header.defaultThreads,
+    },
     comparison,
     extra,
     tfjsTimings: timings,

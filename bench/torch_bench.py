@@ -5,14 +5,18 @@ depend on pixel values): matmul 256x784x512, the course's MLP GAN at batch 128, 
 784-400-20 at batch 128, the DCGAN at batch 64, and scikit-learn's BernoulliRBM (100 hidden,
 batch 10, n_iter=1) on 60 000 float32 images.
 
-Usage: python3 bench/torch_bench.py --threads N|default [--steps K] [--repeats R] [--only a,b]
+Usage: python3 bench/torch_bench.py --threads N|default|all [--steps K] [--repeats R] [--only a,b]
 Prints one JSON object on stdout: {"threads": ..., "results": [{"name", "msPerStep", ...}]}.
+With --serve it reads workload names from stdin and answers one JSON line each, after a
+header line: bench/run.ts interleaves these with its tfjs timings, so that each tfjs/PyTorch
+pair is measured within seconds of each other on a shared machine.
 Run it with OMP_WAIT_POLICY=PASSIVE: Debian's torch otherwise spins idle OpenMP threads.
 """
 
 import argparse
 import contextlib
 import json
+import os
 import statistics
 import sys
 import time
@@ -24,22 +28,26 @@ EPOCH_IMAGES = 60_000
 
 
 CPU_SHARE = {}
+CPU_MS = {}
 
 
 def median_ms(fn, steps, repeats, warmup=3):
-    """Median (over `repeats`) of the mean ms per call over `steps` calls, after `warmup`.
-    Also records the CPU share (process CPU time / wall time) of the timed part: about the
-    thread count when the machine is idle, less when other processes take the cores."""
+    """Median (over `repeats`) of the mean wall ms per call over `steps` calls, after
+    `warmup`. Also records, per function, the median process CPU ms per call (robust to
+    other processes taking the cores; equal to wall time for one idle thread) and the CPU
+    share (CPU time / wall time: about the thread count when the machine is idle)."""
     for _ in range(warmup):
         fn()
-    samples = []
+    samples, cpu_samples = [], []
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(steps):
             fn()
         samples.append((time.perf_counter() - t0) * 1000 / steps)
+        cpu_samples.append((time.process_time() - c0) * 1000 / steps)
     CPU_SHARE[fn] = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+    CPU_MS[fn] = statistics.median(cpu_samples)
     return statistics.median(samples), samples
 
 
@@ -147,31 +155,34 @@ def vae_step_fn(batch):
     return step
 
 
-def bench_torch(steps, repeats, only):
-    out = []
+def timed(name, step, steps, repeats, batch=None, flops=None):
+    ms, samples = median_ms(step, steps, repeats)
+    row = {"name": name, "msPerStep": ms, "samples": samples, "cpuShare": CPU_SHARE[step],
+           "cpuMsPerStep": CPU_MS[step], "steps": steps * repeats}
+    if batch:
+        row["msPerEpoch"] = ms * EPOCH_IMAGES / batch
+        row["cpuMsPerEpoch"] = CPU_MS[step] * EPOCH_IMAGES / batch
+    if flops:
+        row["gflops"] = flops / (ms * 1e6)
+        row["cpuGflops"] = flops / (CPU_MS[step] * 1e6)
+    return row
+
+
+def bench_workload(name, steps, repeats):
     torch.manual_seed(0)
-    if "matmul" in only:
+    if name == "matmul":
         a, b = torch.rand(256, 784), torch.rand(784, 512)
-        mm = lambda: torch.mm(a, b)  # noqa: E731
-        ms, samples = median_ms(mm, max(steps * 10, 50), repeats)
-        out.append({"name": "matmul", "msPerStep": ms, "samples": samples, "cpuShare": CPU_SHARE[mm],
-                    "gflops": 2 * 256 * 784 * 512 / (ms * 1e6)})
-    if "gan" in only:
-        step = gan_step_fn(mlp_generator(), mlp_discriminator(), 128)
-        ms, samples = median_ms(step, steps, repeats)
-        out.append({"name": "gan", "msPerStep": ms, "samples": samples, "cpuShare": CPU_SHARE[step],
-                    "msPerEpoch": ms * EPOCH_IMAGES / 128})
-    if "vae" in only:
-        step = vae_step_fn(128)
-        ms, samples = median_ms(step, steps, repeats)
-        out.append({"name": "vae", "msPerStep": ms, "samples": samples, "cpuShare": CPU_SHARE[step],
-                    "msPerEpoch": ms * EPOCH_IMAGES / 128})
-    if "dcgan" in only:
-        step = gan_step_fn(dc_generator(), dc_discriminator(), 64)
-        ms, samples = median_ms(step, steps, repeats)
-        out.append({"name": "dcgan", "msPerStep": ms, "samples": samples, "cpuShare": CPU_SHARE[step],
-                    "msPerEpoch": ms * EPOCH_IMAGES / 64})
-    return out
+        return timed(name, lambda: torch.mm(a, b), max(steps * 10, 50), repeats,
+                     flops=2 * 256 * 784 * 512)
+    if name == "gan":
+        return timed(name, gan_step_fn(mlp_generator(), mlp_discriminator(), 128), steps, repeats,
+                     batch=128)
+    if name == "vae":
+        return timed(name, vae_step_fn(128), steps, repeats, batch=128)
+    if name == "dcgan":
+        return timed(name, gan_step_fn(dc_generator(), dc_discriminator(), 64), steps, repeats,
+                     batch=64)
+    raise ValueError(f"unknown workload {name}")
 
 
 def bench_sklearn_rbm(repeats):
@@ -179,41 +190,58 @@ def bench_sklearn_rbm(repeats):
     from sklearn.neural_network import BernoulliRBM
 
     x = np.random.default_rng(0).random((EPOCH_IMAGES, 784), dtype=np.float32)
-    samples = []
+    samples, cpu_samples = [], []
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for r in range(repeats):
         # verbose=1 makes fit() compute the pseudo-likelihood it prints after each iteration,
         # as the course's script does (and as benchRbm() does); its text goes to stderr.
         rbm = BernoulliRBM(n_components=100, learning_rate=0.01, batch_size=10, n_iter=1,
                            random_state=r, verbose=1)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         with contextlib.redirect_stdout(sys.stderr):
             rbm.fit(x)
         samples.append((time.perf_counter() - t0) * 1000)
+        cpu_samples.append((time.process_time() - c0) * 1000)
     ms = statistics.median(samples)
     return {"name": "rbm", "msPerEpoch": ms, "msPerStep": ms * 10 / EPOCH_IMAGES,
-            "samples": samples,
+            "samples": samples, "cpuMsPerEpoch": statistics.median(cpu_samples),
             "cpuShare": (time.process_time() - cpu0) / (time.perf_counter() - wall0)}
+
+
+def run(name, args):
+    if name == "rbm":
+        return bench_sklearn_rbm(args.rbm_repeats)
+    return bench_workload(name, args.steps, args.repeats)
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--threads", default="default")
+    parser.add_argument("--threads", default="default", help="N, default or all (os.cpu_count())")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rbm-repeats", type=int, default=3)
     parser.add_argument("--only", default="matmul,gan,vae,dcgan,rbm")
+    parser.add_argument("--serve", action="store_true",
+                        help="read workload names from stdin, answer one JSON line each "
+                             "(bench/run.ts interleaves them with the tfjs timings)")
     args = parser.parse_args()
-    only = set(args.only.split(","))
-    if args.threads != "default":
+    default_threads = torch.get_num_threads()  # PyTorch's default: the physical cores
+    if args.threads == "all":
+        torch.set_num_threads(os.cpu_count() or 1)
+    elif args.threads != "default":
         torch.set_num_threads(int(args.threads))
-    results = bench_torch(args.steps, args.repeats, only)
-    if "rbm" in only:
-        results.append(bench_sklearn_rbm(args.rbm_repeats))
     import sklearn
-    json.dump({"threads": torch.get_num_threads(), "torch": torch.__version__,
-               "sklearn": sklearn.__version__,
-               "results": results}, sys.stdout)
+    header = {"threads": torch.get_num_threads(), "defaultThreads": default_threads,
+              "cpuCount": os.cpu_count(), "torch": torch.__version__, "sklearn": sklearn.__version__}
+    if args.serve:
+        print(json.dumps(header), flush=True)
+        for line in sys.stdin:
+            name = line.strip()
+            if name:
+                print(json.dumps(run(name, args)), flush=True)
+        return
+    results = [run(name, args) for name in args.only.split(",")]
+    json.dump({**header, "results": results}, sys.stdout)
     print()
 
 
