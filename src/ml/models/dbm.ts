@@ -515,25 +515,38 @@ export function sampleDbm(dbm: Dbm, options: SampleDbmOptions): Float32Array {
   const steps = options.steps ?? 1;
   const { rng } = options;
   assert(Number.isInteger(steps) && steps >= 1, `sampleDbm: steps must be ≥ 1, got ${steps}`);
-  const result = tf.tidy(() => {
-    const count = options.particles ?? dbm.particles.visible.shape[0];
-    const fresh = options.particles !== undefined;
-    let v: tf.Tensor2D = fresh ? tf.tensor2d(randomBinaryArray(count * dbm.nVisible, rng), [count, dbm.nVisible]) : dbm.particles.visible.clone();
-    let h2: tf.Tensor2D = fresh ? tf.tensor2d(randomBinaryArray(count * dbm.nHidden2, rng), [count, dbm.nHidden2]) : dbm.particles.hidden2.clone();
-    const w1T = tf.transpose(dbm.weights1);
-    const w2T = tf.transpose(dbm.weights2);
-    let pV: tf.Tensor2D = v;
+  const count = options.particles ?? dbm.particles.visible.shape[0];
+  const fresh = options.particles !== undefined;
+  // Each sweep runs in its own tidy so that only the chain state outlives it: one tidy
+  // around all sweeps would keep every sweep's intermediates (≈ 30 MB per sweep at 1000
+  // particles) until the end.
+  let v: tf.Tensor2D = fresh ? tf.tensor2d(randomBinaryArray(count * dbm.nVisible, rng), [count, dbm.nVisible]) : dbm.particles.visible.clone();
+  let h2: tf.Tensor2D = fresh ? tf.tensor2d(randomBinaryArray(count * dbm.nHidden2, rng), [count, dbm.nHidden2]) : dbm.particles.hidden2.clone();
+  let pV: tf.Tensor2D | undefined;
+  const w1T = tf.transpose(dbm.weights1); // [nH1, nV]
+  const w2T = tf.transpose(dbm.weights2); // [nH2, nH1]
+  try {
     for (let s = 0; s < steps; s++) {
-      const h1 = bernoulli(tf.sigmoid(tf.add(tf.fused.matMul({ a: v, b: dbm.weights1, bias: dbm.hiddenBias1 }), tf.matMul(h2, w2T))) as tf.Tensor2D, rng.seed());
-      pV = tf.fused.matMul({ a: h1, b: w1T, bias: dbm.visibleBias, activation: 'sigmoid' }) as tf.Tensor2D; // [P, nV]
-      v = bernoulli(pV, rng.seed());
-      h2 = bernoulli(tf.fused.matMul({ a: h1, b: dbm.weights2, bias: dbm.hiddenBias2, activation: 'sigmoid' }) as tf.Tensor2D, rng.seed());
+      const [nextV, nextH2, nextPV] = tf.tidy(() => {
+        const h1 = bernoulli(tf.sigmoid(tf.add(tf.fused.matMul({ a: v, b: dbm.weights1, bias: dbm.hiddenBias1 }), tf.matMul(h2, w2T))) as tf.Tensor2D, rng.seed()); // [P, nH1]
+        const p = tf.fused.matMul({ a: h1, b: w1T, bias: dbm.visibleBias, activation: 'sigmoid' }) as tf.Tensor2D; // [P, nV]
+        const nextVisible = bernoulli(p, rng.seed());
+        const nextHidden2 = bernoulli(tf.fused.matMul({ a: h1, b: dbm.weights2, bias: dbm.hiddenBias2, activation: 'sigmoid' }) as tf.Tensor2D, rng.seed()); // [P, nH2]
+        return [nextVisible, nextHidden2, p];
+      }) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+      v.dispose();
+      h2.dispose();
+      pV?.dispose();
+      [v, h2, pV] = [nextV, nextH2, nextPV];
     }
-    return pV;
-  });
-  const out = result.dataSync() as Float32Array;
-  result.dispose();
-  return out;
+    return pV!.dataSync() as Float32Array;
+  } finally {
+    v.dispose();
+    h2.dispose();
+    pV?.dispose();
+    w1T.dispose();
+    w2T.dispose();
+  }
 }
 
 /**
