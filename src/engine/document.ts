@@ -80,7 +80,7 @@ export async function loadDocument(options: LoadOptions, effects: Effects): Prom
       const problem = key?.error;
       const message = file.message(problem?.message ?? `cell "${id}" could not be bundled`, {
         place: problem?.line ? { line: problem.line, column: problem.column ?? 1 } : cell.position,
-        ruleId: 'cell-error',
+        ruleId: problem?.ruleId ?? 'cell-syntax',
         source: 'report',
       });
       message.fatal = true;
