@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../../src/ml/backend.ts';
 import { Rng } from '../../../src/ml/random.ts';
-import { createDcDiscriminator, createDcGenerator, dcganParamCount, dcganStep } from '../../../src/ml/models/dcgan.ts';
+import { batchNormTraining, createDcDiscriminator, createDcGenerator, dcganParamCount, dcganStep } from '../../../src/ml/models/dcgan.ts';
 import { createGanOptimizers } from '../../../src/ml/models/gan.ts';
 
 beforeAll(async () => {
@@ -21,6 +21,27 @@ function realBatch(seed: number): tf.Tensor2D {
 }
 
 describe('DCGAN (dcgan.ts)', () => {
+  it('batch norm\'s closed-form gradient agrees with autodiff through tf.moments + tf.batchNorm', () => {
+    tf.tidy(() => {
+      const x = tf.randomNormal([3, 2, 2, 5], 1, 2, 'float32', 11);
+      const scale = tf.randomUniform([5], 0.5, 1.5, 'float32', 12) as tf.Tensor1D;
+      const offset = tf.randomUniform([5], -1, 1, 'float32', 13) as tf.Tensor1D;
+      const weights = tf.randomNormal([3, 2, 2, 5], 0, 1, 'float32', 14); // a non-trivial loss
+      const reference = (a: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => {
+        const { mean, variance } = tf.moments(a, [0, 1, 2]);
+        return tf.sum(tf.mul(tf.batchNorm(a, mean, variance, o as tf.Tensor1D, s as tf.Tensor1D, 1e-5), weights));
+      };
+      const ours = (a: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => tf.sum(tf.mul(batchNormTraining(a, s as tf.Tensor1D, o as tf.Tensor1D), weights));
+      const expected = tf.grads(reference)([x, scale, offset]);
+      const got = tf.grads(ours)([x, scale, offset]);
+      expect(ours(x, scale, offset).dataSync()[0]).toBeCloseTo(reference(x, scale, offset).dataSync()[0]!, 4);
+      got.forEach((g, i) => {
+        expect(g.shape).toEqual(expected[i]!.shape);
+        expect(tf.max(tf.abs(tf.sub(g, expected[i]!))).dataSync()[0]).toBeLessThan(1e-4);
+      });
+    });
+  });
+
   it('has the parameter counts of the PyTorch twin in bench/torch_bench.py', () => {
     const m = { generator: createDcGenerator({ rng: new Rng(0) }), discriminator: createDcDiscriminator({ rng: new Rng(1) }) };
     expect(dcganParamCount(m)).toEqual({ generator: 207_489, discriminator: 138_689 });
