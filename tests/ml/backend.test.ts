@@ -28,7 +28,11 @@ describe('initBackend', () => {
     const x = tf.ones([1, 4, 4, 1]);
     const g = tf.grad((w: tf.Tensor) => tf.sum(tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'same')))(tf.ones([2, 2, 1, 1]));
     expect(Array.from(g.dataSync())).toEqual([16, 12, 12, 9]);
-    tf.dispose([x, g]);
+    // The untransposing matMul wrappers were registered before wasm started: their setup ran.
+    const a = tf.tensor2d([1, 2, 3, 4, 5, 6], [3, 2]);
+    const p = tf.matMul(a, a, true, false); // aᵀa: [2, 2]
+    expect(Array.from(p.dataSync())).toEqual([35, 44, 44, 56]);
+    tf.dispose([x, g, a, p]);
   });
 
   it('falls back from tfjs-node to wasm on any load error, not only MODULE_NOT_FOUND', async () => {
