@@ -1,9 +1,10 @@
 /**
  * Timings of the tfjs kernels our models lean on, and of our wasm fixes
  * (src/ml/kernels): matMul with and without transposes, conv2d's two backprop kernels on
- * a DCGAN-like layer, and one training step of a Dense MLP. Each figure is the median
- * wall time of `repeats` runs after one warm-up, including the read-back (dataSync);
- * on a shared machine expect ±20 %.
+ * a DCGAN-like layer, and one forward+backward pass of a Dense MLP. Each figure is the
+ * median wall time of `repeats` runs after one warm-up, including the read-back
+ * (dataSync); variants being compared run interleaved. On a shared machine expect ±20 %
+ * and more; compare rows of one run.
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
@@ -29,19 +30,32 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-/** Median ms of `run` (which returns tensors to read back and dispose). */
-function timeMedian(run: () => tf.Tensor | tf.Tensor[], repeats: number): number {
-  const once = () => {
-    const start = performance.now();
-    const out = run();
-    for (const t of Array.isArray(out) ? out : [out]) {
-      t.dataSync();
-      t.dispose();
-    }
-    return performance.now() - start;
-  };
-  once();
-  return median(Array.from({ length: repeats }, once));
+interface Variant {
+  /** Registers/unregisters fixes for this variant before each of its runs. */
+  setup?: () => void;
+  run: () => tf.Tensor | tf.Tensor[];
+}
+
+function timeOnce(variant: Variant): number {
+  variant.setup?.();
+  const start = performance.now();
+  const out = variant.run();
+  for (const t of Array.isArray(out) ? out : [out]) {
+    t.dataSync();
+    t.dispose();
+  }
+  return performance.now() - start;
+}
+
+/**
+ * Median ms of each variant; runs are interleaved (A B C A B C …) after one warm-up
+ * each, so that load from other processes drifts into every variant alike.
+ */
+function timeInterleaved(variants: Variant[], repeats: number): number[] {
+  variants.forEach(timeOnce);
+  const times = variants.map(() => [] as number[]);
+  for (let r = 0; r < repeats; r++) variants.forEach((v, i) => times[i]!.push(timeOnce(v)));
+  return times.map(median);
 }
 
 function row(name: string, ms: number, flops?: number, note?: string): KernelBenchRow {
@@ -51,46 +65,64 @@ function row(name: string, ms: number, flops?: number, note?: string): KernelBen
   return r;
 }
 
-function matMulRows(backend: string, repeats: number, rng: Rng, suffix = ''): KernelBenchRow[] {
+/** 256×784×512 matMul untransposed, transposeA, transposeB; on wasm also with our untransposing kernels. */
+function matMulRows(backend: 'wasm' | 'cpu', repeats: number, rng: Rng): KernelBenchRow[] {
   const [m, k, n] = [256, 784, 512];
   const flops = 2 * m * k * n;
   const a = tf.randomNormal([m, k], 0, 1, 'float32', rng.seed()); // [256, 784]
   const b = tf.randomNormal([k, n], 0, 1, 'float32', rng.seed()); // [784, 512]
   const aT = tf.randomNormal([k, m], 0, 1, 'float32', rng.seed()); // [784, 256]
   const bT = tf.randomNormal([n, k], 0, 1, 'float32', rng.seed()); // [512, 784]
-  const rows = [
-    row(`matMul 256x784x512 ${backend}${suffix}`, timeMedian(() => tf.matMul(a, b), repeats), flops),
-    row(`matMul 256x784x512 transposeA ${backend}${suffix}`, timeMedian(() => tf.matMul(aT, b, true, false), repeats), flops),
-    row(`matMul 256x784x512 transposeB ${backend}${suffix}`, timeMedian(() => tf.matMul(a, bT, false, true), repeats), flops),
+  const cases: Array<[string, () => tf.Tensor]> = [
+    ['', () => tf.matMul(a, b)],
+    [' transposeA', () => tf.matMul(aT, b, true, false)],
+    [' transposeB', () => tf.matMul(a, bT, false, true)],
   ];
+  const rows: KernelBenchRow[] = [];
+  for (const [label, run] of cases) {
+    if (backend === 'cpu') {
+      rows.push(row(`matMul 256x784x512${label} cpu`, timeInterleaved([{ run }], repeats)[0]!, flops));
+      continue;
+    }
+    const [tfjs, ours] = timeInterleaved([
+      { setup: () => unregisterWasmFixes(['untransposedMatMul']), run },
+      { setup: () => registerWasmFixes(['untransposedMatMul']), run },
+    ], repeats);
+    rows.push(row(`matMul 256x784x512${label} wasm (tfjs kernel)`, tfjs!, flops));
+    if (label) rows.push(row(`matMul 256x784x512${label} wasm (untransposing fix)`, ours!, flops, 'explicit Transpose, then untransposed matMul'));
+  }
   tf.dispose([a, b, aT, bT]);
   return rows;
 }
 
-/** DCGAN discriminator-like layer: [64, 14, 14, 64] → [64, 7, 7, 128], 4×4 kernels, stride 2, 'same'. */
-function convRows(backend: string, repeats: number, rng: Rng, suffix = ''): KernelBenchRow[] {
+/** DCGAN discriminator-like layer on wasm: [64, 14, 14, 64] → [64, 7, 7, 128], 4×4 kernels, stride 2, 'same'. */
+function convRows(repeats: number, rng: Rng): KernelBenchRow[] {
   const xShape: [number, number, number, number] = [64, 14, 14, 64];
   const filterShape: [number, number, number, number] = [4, 4, 64, 128];
   const x = tf.randomNormal(xShape, 0, 1, 'float32', rng.seed());
   const w = tf.randomNormal(filterShape, 0, 0.1, 'float32', rng.seed());
   const dy = tf.randomNormal([64, 7, 7, 128], 0, 1, 'float32', rng.seed());
-  const flops = 2 * 64 * 7 * 7 * 4 * 4 * 64 * 128;
-  const attrs = { strides: [2, 2], pad: 'same', dataFormat: 'NHWC', dimRoundingMode: undefined };
-  const rows = [
-    row(`conv2d forward dcgan ${backend}${suffix}`, timeMedian(() => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 2, 'same'), repeats), flops),
-    row(`Conv2DBackpropFilter dcgan ${backend}${suffix}`, timeMedian(
-      () => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape } as unknown as tf.NamedAttrMap) as tf.Tensor,
-      repeats), flops),
-    row(`Conv2DBackpropInput dcgan ${backend}${suffix}`, timeMedian(
-      () => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, { ...attrs, inputShape: xShape } as unknown as tf.NamedAttrMap) as tf.Tensor,
-      repeats), flops),
-  ];
+  const flops = 2 * 64 * 7 * 7 * 4 * 4 * 64 * 128; // the same for all three
+  const attrs = { strides: [2, 2], pad: 'same', dataFormat: 'NHWC' };
+  const backpropInput = () =>
+    tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, { ...attrs, inputShape: xShape } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  const [forward, filter, inputTfjs, inputOurs] = timeInterleaved([
+    { run: () => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 2, 'same') },
+    { run: () => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape } as unknown as tf.NamedAttrMap) as tf.Tensor },
+    { setup: () => unregisterWasmFixes(['subPixelConv2DBackpropInput']), run: backpropInput },
+    { setup: () => registerWasmFixes(['subPixelConv2DBackpropInput']), run: backpropInput },
+  ], repeats);
   tf.dispose([x, w, dy]);
-  return rows;
+  return [
+    row('conv2d forward dcgan wasm', forward!, flops, 'reference: XNNPACK convolution'),
+    row('Conv2DBackpropFilter dcgan wasm (our kernel)', filter!, flops, 'tfjs has none on wasm'),
+    row('Conv2DBackpropInput dcgan wasm (tfjs kernel)', inputTfjs!, flops),
+    row('Conv2DBackpropInput dcgan wasm (sub-pixel fix)', inputOurs!, flops, 'one Conv2D + pixel shuffle'),
+  ];
 }
 
-/** One forward+backward step (gradients only, no optimizer) of a 784-1024-512-256-1 Dense MLP, batch 64. */
-function mlpStepRow(backend: string, repeats: number, rng: Rng, suffix: string, note?: string): KernelBenchRow {
+/** One forward+backward step (gradients, no optimiser) of a 784-1024-512-256-1 tf.layers Dense MLP, batch 64, on wasm. */
+function mlpRows(repeats: number, rng: Rng): KernelBenchRow[] {
   const sizes = [784, 1024, 512, 256, 1];
   const model = tf.sequential();
   sizes.slice(1).forEach((units, i) => {
@@ -102,53 +134,60 @@ function mlpStepRow(backend: string, repeats: number, rng: Rng, suffix: string, 
     }));
   });
   const x = tf.randomUniform([64, 784], 0, 1, 'float32', rng.seed()); // [64, 784]
-  const y = tf.randomUniform([64, 1], 0, 1, 'float32', rng.seed()).round(); // [64, 1]
+  const y = tf.tidy(() => tf.round(tf.randomUniform([64, 1], 0, 1, 'float32', rng.seed()))); // [64, 1]
   let mulAdds = 0;
   for (let i = 1; i < sizes.length; i++) mulAdds += sizes[i - 1]! * sizes[i]!;
   const flops = 3 * 2 * 64 * mulAdds; // forward + two backward matMuls per layer
-  const ms = timeMedian(() => tf.tidy(() => {
+  const run = () => tf.tidy(() => {
     const { value, grads } = tf.variableGrads(() => {
       const logits = model.apply(x) as tf.Tensor2D; // [64, 1]
       return tf.losses.sigmoidCrossEntropy(y, logits) as tf.Scalar;
     });
     return [value, ...Object.values(grads)];
-  }), repeats);
+  });
+  const matMulFixes: WasmFix[] = ['untransposedMatMul', 'matMulGradients'];
+  const only = (fixes: WasmFix[]) => () => {
+    unregisterWasmFixes(matMulFixes);
+    registerWasmFixes(fixes);
+  };
+  const [none, gradients, kernels, both] = timeInterleaved([
+    { setup: only([]), run },
+    { setup: only(['matMulGradients']), run },
+    { setup: only(['untransposedMatMul']), run },
+    { setup: only(matMulFixes), run },
+  ], repeats);
   model.dispose();
   tf.dispose([x, y]);
-  return row(`mlp 784-1024-512-256-1 step b64 ${backend}${suffix}`, ms, flops, note);
+  const name = 'mlp 784-1024-512-256-1 fwd+bwd b64 wasm';
+  return [
+    row(`${name} (tfjs)`, none!, flops),
+    row(`${name} (gradient configs)`, gradients!, flops, 'misses the linear output layer: tf.fused.matMul records its own gradient'),
+    row(`${name} (untransposing kernels)`, kernels!, flops),
+    row(`${name} (both)`, both!, flops),
+  ];
 }
 
+/**
+ * Times on wasm (our fixes against tfjs's own kernels) and matMul on cpu. Leaves every wasm
+ * fix registered and restores the previous backend. cpu convolutions are left out: cpu's
+ * Conv2DBackpropFilter takes ~2 minutes on the DCGAN shape.
+ */
 export async function benchKernels(options: BenchKernelsOptions = {}): Promise<KernelBenchRow[]> {
   const repeats = options.repeats ?? 7;
   const backends = options.backends ?? ['wasm', 'cpu'];
   const previous = tf.getBackend() as string | undefined;
   const rows: KernelBenchRow[] = [];
-  const matMulFixes: WasmFix[] = ['untransposedMatMul', 'matMulGradients'];
   try {
     if (backends.includes('wasm')) {
       await tf.setBackend('wasm');
-      // tfjs's own kernels first (Conv2DBackpropFilter has none on wasm: keep ours).
-      unregisterWasmFixes();
-      registerWasmFixes(['Conv2DBackpropFilter']);
-      rows.push(...matMulRows('wasm', repeats, new Rng(1), ' (tfjs)'));
-      rows.push(...convRows('wasm', repeats, new Rng(2), ' (tfjs; BackpropFilter ours)'));
-      rows.push(mlpStepRow('wasm', repeats, new Rng(3), ' no fix'));
-      registerWasmFixes(['matMulGradients']);
-      rows.push(mlpStepRow('wasm', repeats, new Rng(3), ' gradient configs only',
-        'Dense with linear activation still transposes inside tf.fused.matMul'));
-      unregisterWasmFixes(matMulFixes);
-      registerWasmFixes(['untransposedMatMul']);
-      rows.push(mlpStepRow('wasm', repeats, new Rng(3), ' untransposing kernels only'));
       registerWasmFixes();
-      rows.push(...matMulRows('wasm', repeats, new Rng(1), ' (fixes)'));
-      rows.push(...convRows('wasm', repeats, new Rng(2), ' (fixes)'));
-      rows.push(mlpStepRow('wasm', repeats, new Rng(3), ' all fixes'));
+      rows.push(...matMulRows('wasm', repeats, new Rng(1)));
+      rows.push(...convRows(repeats, new Rng(2)));
+      rows.push(...mlpRows(repeats, new Rng(3)));
     }
     if (backends.includes('cpu')) {
       await tf.setBackend('cpu');
-      rows.push(...matMulRows('cpu', repeats, new Rng(1)));
-      rows.push(...convRows('cpu', Math.max(3, repeats >> 1), new Rng(2)));
-      rows.push(mlpStepRow('cpu', Math.max(3, repeats >> 1), new Rng(3), ''));
+      rows.push(...matMulRows('cpu', Math.min(repeats, 3), new Rng(1)));
     }
   } finally {
     if (backends.includes('wasm')) registerWasmFixes();
