@@ -121,6 +121,22 @@ function convRows(repeats: number, rng: Rng): KernelBenchRow[] {
   ];
 }
 
+/** A 64-row batch from a resident [10000, 784] tensor (tf.slice) vs a tensor from a Float32Array subarray. */
+function batchRows(repeats: number): KernelBenchRow[] {
+  const data = new Float32Array(10_000 * 784);
+  for (let i = 0; i < data.length; i++) data[i] = (i % 255) / 255;
+  const resident = tf.tensor2d(data, [10_000, 784]); // [10000, 784]
+  const [slice, subarray] = timeInterleaved([
+    { run: () => tf.slice(resident, [1000, 0], [64, 784]) },
+    { run: () => tf.tensor2d(data.subarray(1000 * 784, 1064 * 784), [64, 784]) },
+  ], repeats);
+  resident.dispose();
+  return [
+    row('batch of 64 via tf.slice of resident [10000,784] wasm', slice!, undefined, 'copies the whole tensor; grows with its size'),
+    row('batch of 64 via tensor2d(Float32Array subarray) wasm', subarray!, undefined, 'what src/ml/data/batches.ts does'),
+  ];
+}
+
 /** One forward+backward step (gradients, no optimiser) of a 784-1024-512-256-1 tf.layers Dense MLP, batch 64, on wasm. */
 function mlpRows(repeats: number, rng: Rng): KernelBenchRow[] {
   const sizes = [784, 1024, 512, 256, 1];
@@ -184,6 +200,7 @@ export async function benchKernels(options: BenchKernelsOptions = {}): Promise<K
       rows.push(...matMulRows('wasm', repeats, new Rng(1)));
       rows.push(...convRows(repeats, new Rng(2)));
       rows.push(...mlpRows(repeats, new Rng(3)));
+      rows.push(...batchRows(repeats));
     }
     if (backends.includes('cpu')) {
       await tf.setBackend('cpu');
