@@ -25,6 +25,8 @@ const convCases: Array<[number, number, number, number, number, number, number |
   [1, 8, 9, 3, 5, 2, 1, 'valid'],
   [2, 7, 7, 4, 3, 4, 2, 'same'], // 7 → 4 → 7
   [2, 11, 12, 2, 3, 3, 3, 'valid'],
+  [2, 28, 28, 1, 8, 4, 2, 'same'], // DCGAN generator's last transposed conv: 14×14×8 → 28×28×1
+  [2, 14, 14, 4, 6, 5, 2, 'same'], // 5×5 kernels, stride 2 (zero-padded sub-filters)
   [2, 9, 8, 3, 2, 3, [1, 2], 'same'], // unequal strides: Conv2DBackpropInput falls back to tfjs's kernel
 ];
 
