@@ -186,6 +186,27 @@ describe('our matMul gradient configs', () => {
   });
 });
 
+describe('UnsortedSegmentSum on wasm', () => {
+  it('matches cpu, directly and as the gradient of tf.gather (repeated indices, axis 0 and 1)', async () => {
+    const compute = () => {
+      const x = tf.tensor3d(seededValues([6, 3, 2], 22), [6, 3, 2]);
+      const ids = tf.tensor1d([2, 0, 2, 4, 1, 2], 'int32');
+      const table = tf.tensor2d(seededValues([5, 4], 23), [5, 4]);
+      const picks = tf.tensor1d([3, 1, 3, 3, 0], 'int32');
+      const weights = tf.tensor2d(seededValues([5, 4], 24), [5, 4]);
+      const [dTable] = tf.grads((t: tf.Tensor) => tf.sum(tf.mul(tf.gather(t, picks), weights)))([table]);
+      const [dColumns] = tf.grads((t: tf.Tensor) => tf.sum(tf.square(tf.gather(t, tf.tensor1d([2, 2, 0], 'int32'), 1))))([table]);
+      return [tf.unsortedSegmentSum(x, ids, 5), dTable!, dColumns!];
+    };
+    const cpu = await on('cpu', compute);
+    const wasm = await on('wasm', compute);
+    cpu.forEach((c, i) => {
+      expect(wasm[i]!.shape).toEqual(c.shape);
+      expect(relativeError(wasm[i]!.values, c.values)).toBeLessThanOrEqual(TOLERANCE);
+    });
+  });
+});
+
 describe('memory', () => {
   it('the wasm fixes leave no tensors or buffers behind', async () => {
     await tf.setBackend('wasm');

@@ -7,6 +7,7 @@
  *   (transposed matMul is ~10–30× slower on wasm); covers forward and every gradient.
  * - `Conv2DBackpropInput`: sub-pixel formulation (one Conv2D + DepthToSpace), faster
  *   than wasm's direct loop.
+ * - `UnsortedSegmentSum`: missing on wasm; the gradient of tf.gather. JS on the heap.
  * - Gradient configs for BatchMatMul/_FusedMatMul that transpose explicitly; global
  *   (tfjs keeps one gradient registry for all backends) and exact on every backend.
  *
@@ -21,21 +22,27 @@ import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter.ts';
 import { registerSubPixelConv2dBackpropInput, unregisterSubPixelConv2dBackpropInput } from './conv2d-backprop-input.ts';
 import { registerMatMulGradients, unregisterMatMulGradients } from './matmul-gradients.ts';
 import { registerUntransposedMatMul, unregisterUntransposedMatMul } from './matmul-untransposed.ts';
+import { unsortedSegmentSumConfig } from './unsorted-segment-sum.ts';
 
 export { conv2dBackpropFilterConfig, conv2dBackpropFilterWasm } from './conv2d-backprop-filter.ts';
 export { registerSubPixelConv2dBackpropInput, unregisterSubPixelConv2dBackpropInput } from './conv2d-backprop-input.ts';
 export { batchMatMulGradConfig, fusedMatMulGradConfig, registerMatMulGradients, unregisterMatMulGradients } from './matmul-gradients.ts';
 export { registerUntransposedMatMul, unregisterUntransposedMatMul } from './matmul-untransposed.ts';
+export { unsortedSegmentSumConfig, unsortedSegmentSumWasm } from './unsorted-segment-sum.ts';
 
-export type WasmFix = 'Conv2DBackpropFilter' | 'untransposedMatMul' | 'matMulGradients' | 'subPixelConv2DBackpropInput';
+export type WasmFix =
+  | 'Conv2DBackpropFilter' | 'UnsortedSegmentSum' | 'untransposedMatMul' | 'matMulGradients' | 'subPixelConv2DBackpropInput';
 export const allWasmFixes: readonly WasmFix[] = [
-  'Conv2DBackpropFilter', 'untransposedMatMul', 'matMulGradients', 'subPixelConv2DBackpropInput',
+  'Conv2DBackpropFilter', 'UnsortedSegmentSum', 'untransposedMatMul', 'matMulGradients', 'subPixelConv2DBackpropInput',
 ];
+
+/** Kernels tfjs lacks on wasm, registered unless something already is. */
+const missingKernels = { Conv2DBackpropFilter: conv2dBackpropFilterConfig, UnsortedSegmentSum: unsortedSegmentSumConfig } as const;
 
 /** Registers the chosen fixes (all by default). Needs @tensorflow/tfjs-backend-wasm imported. */
 export function registerWasmFixes(fixes: readonly WasmFix[] = allWasmFixes): void {
-  if (fixes.includes('Conv2DBackpropFilter') && tf.getKernel('Conv2DBackpropFilter', 'wasm') == null) {
-    tf.registerKernel(conv2dBackpropFilterConfig);
+  for (const [name, config] of Object.entries(missingKernels)) {
+    if (fixes.includes(name as WasmFix) && tf.getKernel(name, 'wasm') == null) tf.registerKernel(config);
   }
   if (fixes.includes('untransposedMatMul')) registerUntransposedMatMul();
   if (fixes.includes('matMulGradients')) registerMatMulGradients();
@@ -44,8 +51,8 @@ export function registerWasmFixes(fixes: readonly WasmFix[] = allWasmFixes): voi
 
 /** Removes the chosen fixes, restoring tfjs's own kernels and gradients (benchmarks, tests). */
 export function unregisterWasmFixes(fixes: readonly WasmFix[] = allWasmFixes): void {
-  if (fixes.includes('Conv2DBackpropFilter') && tf.getKernel('Conv2DBackpropFilter', 'wasm') === conv2dBackpropFilterConfig) {
-    tf.unregisterKernel('Conv2DBackpropFilter', 'wasm');
+  for (const [name, config] of Object.entries(missingKernels)) {
+    if (fixes.includes(name as WasmFix) && tf.getKernel(name, 'wasm') === config) tf.unregisterKernel(name, 'wasm');
   }
   if (fixes.includes('untransposedMatMul')) unregisterUntransposedMatMul();
   if (fixes.includes('matMulGradients')) unregisterMatMulGradients();

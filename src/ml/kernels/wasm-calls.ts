@@ -70,7 +70,7 @@ function marked(config: tf.KernelConfig, mark: symbol): tf.KernelConfig | null |
 /** The parts of the wasm backend (BackendWasm) that give direct views on its heap. */
 interface WasmHeapBackend {
   makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-  typedArrayFromHeap(info: TensorInfo): Float32Array;
+  typedArrayFromHeap(info: TensorInfo): Float32Array | Int32Array | Uint8Array;
 }
 
 function asHeapBackend(backend: KernelBackend): WasmHeapBackend {
@@ -93,8 +93,11 @@ export function makeHeapOutput(
 ): TensorInfo {
   const heap = asHeapBackend(backend);
   const out = heap.makeOutput(shape, 'float32');
-  const views = sources.map((s) => heap.typedArrayFromHeap(s));
-  fill(heap.typedArrayFromHeap(out), ...views);
+  const views = sources.map((s) => {
+    if (s.dtype !== 'float32') throw new Error(`wasm fix: expected a float32 tensor, got ${s.dtype}`);
+    return heap.typedArrayFromHeap(s) as Float32Array;
+  });
+  fill(heap.typedArrayFromHeap(out) as Float32Array, ...views);
   return out;
 }
 
@@ -140,4 +143,10 @@ export function permuteOnHeap(x: TensorInfo, perm: number[], backend: KernelBack
       }
     }
   });
+}
+
+/** A view on the wasm heap of an int32 tensor (copy it before allocating anything). */
+export function int32View(info: TensorInfo, backend: KernelBackend): Int32Array {
+  if (info.dtype !== 'int32') throw new Error(`wasm fix: expected an int32 tensor, got ${info.dtype}`);
+  return asHeapBackend(backend).typedArrayFromHeap(info) as Int32Array;
 }
