@@ -198,7 +198,9 @@ export function createDcDiscriminator(options: { filters?: readonly [number, num
     apply(x, { training = false } = {}) {
       const batch = x.shape[0];
       let h: tf.Tensor = tf.reshape(x, [batch, 28, 28, 1]);
-      h = tf.fused.conv2d({ x: h as tf.Tensor4D, filter: layers.conv1, strides: 2, pad: 'same', bias: layers.conv1Bias }); // [b, 14, 14, f0]
+      // conv2d + add rather than tf.fused.conv2d: the fused op's gradient always computes
+      // ∂input, which the D step does not need (its input batch is a constant).
+      h = tf.add(tf.conv2d(h as tf.Tensor4D, layers.conv1, 2, 'same'), layers.conv1Bias); // [b, 14, 14, f0]
       h = leakyRelu(h, LEAK);
       h = tf.conv2d(h as tf.Tensor4D, layers.conv2, 2, 'same'); // [b, 7, 7, f1]
       h = leakyRelu(applyBatchNorm(layers.conv2Norm, h, training, training), LEAK);

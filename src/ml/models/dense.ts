@@ -2,11 +2,11 @@
  * Fully connected layers as explicit `tf.Variable`s, shared by the MLP models (gan.ts,
  * vae.ts, dcgan.ts's dense ends).
  *
- * Why not `tf.layers.dense`: explicit variables and `tf.fused.matMul` give one kernel per
- * layer forward, no symbolic-layer bookkeeping per call, and the matMul stays
+ * Why not `tf.layers.dense`: explicit variables keep the step free of symbolic-layer
+ * bookkeeping and let us choose the ops (see `applyDense`): the matMul stays
  * `[batch, in] × [in, out]` with no transpose flags (the wasm backend's transposed matMul
  * is ~30× slower than the plain one; gradients are left to the registered kernel
- * gradients, see src/ml/backend.ts).
+ * gradients and wasm fixes, see src/ml/backend.ts).
  *
  * Initialisation follows PyTorch's `nn.Linear` default, which the course's scripts use:
  * weight and bias ~ U(−1/√fanIn, 1/√fanIn) (Kaiming-uniform with a = √5).
@@ -42,20 +42,31 @@ export function leakyRelu<T extends tf.Tensor>(x: T, alpha: number): T {
 }
 
 /**
- * x·W + b followed by an activation. x·W + b is one fused kernel (differentiable fused
- * linear); relu is fused too when no gradient tape is recording; the others run after it.
+ * x·W + b followed by an activation: `tf.matMul` then `tf.add`, not `tf.fused.matMul`.
+ * Why: the fused op's custom gradient computes ∂x and ∂W together, even when x needs no
+ * gradient (a discriminator's input batch in its own step, the first layer of any
+ * network), while matMul's registered gradient is lazy per input. Skipping that unneeded
+ * ∂x (e.g. [256, 1024]·[1024, 784] in the GAN's D step) saves more than the separate bias
+ * add costs.
  */
 export function applyDense(layer: Dense, x: tf.Tensor2D, activation: Activation = 'linear', leakyreluAlpha = 0.2): tf.Tensor2D {
   const [batch, fanIn] = x.shape;
   if (fanIn !== layer.kernel.shape[0]) {
     throw new Error(`applyDense: expected input [batch, ${layer.kernel.shape[0]}], got [${batch}, ${fanIn}]`);
   }
-  if (activation === 'linear' || activation === 'relu') {
-    return tf.fused.matMul({ a: x, b: layer.kernel, bias: layer.bias, activation }) as tf.Tensor2D;
+  const y = tf.add(tf.matMul(x, layer.kernel), layer.bias) as tf.Tensor2D; // [batch, fanOut]
+  switch (activation) {
+    case 'linear':
+      return y;
+    case 'relu':
+      return tf.relu(y) as tf.Tensor2D;
+    case 'leakyrelu':
+      return leakyRelu(y, leakyreluAlpha);
+    case 'sigmoid':
+      return tf.sigmoid(y) as tf.Tensor2D;
+    case 'tanh':
+      return tf.tanh(y) as tf.Tensor2D;
   }
-  const y = tf.fused.matMul({ a: x, b: layer.kernel, bias: layer.bias }) as tf.Tensor2D;
-  if (activation === 'leakyrelu') return leakyRelu(y, leakyreluAlpha);
-  return activation === 'sigmoid' ? tf.sigmoid(y) : tf.tanh(y);
 }
 
 export function denseVariables(layers: readonly Dense[]): tf.Variable[] {
@@ -66,7 +77,7 @@ export function countParams(variables: readonly tf.Variable[]): number {
   return variables.reduce((n, v) => n + v.size, 0);
 }
 
-/** Inverted dropout with a seeded mask (as `tf.dropout`, which draws its mask from `seed`). */
+/** Inverted dropout with a seeded mask (`tf.dropout`, which draws its mask from `seed`). */
 export function dropout(x: tf.Tensor2D, rate: number, seed: number): tf.Tensor2D {
   return rate > 0 ? (tf.dropout(x, rate, undefined, seed) as tf.Tensor2D) : x;
 }
