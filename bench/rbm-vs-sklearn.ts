@@ -23,25 +23,28 @@ const { images } = await loadImages('train');
 const ours: Array<{ iteration: number; pseudoLikelihood: number; seconds: number; scoreSeconds: number }> = [];
 const rng = new Rng(0);
 const rbm = createRbm({ nVisible: 784, nComponents, rng });
+let cpu = process.cpuUsage();
 fitRbm(rbm, images, {
   nIter,
   learningRate,
   rng,
   onIteration: (iteration, info) => {
+    const used = process.cpuUsage(cpu);
+    cpu = process.cpuUsage();
     ours.push({ iteration, ...info });
-    console.log(`ours    iteration ${iteration}: pseudo-likelihood ${info.pseudoLikelihood.toFixed(2)}, train ${info.seconds.toFixed(2)} s, score ${info.scoreSeconds.toFixed(2)} s`);
+    console.log(`ours    iteration ${iteration}: pseudo-likelihood ${info.pseudoLikelihood.toFixed(2)}, train ${info.seconds.toFixed(2)} s, score ${info.scoreSeconds.toFixed(2)} s (CPU train + score ${((used.user + used.system) / 1e6).toFixed(2)} s)`);
   },
 });
 disposeRbm(rbm);
 
-let sklearn: Array<{ iteration: number; pseudoLikelihood: number; seconds: number }> = [];
+let sklearn: Array<{ iteration: number; pseudoLikelihood: number; seconds: number; cpuSeconds: number }> = [];
 try {
   const out = execFileSync('/usr/bin/python3', [new URL('./sklearn_rbm.py', import.meta.url).pathname, mnistIdxPath('train'), String(nComponents), String(learningRate), String(nIter), 'float32'], {
     encoding: 'utf8',
     maxBuffer: 1 << 20,
   });
-  sklearn = out.trim().split('\n').map((line) => JSON.parse(line) as { iteration: number; pseudoLikelihood: number; seconds: number });
-  for (const r of sklearn) console.log(`sklearn iteration ${r.iteration}: pseudo-likelihood ${r.pseudoLikelihood.toFixed(2)}, train ${r.seconds.toFixed(2)} s`);
+  sklearn = out.trim().split('\n').map((line) => JSON.parse(line) as { iteration: number; pseudoLikelihood: number; seconds: number; cpuSeconds: number });
+  for (const r of sklearn) console.log(`sklearn iteration ${r.iteration}: pseudo-likelihood ${r.pseudoLikelihood.toFixed(2)}, train ${r.seconds.toFixed(2)} s (CPU ${r.cpuSeconds.toFixed(2)} s)`);
 } catch (error) {
   console.log(`scikit-learn not run: ${(error as Error).message.split('\n')[0]}`);
 }

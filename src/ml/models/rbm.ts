@@ -262,40 +262,103 @@ export function batchSlices(n: number, batchSize: number): Array<[start: number,
 }
 
 /**
- * One PCD step (BernoulliRBM._fit) on vPos [b, nVisible], with B = persistent chains:
+ * Self-weight of the bias unit in the augmented parameter matrix (see `pcdStep`): large
+ * enough that σ(anything + BIAS_UNIT_SELF_WEIGHT) is exactly 1 in float32, so the bias unit
+ * stays on through every pass and every sample.
+ */
+const BIAS_UNIT_SELF_WEIGHT = 1e6;
+
+/**
+ * One PCD step (BernoulliRBM._fit) on a batch of b samples, with B persistent chains:
  *   h_pos = σ(v_pos W + c)                                   (means, not samples)
  *   v_neg ~ P(v | h_persistent),  h_neg = σ(v_neg W + c)
  *   W += lr/b · (v_posᵀ h_pos − v_negᵀ h_neg),  c += lr/b · Σ(h_pos − h_neg),  b += lr/b · Σ(v_pos − v_neg)
  *   h_persistent ← sample(h_neg)
- * `coef` is the [b + B, 1] column (+lr/b for the b positive rows, −lr/b for the B negative ones),
- * which folds the two phases and the learning rate into one matMul.
+ *
+ * Layout, for speed on wasm at batch 10 (where per-op cost, not arithmetic, dominates):
+ * - Augmented parameters A [nV + 1, nC + 1] = [[W, b], [cᵀ, BIAS_UNIT_SELF_WEIGHT]]: an extra
+ *   "bias unit" on each side, always 1, carries the biases through the matMuls and its
+ *   gradient row/column are the bias gradients, so one matMul + sigmoid per pass and one
+ *   matMul + add per update serve W, b and c together. The bias units stay exactly 1:
+ *   their pre-activation includes the huge self-weight; their self-weight's gradient is
+ *   Σ coef = lr − lr·B/b (0 for full batches).
+ * - XNNPACK packs a matMul's right operand into an operator cached per tensor; a right
+ *   operand that changes every step (the updated weights) is re-packed on every call
+ *   (≈ 0.55 ms for 784 × 100, more than the multiply at batch 10). So A and Aᵀ are only LEFT
+ *   operands and activations are carried transposed ([units + 1, batch]):
+ *   p_negᵀ = σ(A h_persᵀ), [h_pos | h_neg]ᵀ = σ(Aᵀ [v_pos | v_neg]ᵀ). Aᵀ is one explicit
+ *   transpose per step. Each matMul with a fresh right operand costs ≈ 0.1 ms of operator
+ *   set-up on wasm, hence h_pos and h_neg share one matMul: three matMuls per step in all.
+ * `vPosT` is the batch transposed with a final row of ones, [nV + 1, b]; `persistentT` the
+ * persistent hidden chains transposed with a final row of ones, [nC + 1, B]; `coef` the
+ * [b + B, 1] column (+lr/b for the b positive rows, −lr/b for the B negative ones).
  */
-function pcdStep(rbm: Rbm, vPos: tf.Tensor2D, coef: tf.Tensor2D, coefRow: tf.Tensor2D, seedV: number, seedH: number): void {
+function pcdStep(augmented: tf.Variable<tf.Rank.R2>, persistentT: tf.Variable<tf.Rank.R2>, vPosT: tf.Tensor2D, coef: tf.Tensor2D, seedV: number, seedH: number): void {
   tf.tidy(() => {
-    const w = rbm.weights;
-    const hPos = tf.fused.matMul({ a: vPos, b: w, bias: rbm.hiddenBias, activation: 'sigmoid' }); // [b, nC]
-    const wT = tf.transpose(w); // [nC, nV]
-    const pNeg = tf.fused.matMul({ a: rbm.persistentHidden, b: wT, bias: rbm.visibleBias, activation: 'sigmoid' }) as tf.Tensor2D; // [B, nV]
-    const vNeg = bernoulli(pNeg, seedV); // [B, nV]
-    const hNeg = tf.fused.matMul({ a: vNeg, b: w, bias: rbm.hiddenBias, activation: 'sigmoid' }) as tf.Tensor2D; // [B, nC]
-    const vAll = tf.concat([vPos, vNeg], 0); // [b + B, nV]
-    const hScaled = tf.mul(tf.concat([hPos, hNeg], 0), coef); // [b + B, nC]
-    const dW = tf.matMul(tf.transpose(vAll), hScaled); // [nV, nC]
-    const dc = tf.sum(hScaled, 0); // [nC]
-    const db = tf.reshape(tf.matMul(coefRow, vAll), [rbm.nVisible]); // [nV]
-    w.assign(tf.add(w, dW));
-    rbm.hiddenBias.assign(tf.add(rbm.hiddenBias, dc));
-    rbm.visibleBias.assign(tf.add(rbm.visibleBias, db));
-    rbm.persistentHidden.assign(bernoulli(hNeg, seedH));
+    const positives = vPosT.shape[1];
+    const chains = persistentT.shape[1];
+    const aT = tf.transpose(augmented); // [nC + 1, nV + 1]
+    const pNegT = tf.fused.matMul({ a: augmented, b: persistentT, activation: 'sigmoid' }) as tf.Tensor2D; // [nV + 1, B]
+    const vAllT = tf.concat([vPosT, bernoulli(pNegT, seedV)], 1); // [nV + 1, b + B]: v_pos | v_neg
+    // h_pos and h_neg in one matMul (h_pos does not depend on v_neg, so this is the same step).
+    const hAllT = tf.fused.matMul({ a: aT, b: vAllT, activation: 'sigmoid' }) as tf.Tensor2D; // [nC + 1, b + B]
+    const hScaled = tf.mul(tf.transpose(hAllT), coef); // [b + B, nC + 1]
+    augmented.assign(tf.add(augmented, tf.matMul(vAllT, hScaled))); // [nV + 1, nC + 1]
+    const hNegT = tf.slice(hAllT, [0, positives], [hAllT.shape[0], chains]) as tf.Tensor2D; // [nC + 1, B]
+    persistentT.assign(bernoulli(hNegT, seedH));
   });
 }
 
-function phaseCoefficients(positive: number, negative: number, learningRate: number): { coef: tf.Tensor2D; coefRow: tf.Tensor2D } {
+/** [[W, b], [cᵀ, BIAS_UNIT_SELF_WEIGHT]], [nV + 1, nC + 1]. */
+function augmentedParameters(rbm: Rbm): tf.Variable<tf.Rank.R2> {
+  const a = tf.tidy(() =>
+    tf.concat(
+      [
+        tf.concat([rbm.weights, tf.reshape(rbm.visibleBias, [rbm.nVisible, 1])], 1),
+        tf.concat([tf.reshape(rbm.hiddenBias, [1, rbm.nComponents]), tf.fill([1, 1], BIAS_UNIT_SELF_WEIGHT)], 1),
+      ],
+      0,
+    ),
+  );
+  const v = tf.variable(a) as tf.Variable<tf.Rank.R2>;
+  a.dispose();
+  return v;
+}
+
+/**
+ * Writes the augmented parameters and persistent chains back into the model's variables
+ * (once per iteration). Through JS arrays on purpose: on wasm, a reshaped slice keeps its
+ * buffer's rank-2 shape, which `_FusedMatMul` then rejects as a bias.
+ */
+function writeBack(rbm: Rbm, augmented: tf.Tensor2D, persistentT: tf.Tensor2D): void {
+  const { nVisible: nV, nComponents: nC } = rbm;
+  const a = augmented.dataSync(); // [nV + 1, nC + 1] row-major
+  const p = persistentT.dataSync(); // [nC + 1, B]
+  const chains = persistentT.shape[1];
+  const w = new Float32Array(nV * nC);
+  const b = new Float32Array(nV);
+  const c = new Float32Array(nC);
+  for (let i = 0; i < nV; i++) {
+    for (let j = 0; j < nC; j++) w[i * nC + j] = a[i * (nC + 1) + j]!;
+    b[i] = a[i * (nC + 1) + nC]!;
+  }
+  for (let j = 0; j < nC; j++) c[j] = a[nV * (nC + 1) + j]!;
+  const h = new Float32Array(chains * nC);
+  for (let r = 0; r < chains; r++) for (let j = 0; j < nC; j++) h[r * nC + j] = p[j * chains + r]!;
+  tf.tidy(() => {
+    rbm.weights.assign(tf.tensor2d(w, [nV, nC]));
+    rbm.visibleBias.assign(tf.tensor1d(b));
+    rbm.hiddenBias.assign(tf.tensor1d(c));
+    rbm.persistentHidden.assign(tf.tensor2d(h, [chains, nC]));
+  });
+}
+
+function phaseCoefficients(positive: number, negative: number, learningRate: number): tf.Tensor2D {
   const c = new Float32Array(positive + negative);
   const lr = learningRate / positive; // scikit-learn: learning_rate / v_pos.shape[0]
   c.fill(lr, 0, positive);
   c.fill(-lr, positive);
-  return { coef: tf.tensor2d(c, [c.length, 1]), coefRow: tf.tensor2d(c, [1, c.length]) };
+  return tf.tensor2d(c, [c.length, 1]);
 }
 
 /**
@@ -329,7 +392,12 @@ export function fitRbm(rbm: Rbm, data: Float32Array, options: FitRbmOptions): Fi
   }
   const scoreSeed = rng.seed();
   const slices = batchSlices(n, batchSize);
-  const coefficients = new Map<number, { coef: tf.Tensor2D; coefRow: tf.Tensor2D }>();
+  const coefficients = new Map<number, tf.Tensor2D>();
+  const batchT = new Float32Array((nV + 1) * batchSize);
+  const augmented = augmentedParameters(rbm); // [nV + 1, nC + 1]
+  const persistentInit = tf.tidy(() => tf.concat([tf.transpose(rbm.persistentHidden), tf.ones([1, batchSize])], 0));
+  const persistentT = tf.variable(persistentInit) as tf.Variable<tf.Rank.R2>; // [nC + 1, batchSize]
+  persistentInit.dispose();
   const result: FitRbmResult = { pseudoLikelihood: [], seconds: [] };
   try {
     for (let iteration = 1; iteration <= nIter; iteration++) {
@@ -337,18 +405,24 @@ export function fitRbm(rbm: Rbm, data: Float32Array, options: FitRbmOptions): Fi
       const steps = Math.min(slices.length, options.maxStepsPerIteration ?? Infinity);
       for (let k = 0; k < steps; k++) {
         const [start, size] = slices[k]!;
-        let cf = coefficients.get(size);
-        if (!cf) {
-          cf = phaseCoefficients(size, batchSize, learningRate);
-          coefficients.set(size, cf);
+        let coef = coefficients.get(size);
+        if (!coef) {
+          coef = phaseCoefficients(size, batchSize, learningRate);
+          coefficients.set(size, coef);
         }
-        // Upload the batch from JS: wasm's Slice of a large tensor costs time proportional to
-        // the whole tensor (≈ 0.3 s for 60 000 × 784), an upload of 10 rows ≈ 0.1 ms.
-        const vPos = tf.tensor2d(data.subarray(start * nV, (start + size) * nV), [size, nV]); // [size, nV]
-        pcdStep(rbm, vPos, cf.coef, cf.coefRow, rng.seed(), rng.seed());
-        vPos.dispose();
+        // Upload the batch, transposed in JS: wasm's Slice of a large tensor costs time
+        // proportional to the whole tensor (≈ 0.3 s for 60 000 × 784).
+        for (let r = 0; r < size; r++) {
+          const row = (start + r) * nV;
+          for (let i = 0; i < nV; i++) batchT[i * size + r] = data[row + i]!;
+          batchT[nV * size + r] = 1; // bias unit
+        }
+        const vPosT = tf.tensor2d(batchT.subarray(0, (nV + 1) * size), [nV + 1, size]); // [nV + 1, size]
+        pcdStep(augmented, persistentT, vPosT, coef, rng.seed(), rng.seed());
+        vPosT.dispose();
         options.onBatch?.(k, iteration);
       }
+      writeBack(rbm, augmented, persistentT);
       // Wait for the backend before timing (a no-op on synchronous backends).
       rbm.hiddenBias.dataSync();
       const t1 = performance.now();
@@ -359,10 +433,10 @@ export function fitRbm(rbm: Rbm, data: Float32Array, options: FitRbmOptions): Fi
       options.onIteration?.(iteration, { pseudoLikelihood: pl, seconds: (t1 - t0) / 1000, scoreSeconds: (t2 - t1) / 1000 });
     }
   } finally {
-    for (const cf of coefficients.values()) {
-      cf.coef.dispose();
-      cf.coefRow.dispose();
-    }
+    writeBack(rbm, augmented, persistentT);
+    augmented.dispose();
+    persistentT.dispose();
+    for (const coef of coefficients.values()) coef.dispose();
   }
   return result;
 }
