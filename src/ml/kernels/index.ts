@@ -2,11 +2,11 @@
  * Our fixes for the tfjs 4.22 wasm backend, registered together by `registerWasmFixes`
  * (idempotent; `initBackend` calls it when wasm is chosen):
  *
- * - `Conv2DBackpropFilter`: missing on wasm; built from Transpose + dilated Conv2D.
+ * - `Conv2DBackpropFilter`: missing on wasm; a dilated Conv2D on permuted x and dy.
  * - `BatchMatMul`, `_FusedMatMul`: transposed operands are transposed explicitly first
  *   (transposed matMul is ~10–30× slower on wasm); covers forward and every gradient.
- * - `Conv2DBackpropInput`: sub-pixel formulation (one Conv2D + DepthToSpace), faster
- *   than wasm's direct loop.
+ * - `Conv2DBackpropInput`: sub-pixel formulation (one Conv2D + pixel shuffle), exact and
+ *   1.3–9× faster than wasm's direct loop on every shape we timed (strides 1 and 2).
  * - `UnsortedSegmentSum`: missing on wasm; the gradient of tf.gather. JS on the heap.
  * - Gradient configs for BatchMatMul/_FusedMatMul that transpose explicitly; global
  *   (tfjs keeps one gradient registry for all backends) and exact on every backend.
@@ -15,6 +15,7 @@
  * matMul 256×784×512 transposeA 172 → 7 ms, transposeB 92 → 11 ms (untransposed 7 ms);
  * DCGAN layer [64,14,14,64]→[64,7,7,128], 4×4, stride 2: Conv2DBackpropInput
  * 302 → 46–94 ms, Conv2DBackpropFilter 33–84 ms (forward conv2d 30 ms);
+ * stride 1, 5×5 'valid', [64,12,12,32]←[64,8,8,64]: Conv2DBackpropInput 271 → 47 ms;
  * 784-1024-512-256-1 Dense MLP forward+backward, batch 64: 362 → 34 ms.
  */
 import * as tf from '@tensorflow/tfjs';
