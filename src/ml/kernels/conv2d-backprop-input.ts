@@ -94,7 +94,7 @@ function subPixelBackpropInput(
   temps.push(phases);
   let image = phases;
   if (s > 1) {
-    // Pixel shuffle as Reshape + Transpose (wasm's DepthToSpace and rank-6 Transpose are slow).
+    // Pixel shuffle as Reshape + a permutation on the heap (wasm's DepthToSpace and rank-6 Transpose are slow).
     const split = callWasmKernel('Reshape', { x: phases }, { shape: [batchSize * qh, qw, s, s * inChannels] }, backend);
     const interleaved = permuteOnHeap(split, [0, 2, 1, 3], backend); // [batch·qh, s, qw, s·ci]
     image = callWasmKernel('Reshape', { x: interleaved }, { shape: [batchSize, qh * s, qw * s, inChannels] }, backend);
