@@ -140,8 +140,11 @@ export async function build(options: BuildOptions, effects: Effects): Promise<Bu
   }
   display.done({ ran: ran.length, fresh: available.size, failed: failed.length, skipped: skipped.length, ms: effects.now() - started });
 
+  // figures/ holds the committed (full-profile) figures; other profiles write beside them,
+  // in a folder git ignores, so a quick build never overwrites what is committed.
+  const figuresDir = path.join(projectRoot, 'figures', ...(profile === 'full' ? [] : ['profiles', profile]));
   for (const result of results.values()) {
-    if (!isFailure(result)) await store.writeFigures(result, path.join(projectRoot, 'figures'), projectRoot);
+    if (!isFailure(result)) await store.writeFigures(result, figuresDir, projectRoot);
   }
 
   const html = await weave(doc, results, { mode: 'build' });

@@ -159,6 +159,26 @@ describe('the results store', () => {
     expect(after).not.toEqual(before);
   });
 
+  it('writes figures from the store: full ones to figures/, other profiles beside them', async () => {
+    const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3]);
+    const withFigure = () =>
+      fakeExecutor({
+        a: () => ({ exports: { a: 2 }, outputs: [{ kind: 'figure', name: 'plot', ext: 'png', data: png, caption: 'A plot.' }] }),
+        b: () => ({ exports: { total: 5 } }),
+        c: () => ({ exports: { c: 'independent' } }),
+      });
+    await run(withFigure(), { profile: 'quick' }).result;
+    expect(await readdir(path.join(dir, 'figures', 'profiles', 'quick'))).toEqual(['a-plot.png']);
+    await run(withFigure()).result;
+    expect(await readFile(path.join(dir, 'figures', 'a-plot.png'))).toEqual(Buffer.from(png));
+    // A fresh clone: figures/ deleted, nothing runs, the figure comes back from the store.
+    await rm(path.join(dir, 'figures'), { recursive: true });
+    const clone = run(withFigure());
+    await clone.result;
+    expect(clone.executor.calls).toEqual([]);
+    expect(await readFile(path.join(dir, 'figures', 'a-plot.png'))).toEqual(Buffer.from(png));
+  });
+
   it('keeps quick-profile results apart from the committed full ones', async () => {
     await run(impl(), { profile: 'quick' }).result;
     expect(await readdir(path.join(dir, 'results'))).toEqual(['profiles']);
