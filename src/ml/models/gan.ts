@@ -145,54 +145,74 @@ function bceWithLogits(logits: tf.Tensor, target: 0 | 1): tf.Scalar {
 }
 
 /**
+ * D's loss ½·(BCE(D(x), 1) + BCE(D(G(z)), 0)) and its mean outputs on each batch. When D
+ * has no batch statistics, real and fake go through D as one batch of 2·b (same loss,
+ * half the kernel launches); with batch norm they go separately, as in the course's loop.
+ */
+function discriminatorLoss(
+  discriminator: Discriminator,
+  realBatch: tf.Tensor2D,
+  fake: tf.Tensor2D,
+  seed: number,
+): { loss: tf.Scalar; dReal: tf.Scalar; dFake: tf.Scalar } {
+  let realLogits: tf.Tensor2D;
+  let fakeLogits: tf.Tensor2D;
+  if (discriminator.usesBatchStatistics) {
+    realLogits = discriminator.apply(realBatch, { training: true, seed }); // [b, 1]
+    fakeLogits = discriminator.apply(fake, { training: true, seed: seed + 1000 }); // [b, 1]
+  } else {
+    const logits = discriminator.apply(tf.concat([realBatch, fake], 0) as tf.Tensor2D, { training: true, seed }); // [2b, 1]
+    [realLogits, fakeLogits] = tf.split(logits, 2, 0) as [tf.Tensor2D, tf.Tensor2D];
+  }
+  return {
+    loss: tf.mul(0.5, tf.add(bceWithLogits(realLogits, 1), bceWithLogits(fakeLogits, 0))),
+    dReal: tf.mean(tf.sigmoid(realLogits)) as tf.Scalar,
+    dFake: tf.mean(tf.sigmoid(fakeLogits)) as tf.Scalar,
+  };
+}
+
+/**
  * One step of Algorithm 1 with k = 1: update D on a real batch and an equal-sized fake
- * batch, then update G with the non-saturating loss on the same z. Works for any
- * Generator/Discriminator pair (gan.ts, dcgan.ts). The fakes are generated once without a
- * gradient tape for the D step (PyTorch's `fake.detach()`), then again under the tape for
- * the G step. When D has no batch statistics, real and fake go through D as one batch of
- * 2·b (same loss, half the kernel launches).
+ * batch, then update G with the non-saturating loss on the same fakes, scored by the
+ * updated D. Works for any Generator/Discriminator pair (gan.ts, dcgan.ts).
+ *
+ * G runs forward once, as in PyTorch's loop (`fake = G(z)`, D step on `fake.detach()`,
+ * then G step on `fake`): the D step is taken inside G's gradient function, after G's
+ * forward pass and before D scores the fakes for G's loss. tfjs's tapes nest: the D step's
+ * operations land on G's tape too, but none of them leads from G's variables to G's loss
+ * (D's updated weights are variables, read afresh), so G's backward pass prunes them.
  */
 export function ganStep(models: GanModels, optimizers: GanOptimizers, realBatch: tf.Tensor2D, rng: Rng): GanStepResult {
   const { generator, discriminator } = models;
   const batch = realBatch.shape[0];
   const stats = tf.tidy(() => {
     const z = tf.randomNormal([batch, generator.latentDim], 0, 1, 'float32', rng.seed()) as tf.Tensor2D; // [b, latent]
-    const fake = generator.apply(z, { training: true }); // [b, 784], no tape: a constant for D
-
-    let dReal: tf.Scalar | undefined;
-    let dFake: tf.Scalar | undefined;
     const dSeed = rng.seed();
-    const d = tf.variableGrads(() => {
-      let realLogits: tf.Tensor2D;
-      let fakeLogits: tf.Tensor2D;
-      if (discriminator.usesBatchStatistics) {
-        realLogits = discriminator.apply(realBatch, { training: true, seed: dSeed }); // [b, 1]
-        fakeLogits = discriminator.apply(fake, { training: true, seed: dSeed + 1000 }); // [b, 1]
-      } else {
-        const logits = discriminator.apply(tf.concat([realBatch, fake], 0) as tf.Tensor2D, { training: true, seed: dSeed }); // [2b, 1]
-        [realLogits, fakeLogits] = tf.split(logits, 2, 0) as [tf.Tensor2D, tf.Tensor2D];
-      }
-      dReal = tf.keep(tf.mean(tf.sigmoid(realLogits)) as tf.Scalar);
-      dFake = tf.keep(tf.mean(tf.sigmoid(fakeLogits)) as tf.Scalar);
-      return tf.mul(0.5, tf.add(bceWithLogits(realLogits, 1), bceWithLogits(fakeLogits, 0)));
-    }, discriminator.variables);
-    optimizers.discriminator.applyGradients(d.grads);
-
     const gSeed = rng.seed();
+    let dStats: tf.Tensor1D | undefined; // [dLoss, dReal, dFake]
     const g = tf.variableGrads(() => {
-      // Same z as the D step: the running statistics were already moved by the first pass.
-      const fakeAgain = generator.apply(z, { training: true, updateStatistics: false }); // [b, 784]
-      const logits = discriminator.apply(fakeAgain, { training: true, seed: gSeed }); // [b, 1]
+      const fake = generator.apply(z, { training: true }); // [b, 784], on G's tape
+
+      let means: tf.Tensor1D | undefined;
+      const d = tf.variableGrads(() => {
+        const { loss, dReal, dFake } = discriminatorLoss(discriminator, realBatch, fake, dSeed);
+        means = tf.keep(tf.stack([dReal, dFake]) as tf.Tensor1D);
+        return loss;
+      }, discriminator.variables); // `fake` is not among the variables: a constant here
+      optimizers.discriminator.applyGradients(d.grads);
+      dStats = tf.keep(tf.concat([tf.reshape(d.value, [1]), means!]) as tf.Tensor1D);
+      means!.dispose(); // kept out of the inner gradient's scope, so owned by no tidy
+
+      const logits = discriminator.apply(fake, { training: true, seed: gSeed }); // [b, 1], updated D
       return bceWithLogits(logits, 1);
     }, generator.variables);
     optimizers.generator.applyGradients(g.grads);
 
-    const out = tf.stack([d.value, g.value, dReal!, dFake!]); // [4]
-    dReal!.dispose(); // kept out of variableGrads' scope above, so not owned by this tidy
-    dFake!.dispose();
+    const out = tf.concat([tf.reshape(dStats!, [3]), tf.reshape(g.value, [1])]); // [dLoss, dReal, dFake, gLoss]
+    dStats!.dispose(); // kept out of the gradient's scope above, so owned by no tidy
     return out;
   });
-  const [dLoss, gLoss, dReal, dFake] = stats.dataSync();
+  const [dLoss, dReal, dFake, gLoss] = stats.dataSync();
   stats.dispose();
   return { dLoss: dLoss!, gLoss: gLoss!, dReal: dReal!, dFake: dFake! };
 }

@@ -30,13 +30,12 @@ function realBatch(seed: number): tf.Tensor2D {
   return tf.randomUniform([batch, 784], -1, 1, 'float32', seed) as tf.Tensor2D;
 }
 
-/** Evaluation-mode losses on fixed inputs (no dropout), as numbers. */
+/** Evaluation-mode losses on fixed inputs (no dropout). */
+function dLossScalar(d: Discriminator, real: tf.Tensor2D, fake: tf.Tensor2D): tf.Scalar {
+  return tf.mul(0.5, tf.add(tf.mean(tf.softplus(tf.neg(d.apply(real)))), tf.mean(tf.softplus(d.apply(fake)))));
+}
 function dLossOn(d: Discriminator, real: tf.Tensor2D, fake: tf.Tensor2D): number {
-  return tf.tidy(() => {
-    const r = d.apply(real);
-    const f = d.apply(fake);
-    return tf.mul(0.5, tf.add(tf.mean(tf.softplus(tf.neg(r))), tf.mean(tf.softplus(f)))).dataSync()[0]!;
-  });
+  return tf.tidy(() => dLossScalar(d, real, fake).dataSync()[0]!);
 }
 function gLossOn(g: Generator, d: Discriminator, z: tf.Tensor2D): number {
   return tf.tidy(() => tf.mean(tf.softplus(tf.neg(d.apply(g.apply(z))))).dataSync()[0]!);
@@ -76,11 +75,38 @@ describe('MLP GAN (gan.ts)', () => {
     const step = ganStep(models, optimizers, real, new Rng(3));
     expect(step.dLoss).toBeCloseTo(dBefore, 5); // without dropout, the reported loss is the one optimised
     expect(dLossOn(models.discriminator, real, fakeBefore)).toBeLessThan(dBefore);
+    // G's loss is the updated D's verdict on the fakes G made before its own update.
+    expect(step.gLoss).toBeCloseTo(tf.tidy(() => tf.mean(tf.softplus(tf.neg(models.discriminator.apply(fakeBefore)))).dataSync()[0]!), 5);
     expect(gLossOn(models.generator, models.discriminator, z)).toBeLessThan(step.gLoss);
     for (const v of Object.values(step)) expect(Number.isFinite(v)).toBe(true);
     expect(step.dReal).toBeGreaterThan(0);
     expect(step.dFake).toBeLessThan(1);
     tf.dispose([real, z, fakeBefore]);
+  });
+
+  it('matches the textbook two-pass step (G forward again after the D update) to float precision', () => {
+    const ours = tinyGan(11);
+    const reference = tinyGan(11); // same seed: same initial weights
+    const [optOurs, optRef] = [createGanOptimizers(), createGanOptimizers()];
+    const real = realBatch(12);
+    ganStep(ours, optOurs, real, new Rng(13));
+    tf.tidy(() => {
+      const z = tf.randomNormal([batch, 3], 0, 1, 'float32', new Rng(13).seed()) as tf.Tensor2D;
+      const fake = reference.generator.apply(z);
+      const d = tf.variableGrads(() => dLossScalar(reference.discriminator, real, fake), reference.discriminator.variables);
+      optRef.discriminator.applyGradients(d.grads);
+      const g = tf.variableGrads(
+        () => tf.mean(tf.softplus(tf.neg(reference.discriminator.apply(reference.generator.apply(z))))) as tf.Scalar,
+        reference.generator.variables,
+      );
+      optRef.generator.applyGradients(g.grads);
+    });
+    const all = (m: typeof ours) => [...m.generator.variables, ...m.discriminator.variables];
+    all(ours).forEach((v, i) => {
+      const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(v, all(reference)[i]!))).dataSync()[0]!);
+      expect(diff).toBeLessThan(1e-6);
+    });
+    real.dispose();
   });
 
   it('leaks no tensors across steps (with dropout)', () => {
