@@ -321,11 +321,20 @@ export interface MeanFieldOptions {
  * μ1 ← σ(vW1 + μ2W2ᵀ + c1), μ2 ← σ(μ1W2 + c2). Returns the tensors (caller disposes) and
  * the max |Δμ| of each update.
  */
-export function meanField(dbm: Dbm, v: tf.Tensor2D, options: MeanFieldOptions = {}): { mu1: tf.Tensor2D; mu2: tf.Tensor2D; changes: number[] } {
+export function meanField(
+  dbm: Dbm,
+  v: tf.Tensor2D,
+  options: MeanFieldOptions & {
+    /** W2ᵀ [nHidden2, nHidden1] if the caller has it: the same tensor in the Gibbs sweeps lets wasm reuse its packed matMul operator. */
+    weights2T?: tf.Tensor2D;
+  } = {},
+): { mu1: tf.Tensor2D; mu2: tf.Tensor2D; changes: number[] } {
   const steps = options.steps ?? 10;
   const tolerance = options.tolerance ?? 0;
   const changes: number[] = [];
-  const [vInput, w2T] = tf.tidy(() => [tf.add(tf.matMul(v, dbm.weights1), dbm.hiddenBias1), tf.transpose(dbm.weights2)]) as [tf.Tensor2D, tf.Tensor2D]; // [n, nH1], [nH2, nH1]
+  const w2T = options.weights2T ?? tf.transpose(dbm.weights2); // [nH2, nH1]
+  // Same call as in gibbsSweep (fused, bias c1, linear), so that wasm can reuse the operator.
+  const vInput = tf.fused.matMul({ a: v, b: dbm.weights1, bias: dbm.hiddenBias1 }) as tf.Tensor2D; // [n, nH1]
   let [mu1, mu2] = tf.tidy(() => {
     const m1 = tf.sigmoid(tf.sub(tf.mul(vInput, 2), dbm.hiddenBias1)) as tf.Tensor2D; // σ(2vW1 + c1)
     return [m1, tf.fused.matMul({ a: m1, b: dbm.weights2, bias: dbm.hiddenBias2, activation: 'sigmoid' }) as tf.Tensor2D];
@@ -347,7 +356,7 @@ export function meanField(dbm: Dbm, v: tf.Tensor2D, options: MeanFieldOptions = 
     if (delta < tolerance) break;
   }
   vInput.dispose();
-  w2T.dispose();
+  if (!options.weights2T) w2T.dispose();
   return { mu1, mu2, changes };
 }
 
@@ -446,11 +455,11 @@ export function fitDbm(dbm: Dbm, data: Float32Array, options: FitDbmOptions): vo
         if (!cf) coefficients.set(size, (cf = phaseCoefficients(size, count, lr)));
         const { coef, coefRow } = cf;
         const v = tf.tensor2d(batch.subarray(0, size * nV), [size, nV]); // [b, nV]
-        const { mu1, mu2, changes } = meanField(dbm, v, { steps: mfSteps, tolerance: mfTolerance });
+        const w2T = tf.transpose(dbm.weights2); // [nH2, nH1], shared by mean-field and Gibbs
+        const { mu1, mu2, changes } = meanField(dbm, v, { steps: mfSteps, tolerance: mfTolerance, weights2T: w2T });
         updates += changes.length;
         const err = tf.tidy(() => {
           const w1T = tf.transpose(dbm.weights1); // [nH1, nV]
-          const w2T = tf.transpose(dbm.weights2); // [nH2, nH1]
           let pH2 = gibbsSweep(dbm, w1T, w2T, rng);
           for (let s = 1; s < gibbsSteps; s++) {
             pH2.dispose();
@@ -479,6 +488,7 @@ export function fitDbm(dbm: Dbm, data: Float32Array, options: FitDbmOptions): vo
         errorSum.dispose();
         errorSum = err;
         v.dispose();
+        w2T.dispose();
         mu1.dispose();
         mu2.dispose();
         seen += size;
