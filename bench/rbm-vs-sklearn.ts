@@ -3,7 +3,7 @@
  * bench/sklearn_rbm.py on the same IDX file) for `N_ITER` (default 2) iterations on the 60 000
  * MNIST training images, 100 hidden units, lr 0.01, batch 10, and prints both
  * pseudo-likelihood curves and per-iteration training times.
- *   npx tsx bench/rbm-vs-sklearn.ts [nComponents] [learningRate] [nIter]
+ *   npx tsx bench/rbm-vs-sklearn.ts [nComponents] [learningRate] [nIter] [seed]
  */
 import { execFileSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
@@ -15,13 +15,14 @@ import { loadImages, mnistIdxPath } from './mnist-idx.ts';
 const nComponents = Number(process.argv[2] ?? 100);
 const learningRate = Number(process.argv[3] ?? 0.01);
 const nIter = Number(process.argv[4] ?? 2);
+const seed = Number(process.argv[5] ?? 0);
 
 await tf.setBackend('wasm');
 await tf.ready();
 const { images } = await loadImages('train');
 
 const ours: Array<{ iteration: number; pseudoLikelihood: number; seconds: number; scoreSeconds: number }> = [];
-const rng = new Rng(0);
+const rng = new Rng(seed);
 const rbm = createRbm({ nVisible: 784, nComponents, rng });
 let cpu = process.cpuUsage();
 fitRbm(rbm, images, {
