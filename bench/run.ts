@@ -166,7 +166,7 @@ function benchVae(backend: BackendName, quick: boolean): Timing {
   return timing;
 }
 
-interface TorchResult {
+export interface TorchResult {
   name: string;
   msPerStep: number;
   cpuMsPerStep?: number;
@@ -237,9 +237,9 @@ function torchFigure(r: TorchResult | undefined, unit: ComparisonRow['unit']): {
   return { value: (r.msPerEpoch ?? NaN) / 1000, cpu: r.cpuMsPerEpoch === undefined ? undefined : r.cpuMsPerEpoch / 1000, cpuShare: r.cpuShare };
 }
 
-type RowInput = Omit<ComparisonRow, 'torch1' | 'torchDefault' | 'ratio1' | 'ratioDefault' | 'cpuRatio1'> & { tfjsCpu?: number };
+export type RowInput = Omit<ComparisonRow, 'torch1' | 'torchDefault' | 'ratio1' | 'ratioDefault' | 'cpuRatio1'> & { tfjsCpu?: number };
 
-function compare(row: RowInput, torch1?: TorchResult, torchDefault?: TorchResult): ComparisonRow {
+export function compare(row: RowInput, torch1?: TorchResult, torchDefault?: TorchResult): ComparisonRow {
   const one = torchFigure(torch1, row.unit);
   const all = torchFigure(torchDefault, row.unit);
   const ratio = (tfjs?: number, t?: number) => (tfjs === undefined || t === undefined ? undefined : row.unit === 'GFLOP/s' ? t / tfjs : tfjs / t);
@@ -341,7 +341,10 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
       if (!server) continue;
       const r = await server.run(name);
       torch[threads][name] = r;
-      log(`    PyTorch ${server.header.threads} thread(s): ${r.msPerStep.toFixed(2)} ms/step (CPU ${r.cpuMsPerStep?.toFixed(2) ?? '—'} ms, share ${r.cpuShare?.toFixed(2) ?? '—'})`);
+      const figure = name === 'rbm'
+        ? `${((r.msPerEpoch ?? NaN) / 1000).toFixed(2)} s/iteration (scikit-learn)`
+        : `${r.msPerStep.toFixed(2)} ms/step (CPU ${r.cpuMsPerStep?.toFixed(2) ?? '—'} ms)`;
+      log(`    PyTorch ${server.header.threads} thread(s): ${figure}, CPU share ${r.cpuShare?.toFixed(2) ?? '—'}`);
     }
   };
   const measure = async (name: string, run: () => Timing) => {
