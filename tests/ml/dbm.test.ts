@@ -28,6 +28,14 @@ describe('DBM', () => {
     disposeDbm(dbm);
   });
 
+  it('create + dispose leaves no tensors behind', () => {
+    const before = tf.memory().numTensors;
+    const dbm = createDbm({ nVisible: 6, nHidden1: 4, nHidden2: 3, rng: new Rng(0), particles: 2 });
+    expect(tf.memory().numTensors).toBe(before + 8);
+    disposeDbm(dbm);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('projects layer-2 filters as W1·W2', () => {
     const dbm = createDbm({ nVisible: 3, nHidden1: 2, nHidden2: 2, rng: new Rng(1), initStd: 1 });
     const d = dbmToData(dbm);

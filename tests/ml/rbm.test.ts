@@ -220,3 +220,13 @@ describe('BernoulliRBM', () => {
     disposeRbm(copy);
   });
 });
+
+describe('model lifetime', () => {
+  it('create + dispose leaves no tensors behind', () => {
+    const before = tf.memory().numTensors;
+    const rbm = createRbm({ nVisible: 8, nComponents: 3, rng: new Rng(0) });
+    expect(tf.memory().numTensors).toBe(before + 4);
+    disposeRbm(rbm);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});

@@ -21,7 +21,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../random.ts';
-import { bernoulli } from './rbm.ts';
+import { bernoulli, variableFrom } from './rbm.ts';
 
 function assert(condition: unknown, message: string): asserts condition {
   if (!condition) throw new Error(message);
@@ -109,7 +109,7 @@ export function createDbm(options: CreateDbmOptions): Dbm {
 }
 
 function variable2d(values: Float32Array, rows: number, cols: number): tf.Variable<tf.Rank.R2> {
-  return tf.variable(tf.tensor2d(values, [rows, cols])) as tf.Variable<tf.Rank.R2>;
+  return variableFrom(tf.tensor2d(values, [rows, cols]));
 }
 
 export function dbmFromData(data: DbmData): Dbm {
@@ -132,9 +132,9 @@ export function dbmFromData(data: DbmData): Dbm {
     nHidden2,
     weights1: variable2d(data.weights1, nVisible, nHidden1),
     weights2: variable2d(data.weights2, nHidden1, nHidden2),
-    visibleBias: tf.variable(tf.tensor1d(data.visibleBias)) as tf.Variable<tf.Rank.R1>,
-    hiddenBias1: tf.variable(tf.tensor1d(data.hiddenBias1)) as tf.Variable<tf.Rank.R1>,
-    hiddenBias2: tf.variable(tf.tensor1d(data.hiddenBias2)) as tf.Variable<tf.Rank.R1>,
+    visibleBias: variableFrom(tf.tensor1d(data.visibleBias)),
+    hiddenBias1: variableFrom(tf.tensor1d(data.hiddenBias1)),
+    hiddenBias2: variableFrom(tf.tensor1d(data.hiddenBias2)),
     particles: {
       visible: variable2d(p.visible, count, nVisible),
       hidden1: variable2d(p.hidden1, count, nHidden1),
@@ -253,7 +253,7 @@ export function pretrainDbm(dbm: Dbm, data: Float32Array, options: PretrainDbmOp
     return tf.tensor2d(batch.subarray(0, size * nV), [size, nV]); // [size, nV]
   };
   // RBM2's visible bias is its own until the layers are composed.
-  const rbm2VisibleBias = tf.variable(tf.zeros([dbm.nHidden1])) as tf.Variable<tf.Rank.R1>;
+  const rbm2VisibleBias = variableFrom(tf.zeros([dbm.nHidden1]) as tf.Tensor1D);
   const coefficients = new Map<string, { coef: tf.Tensor2D; coefRow: tf.Tensor2D }>();
   const coefFor = (size: number, lr: number): { coef: tf.Tensor2D; coefRow: tf.Tensor2D } => {
     const key = `${size}:${lr}`;

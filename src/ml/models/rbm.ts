@@ -125,13 +125,18 @@ export function rbmFromData(data: RbmData): Rbm {
   return {
     nVisible,
     nComponents,
-    weights: tf.variable(tf.tensor2d(data.weights, [nVisible, nComponents]), true, undefined, 'float32') as tf.Variable<tf.Rank.R2>,
-    visibleBias: tf.variable(tf.tensor1d(data.visibleBias)) as tf.Variable<tf.Rank.R1>,
-    hiddenBias: tf.variable(tf.tensor1d(data.hiddenBias)) as tf.Variable<tf.Rank.R1>,
-    persistentHidden: tf.variable(
-      tf.tensor2d(persistent, [persistent.length / nComponents, nComponents]),
-    ) as tf.Variable<tf.Rank.R2>,
+    weights: variableFrom(tf.tensor2d(data.weights, [nVisible, nComponents])),
+    visibleBias: variableFrom(tf.tensor1d(data.visibleBias)),
+    hiddenBias: variableFrom(tf.tensor1d(data.hiddenBias)),
+    persistentHidden: variableFrom(tf.tensor2d(persistent, [persistent.length / nComponents, nComponents])),
   };
+}
+
+/** A variable holding `initial`'s values; `initial` itself is disposed (tf.variable copies it). */
+export function variableFrom<R extends tf.Rank>(initial: tf.Tensor<R>): tf.Variable<R> {
+  const v = tf.variable(initial);
+  initial.dispose();
+  return v;
 }
 
 // ---------------------------------------------------------------------------------------
