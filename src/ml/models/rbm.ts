@@ -255,7 +255,10 @@ export interface FitRbmOptions {
   /** Score the pseudo-likelihood after each iteration (scikit-learn's verbose output). Default true. */
   score?: boolean;
   onIteration?: (iteration: number, info: IterationInfo) => void;
-  /** Called after each step, cheaply (no data is downloaded for it). */
+  /**
+   * Called after each step, cheaply (no data is downloaded for it). The model's own variables
+   * are brought up to date at the end of each iteration (before `onIteration`), not per step.
+   */
   onBatch?: (batch: number, iteration: number) => void;
   /** Stop after this many steps in each iteration (benchmarks). Default: all batches. */
   maxStepsPerIteration?: number;
