@@ -16,7 +16,8 @@
  * time; 1.0 = a whole core for single-threaded wasm) and CPU-time ratio, which other
  * processes inflate much less than wall time.
  *
- * Writes bench/results.md (the table the README quotes) and bench/results.json.
+ * Writes bench/results.md (the table the README quotes) and bench/results.json; other
+ * backends and partial runs write bench/results-<backend>[-partial].{md,json}.
  */
 import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -277,8 +278,10 @@ export function toMarkdown(report: BenchReport): string {
       `${loaded ? ' — a shared, loaded machine: wall times are inflated and noisy (±30 %); the CPU-time ratio is the steadier comparison' : ''}. ` +
       'Medians of repeated timings; each PyTorch figure was taken right after the tfjs one. ' +
       'Ratio = how many times slower tfjs is than PyTorch (for GFLOP/s, PyTorch\'s throughput over tfjs\'s); targets apply to the one-thread ratio. ' +
-      'CPU share = process CPU time / wall time (1.0 = one full core). ' +
-      `PyTorch's default thread count here is ${report.versions.torchDefaultThreads ?? '—'} (its physical-core count), so the second PyTorch column uses every logical CPU.`,
+      'CPU share = process CPU time / wall time (1.0 = one full core).' +
+      (report.versions.torchDefaultThreads === undefined
+        ? ''
+        : ` PyTorch's default thread count here is ${report.versions.torchDefaultThreads} (its physical-core count), so the second PyTorch column uses every logical CPU.`),
     '',
     `| Workload | Unit | tfjs ${backend} | PyTorch 1 thread | ratio | PyTorch ${report.versions.torchThreads ?? 'all'} threads | ratio | ratio on CPU time (1 thread) | target | CPU share tfjs / torch 1 / torch all | Note |`,
     '|---|---|---:|---:|---:|---:|---:|---:|---|---|---|',
@@ -474,14 +477,24 @@ function parseArgs(argv: readonly string[]): BenchOptions {
   return options;
 }
 
+/**
+ * Only a full run on wasm writes bench/results.{md,json} (the table the README quotes);
+ * other backends and partial runs (--quick, --only, --no-torch) write beside it.
+ */
+export function resultsBaseName(options: BenchOptions): string {
+  const partial = options.quick || options.only !== undefined || !options.torch;
+  return `results${options.backend === 'wasm' ? '' : `-${options.backend}`}${partial ? '-partial' : ''}`;
+}
+
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   const report = await runBench(options, (line) => console.log(line));
   const markdown = toMarkdown(report);
-  await writeFile(path.join(BENCH_DIR, 'results.md'), markdown);
-  await writeFile(path.join(BENCH_DIR, 'results.json'), JSON.stringify(report, null, 2) + '\n');
+  const base = resultsBaseName(options);
+  await writeFile(path.join(BENCH_DIR, `${base}.md`), markdown);
+  await writeFile(path.join(BENCH_DIR, `${base}.json`), JSON.stringify(report, null, 2) + '\n');
   console.log('\n' + markdown);
-  console.log('wrote bench/results.md and bench/results.json');
+  console.log(`wrote bench/${base}.md and bench/${base}.json`);
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compare, timeSteps, toMarkdown, type BenchReport } from '../../bench/run.ts';
+import { compare, resultsBaseName, timeSteps, toMarkdown, type BenchReport } from '../../bench/run.ts';
 
 describe('bench/run.ts', () => {
   it('timeSteps takes medians and sees a busy step as one full core', () => {
@@ -58,5 +58,13 @@ describe('bench/run.ts', () => {
     expect(md).toContain('≤ 3.5×: met (CPU time: missed)');
     expect(md).toContain('### Engine (bench/engine.ts)');
     expect(md).toContain('- RBM: bench/rbm.ts not found');
+  });
+
+  it('keeps bench/results.md for full wasm runs only', () => {
+    expect(resultsBaseName({ backend: 'wasm', quick: false, torch: true })).toBe('results');
+    expect(resultsBaseName({ backend: 'cpu', quick: false, torch: true })).toBe('results-cpu');
+    expect(resultsBaseName({ backend: 'wasm', quick: true, torch: true })).toBe('results-partial');
+    expect(resultsBaseName({ backend: 'wasm', quick: false, torch: false })).toBe('results-partial');
+    expect(resultsBaseName({ backend: 'cpu', quick: false, torch: true, only: new Set(['gan']) })).toBe('results-cpu-partial');
   });
 });
