@@ -4,7 +4,8 @@
  * prints, and the reconstruction error of unseen test images. Progress goes to the runtime.
  */
 import { progress } from 'report:runtime';
-import { createRbm, fitRbm, rbmToData, reconstruct, disposeRbm, type RbmData } from '../../src/ml/models/rbm.ts';
+import { aisLogPartition, baseRateVisibleBias, estimateLogLikelihood } from '../../src/ml/models/ais.ts';
+import { createRbm, disposeRbm, fitRbm, rbmFromData, rbmToData, reconstruct, type RbmData } from '../../src/ml/models/rbm.ts';
 import type { Rng } from '../../src/ml/random.ts';
 
 export interface RbmConfig {
@@ -65,4 +66,40 @@ export function trainRbmRun(config: RbmConfig, train: Float32Array, test: Float3
   } finally {
     disposeRbm(rbm);
   }
+}
+
+export interface SweepRow extends RbmRun {
+  /** Mean log-likelihood of the binarised test images, log Z by annealed importance sampling. */
+  logLikelihood: number;
+  /** Standard error of the AIS estimate of log Z (nats). */
+  logZStdErr: number;
+  secondsPerIteration: number;
+}
+
+/**
+ * Trains each configuration, then estimates its test log-likelihood with AIS (the same β
+ * schedule and base-rate model for all, so the numbers are comparable).
+ */
+export function sweepRuns(
+  configs: RbmConfig[],
+  data: { train: Float32Array; test: Float32Array; testBinary: Float32Array },
+  ais: { runs: number; betas: Float64Array },
+  rng: Rng,
+): SweepRow[] {
+  const baseVisibleBias = baseRateVisibleBias(data.testBinary, 784);
+  return configs.map((config) => {
+    const run = trainRbmRun(config, data.train, data.test, rng.fork(label(config)));
+    const rbm = rbmFromData(run.model);
+    try {
+      const estimate = aisLogPartition(rbm, { runs: ais.runs, betas: ais.betas, rng: rng.fork(`ais ${label(config)}`), baseVisibleBias });
+      return {
+        ...run,
+        logLikelihood: estimateLogLikelihood(rbm, data.testBinary, estimate),
+        logZStdErr: estimate.stdErr,
+        secondsPerIteration: run.seconds.reduce((a, b) => a + b, 0) / run.seconds.length,
+      };
+    } finally {
+      disposeRbm(rbm);
+    }
+  });
 }
