@@ -3,7 +3,9 @@
  * vae.ts, dcgan.ts's dense ends).
  *
  * Why not `tf.layers.dense`: explicit variables keep the step free of symbolic-layer
- * bookkeeping and let us choose the ops (see `applyDense`): the matMul stays
+ * bookkeeping and let us choose the ops (see `applyDense`) — one D step of the course's
+ * GAN (batch 256, dropout, Adam) took 102 ms this way against 124 ms as a tf.layers
+ * model (CPU time, wasm, loaded machine, 2026-11-21). The matMul stays
  * `[batch, in] × [in, out]` with no transpose flags (the wasm backend's transposed matMul
  * is ~30× slower than the plain one; gradients are left to the registered kernel
  * gradients and wasm fixes, see src/ml/backend.ts).
