@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { VFile } from 'vfile';
 import type { Effects } from './effects.ts';
 import { loadDocument, runtimePath, type LoadOptions } from './document.ts';
+import { explainStale } from './freshness.ts';
 import { typecheckCells } from './typecheck.ts';
 import type { CellFailure, CellResult } from './types.ts';
 import { weave } from './weave.ts';
@@ -51,7 +52,9 @@ export async function check(options: CheckOptions, effects: Effects): Promise<Ch
       reason = `stored result of cell "${id}" is corrupt (${stored.detail ?? 'checksum mismatch'}); ${how}`;
       stale.push(id);
     } else if (previous) {
-      reason = `result of cell "${id}" is stale: its code, options, an imported file, a dependency or a package version changed since it ran; ${how}`;
+      const what = explainStale(previous.meta.fingerprint, keys.get(id)!.fingerprint);
+      const because = what.length > 0 ? what.join('; ') : 'its code, options, an imported file, a dependency or a package version changed';
+      reason = `result of cell "${id}" is stale (${because}); ${how}`;
       stale.push(id);
     } else {
       reason = `cell "${id}" has no stored result for profile "${profile}"; ${how}`;

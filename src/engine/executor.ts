@@ -294,6 +294,7 @@ function resultMeta(job: CellJob, runMs: number, recorded: Record<string, unknow
     createdAt: new Date().toISOString(),
     doc: basename(job.docPath),
     ...(Object.keys(extra).length > 0 ? { extra } : {}),
+    ...(job.key.fingerprint ? { fingerprint: job.key.fingerprint } : {}),
   };
 }
 

@@ -25,7 +25,7 @@ import { readFile } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import * as esbuild from 'esbuild';
-import type { Cell } from './types.ts';
+import type { Cell, KeyFingerprint } from './types.ts';
 
 /** Bumped whenever the stored format or the bundling changes what a result means. */
 export const ENGINE_FORMAT_VERSION = 'literate-report-engine/1';
@@ -63,6 +63,8 @@ export interface CellKey {
   exportsHint?: string[];
   /** Set when the cell cannot be bundled; `key` is then a key of the failing content. */
   error?: KeyProblem;
+  /** The key's ingredients, stored with the result so a stale one can be explained. */
+  fingerprint?: KeyFingerprint;
 }
 
 export interface KeyContext {
@@ -187,7 +189,16 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
       }),
     );
     const bundle = result.outputFiles[0]?.text ?? '';
-    return { ...base, key, inputs, packages, bundle, exportsHint: output?.exports ?? [] };
+    const fingerprint: KeyFingerprint = {
+      code: sha256(cell.code),
+      options: cell.rawOptions,
+      inputs: Object.fromEntries(inputHashes),
+      deps: Object.fromEntries(depKeys),
+      profile: context.profile,
+      seed,
+      packages,
+    };
+    return { ...base, key, inputs, packages, bundle, exportsHint: output?.exports ?? [], fingerprint };
   };
 
   for (const id of order) {

@@ -105,6 +105,24 @@ export interface ResultMeta {
   doc?: string;
   /** Anything else a cell recorded with runtime.meta(). */
   extra?: Record<string, unknown>;
+  /** What the key was made of, so `check` can say what changed when the result goes stale. */
+  fingerprint?: KeyFingerprint;
+}
+
+/** The ingredients of a cell's key (hashes, not contents). */
+export interface KeyFingerprint {
+  /** sha256 of the cell's code. */
+  code: string;
+  /** The raw options string. */
+  options: string;
+  /** Project file (relative to the project root) → sha256 of its content. */
+  inputs: Record<string, string>;
+  /** Imported cell id → its key. */
+  deps: Record<string, string>;
+  profile: string;
+  seed: number;
+  /** npm package → installed version. */
+  packages: Record<string, string>;
 }
 
 export interface CellResult {

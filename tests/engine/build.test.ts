@@ -231,6 +231,9 @@ describe('check', () => {
     expect(summary.stale.sort()).toEqual(['a', 'b']);
     const stale = summary.file.messages.filter((m) => m.ruleId === 'stale-result');
     expect(stale.map((m) => m.line)).toEqual([10, 15]); // the fences of a and b
+    // Each message says what changed: a's imported file, and through it b's dependency.
+    expect(stale[0]!.reason).toContain('(lib/b.ts changed)');
+    expect(stale[1]!.reason).toContain('(the result of cell "a" it imports changed)');
   });
 
   it('reports missing results in a fresh store', async () => {
