@@ -45,11 +45,6 @@ export function truncatedNormal(shape: number[], rng: Rng, mean = 0, stddev = 1)
   return tf.truncatedNormal(shape, mean, stddev, 'float32', rng.seed());
 }
 
-/** Bernoulli(p) samples as 0/1 floats: u < p with u ~ U[0, 1) (RBM Gibbs sampling). */
-export function bernoulli(p: tf.Tensor, rng: Rng): tf.Tensor {
-  return tf.tidy(() => tf.cast(tf.less(tf.randomUniform(p.shape, 0, 1, 'float32', rng.seed()), p), 'float32'));
-}
-
 /** Inverted dropout (Srivastava et al. 2014) with a seeded mask. */
 export function dropout(x: tf.Tensor, rate: number, rng: Rng): tf.Tensor {
   return tf.dropout(x, rate, undefined, rng.seed());
