@@ -7,7 +7,7 @@
  * the last 5000 from SD-1 (different writers), so the in-order halves differ measurably.
  *
  *   npx tsx bench/classifier.ts            # 3 epochs on all 60 000 training images
- *   EPOCHS=5 LIMIT=6000 npx tsx bench/classifier.ts
+ *   EPOCHS=5 LIMIT=6000 SEED=1 LR=1e-3 DECAY=0.7 ARCH='{"filters":[32,64]}' npx tsx bench/classifier.ts
  *
  * Prints one JSON line per measurement.
  */
@@ -15,7 +15,7 @@ import { pathToFileURL } from 'node:url';
 import { initBackend } from '../src/ml/backend.ts';
 import { loadMnist } from '../src/ml/data/mnist.ts';
 import { frechetDistance, labelStats, nearestDistances } from '../src/ml/metrics/quality.ts';
-import { accuracy, disposeClassifier, featureDim, features, predict, trainClassifier } from '../src/ml/models/classifier.ts';
+import { accuracy, disposeClassifier, type ClassifierOptions, featureDim, features, predict, trainClassifier } from '../src/ml/models/classifier.ts';
 import { Rng } from '../src/ml/random.ts';
 
 export interface ClassifierBenchOptions {
@@ -23,6 +23,9 @@ export interface ClassifierBenchOptions {
   /** Training images used (default all 60 000). */
   limit?: number;
   seed: number;
+  learningRateDecay?: number;
+  learningRate?: number;
+  architecture?: Omit<ClassifierOptions, 'rng'>;
   log: (row: Record<string, unknown>) => void;
 }
 
@@ -35,6 +38,9 @@ export async function benchClassifier(options: ClassifierBenchOptions): Promise<
     epochs: options.epochs,
     batchSize: 128,
     rng: new Rng(options.seed),
+    ...(options.learningRateDecay !== undefined ? { learningRateDecay: options.learningRateDecay } : {}),
+    ...(options.learningRate !== undefined ? { learningRate: options.learningRate } : {}),
+    ...(options.architecture ? { architecture: options.architecture } : {}),
     onEpochEnd: (epoch, means, m) => {
       const seconds = (performance.now() - epochStart) / 1000;
       const evalStart = performance.now();
@@ -75,6 +81,9 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     epochs: Number(env['EPOCHS'] ?? 3),
     ...(env['LIMIT'] ? { limit: Number(env['LIMIT']) } : {}),
     seed: Number(env['SEED'] ?? 0),
+    ...(env['DECAY'] ? { learningRateDecay: Number(env['DECAY']) } : {}),
+    ...(env['LR'] ? { learningRate: Number(env['LR']) } : {}),
+    ...(env['ARCH'] ? { architecture: JSON.parse(env['ARCH']) as Omit<ClassifierOptions, 'rng'> } : {}),
     log: (row) => console.log(JSON.stringify(row)),
   });
 }

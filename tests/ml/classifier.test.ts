@@ -118,6 +118,7 @@ describe('trainClassifier', () => {
       batchSize: 8,
       rng: new Rng(12),
       learningRate: 0.01,
+      learningRateDecay: 1,
       architecture: { filters: [2, 3], hidden: 8, dropoutRate: 0.1 },
       onEpochEnd: (epoch, means) => {
         epochs.push(epoch);

@@ -46,5 +46,9 @@ describe('sample quality on MNIST', () => {
     expect(real.classifierFD).toBeLessThan(0.1 * noise.classifierFD);
     expect(real.meanNearest).toBeLessThan(noise.meanNearest);
     expect(noise.entropy).toBeLessThan(real.entropy);
+    // The same images in [−1, 1] score the same.
+    const pm1 = sampleQuality(model, test.images.subarray(0, 500 * 784).map((v) => v * 2 - 1), reference, { range: 'pm1' });
+    expect(pm1.histogram).toEqual(real.histogram);
+    expect(pm1.classifierFD).toBeCloseTo(real.classifierFD, 2);
   });
 });

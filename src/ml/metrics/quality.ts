@@ -293,17 +293,27 @@ export interface SampleQuality {
   meanNearest: number;
 }
 
-/** Quality of generated `samples` ([n, 784], range as the classifier was trained). */
+export interface SampleQualityOptions {
+  /**
+   * Pixel range of `samples`: '01' (default) or 'pm1' ([−1, 1], e.g. tanh outputs), which
+   * is mapped to [0, 1] first — the classifier and `reference.train` use [0, 1].
+   */
+  range?: '01' | 'pm1';
+}
+
+/** Quality of generated `samples` ([n, 784]) against real images. */
 export function sampleQuality(
   model: Classifier,
   samples: Float32Array,
   reference: QualityReference,
+  options: SampleQualityOptions = {},
 ): SampleQuality {
+  const unit = options.range === 'pm1' ? samples.map((v) => (v + 1) / 2) : samples; // [n, 784] in [0, 1]
   const dim = featureDim(model);
-  const sampleFeatures = features(model, samples); // [n, dim]
+  const sampleFeatures = features(model, unit); // [n, dim]
   const classifierFD = frechetDistance(sampleFeatures, reference.features, dim);
-  const { histogram, entropy, digitsCovered } = labelStats(predict(model, samples));
-  const nearest = nearestDistances(samples, reference.train, 784);
+  const { histogram, entropy, digitsCovered } = labelStats(predict(model, unit));
+  const nearest = nearestDistances(unit, reference.train, 784);
   let sum = 0;
   for (const v of nearest) sum += v;
   return { classifierFD, entropy, digitsCovered, histogram, meanNearest: sum / nearest.length };

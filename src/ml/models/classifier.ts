@@ -18,8 +18,9 @@
  * Inputs are images [n, 784] with pixels in [0, 1] (loadMnist's `range: '01'`); convert
  * samples of models trained on [−1, 1] before scoring them.
  *
- * Initialisation follows PyTorch's default (as dense.ts does): weights and biases
- * ~ U(−1/√fanIn, 1/√fanIn) with fanIn = kh·kw·inChannels for convolutions.
+ * Initialisation: He-uniform for the ReLU layers (He et al. 2015, "Delving Deep into
+ * Rectifiers", §2.2), Glorot-uniform for the output layer (Glorot & Bengio 2010, eq. 16),
+ * zero biases; fanIn = kh·kw·inChannels for convolutions.
  *
  * Variables are left unnamed (tfjs numbers them) so that several classifiers can live in
  * one process, e.g. a trained one and its copy rebuilt from stored weights.
@@ -61,25 +62,29 @@ export interface ClassifierOptions {
   rng: Rng;
   /** Channels of the two convolutions, default [16, 32]. */
   filters?: [number, number];
+  /** Side of both convolution kernels, default 5. */
+  kernelSize?: number;
   /** Width of the feature layer, default 128. */
   hidden?: number;
   /** Dropout rate before the output layer, default 0.5. */
   dropoutRate?: number;
 }
 
-const KERNEL = 5;
-/** Spatial size after conv 5×5 → pool 2 → conv 5×5 → pool 2: 28 → 24 → 12 → 8 → 4. */
-const FINAL_SIZE = 4;
+/** Side of the last feature map: conv k×k (valid) → pool 2 → conv k×k → pool 2; k = 5: 28 → 24 → 12 → 8 → 4. */
+export function finalSize(kernelSize: number): number {
+  return Math.floor((Math.floor((IMAGE_SIZE - kernelSize + 1) / 2) - kernelSize + 1) / 2);
+}
 
 export function createClassifier(options: ClassifierOptions): Classifier {
   const [f1, f2] = options.filters ?? [16, 32];
   const hidden = options.hidden ?? 128;
+  const k = options.kernelSize ?? 5;
   const { rng } = options;
   return keepVariables(() => ({
-    conv1: createLayer([KERNEL, KERNEL, 1, f1], rng),
-    conv2: createLayer([KERNEL, KERNEL, f1, f2], rng),
-    hidden: createLayer([FINAL_SIZE * FINAL_SIZE * f2, hidden], rng),
-    output: createLayer([hidden, NUM_CLASSES], rng),
+    conv1: createLayer([k, k, 1, f1], 'he', rng),
+    conv2: createLayer([k, k, f1, f2], 'he', rng),
+    hidden: createLayer([finalSize(k) ** 2 * f2, hidden], 'he', rng),
+    output: createLayer([hidden, NUM_CLASSES], 'glorot', rng),
     dropoutRate: options.dropoutRate ?? 0.5,
   }));
 }
@@ -96,17 +101,22 @@ function keepVariables<T>(build: () => T): T {
   return result!;
 }
 
-/** Kernel and bias ~ U(−1/√fanIn, 1/√fanIn); fanIn is the product of all but the last kernel axis. */
+/**
+ * Kernel ~ U(−b, b) with b = √(6/fanIn) ('he', for layers followed by ReLU) or
+ * √(6/(fanIn + fanOut)) ('glorot', the linear output layer); bias 0. fanIn is the product
+ * of all but the last kernel axis.
+ */
 function createLayer<R extends tf.Rank.R2 | tf.Rank.R4>(
   shape: number[],
+  init: 'he' | 'glorot',
   rng: Rng,
 ): { kernel: tf.Variable<R>; bias: tf.Variable<tf.Rank.R1> } {
   const fanIn = shape.slice(0, -1).reduce((a, b) => a * b, 1);
   const fanOut = shape[shape.length - 1]!;
-  const bound = 1 / Math.sqrt(fanIn);
+  const bound = Math.sqrt(6 / (init === 'he' ? fanIn : fanIn + fanOut));
   return {
     kernel: tf.variable(tf.randomUniform<tf.Rank>(shape, -bound, bound, 'float32', rng.seed()) as tf.Tensor<R>),
-    bias: tf.variable(tf.randomUniform([fanOut], -bound, bound, 'float32', rng.seed())),
+    bias: tf.variable(tf.zeros([fanOut])),
   };
 }
 
@@ -220,8 +230,13 @@ export interface TrainClassifierOptions {
   batchSize?: number;
   /** Draws the initial weights (unless `model` is given), the shuffles and the dropout masks. */
   rng: Rng;
-  /** Adam step size, default 1e-3. */
+  /** Adam step size of the first epoch, default 1e-3. */
   learningRate?: number;
+  /**
+   * Step decay: epoch e uses learningRate · learningRateDecay^e (default 0.7, the "StepLR
+   * γ = 0.7" of PyTorch's MNIST example). 1 keeps the rate constant.
+   */
+  learningRateDecay?: number;
   /** Architecture of a new model (ignored when `model` is given). */
   architecture?: Omit<ClassifierOptions, 'rng'>;
   /** Continue training this model instead of creating one. */
@@ -247,14 +262,19 @@ export async function trainClassifier(
   const dropoutRng = options.rng.fork('classifier/dropout');
   const model = options.model ?? createClassifier({ ...options.architecture, rng: options.rng.fork('classifier/init') });
   const variables = classifierVariables(model);
-  const optimizer = adam({ learningRate: options.learningRate ?? 1e-3 });
+  const learningRate = options.learningRate ?? 1e-3;
+  const decay = options.learningRateDecay ?? 0.7;
+  const optimizer = adam({ learningRate });
   let epochBatches: ReturnType<typeof batches> | undefined;
   try {
     const history = await train({
       epochs: options.epochs,
       stepsPerEpoch: batchCount(count, batchSize),
-      step: (_epoch, stepIndex) => {
-        if (stepIndex === 0) epochBatches = batches(images, IMAGE_SIZE * IMAGE_SIZE, batchSize, { rng: shuffleRng });
+      step: (epoch, stepIndex) => {
+        if (stepIndex === 0) {
+          epochBatches = batches(images, IMAGE_SIZE * IMAGE_SIZE, batchSize, { rng: shuffleRng });
+          setLearningRate(optimizer, learningRate * decay ** epoch);
+        }
         const next = epochBatches!.next();
         assert(!next.done, `batches ran out at step ${stepIndex}`);
         const { x, indices } = next.value; // x: [batch, 784]
@@ -282,6 +302,14 @@ export async function trainClassifier(
   } finally {
     optimizer.dispose();
   }
+}
+
+/**
+ * tfjs optimisers read `learningRate` on every update but declare it protected; setting it
+ * between epochs is how a schedule is applied without losing Adam's moment estimates.
+ */
+function setLearningRate(optimizer: tf.AdamOptimizer, value: number): void {
+  (optimizer as unknown as { learningRate: number }).learningRate = value;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -322,7 +350,7 @@ export function classifierFromWeights(weights: readonly StoredWeight[], options:
   ];
   const f2 = conv2Kernel.shape[3]!;
   assert(
-    hiddenKernel.shape[0] === FINAL_SIZE * FINAL_SIZE * f2 && outputKernel.shape[1] === NUM_CLASSES,
+    hiddenKernel.shape[0] === finalSize(conv2Kernel.shape[0]!) ** 2 * f2 && outputKernel.shape[1] === NUM_CLASSES,
     `inconsistent shapes: conv2 [${conv2Kernel.shape}], hidden [${hiddenKernel.shape}], output [${outputKernel.shape}]`,
   );
   const variable = <R extends tf.Rank>(w: StoredWeight): tf.Variable<R> =>
