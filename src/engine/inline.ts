@@ -141,19 +141,34 @@ export function readPaths(expr: string): { roots: string[]; paths: string[] } {
   const roots: string[] = [];
   const paths: string[] = [];
   const bound = new Set<string>();
+  // A readable path: identifiers, `.name`, literal indices `[0]` / `["k"]`; `!` is skipped.
   const pathOf = (node: ts.Expression): string | undefined => {
     if (ts.isIdentifier(node)) return node.text;
+    if (ts.isNonNullExpression(node) || ts.isParenthesizedExpression(node)) return pathOf(node.expression);
     if (ts.isPropertyAccessExpression(node) && ts.isIdentifier(node.name)) {
       const base = pathOf(node.expression);
       return base === undefined ? undefined : `${base}.${node.name.text}`;
     }
+    if (ts.isElementAccessExpression(node) && (ts.isNumericLiteral(node.argumentExpression) || ts.isStringLiteral(node.argumentExpression))) {
+      const base = pathOf(node.expression);
+      const index = ts.isNumericLiteral(node.argumentExpression) ? node.argumentExpression.text : JSON.stringify(node.argumentExpression.text);
+      return base === undefined ? undefined : `${base}[${index}]`;
+    }
     return undefined;
   };
+  /** True when `node` is the object of a longer path (`node.x`, `node[0]`, `node!`). */
+  const isInnerOf = (node: ts.Node, parent: ts.Node | undefined): boolean =>
+    parent !== undefined &&
+    ((ts.isPropertyAccessExpression(parent) && parent.expression === node) ||
+      (ts.isElementAccessExpression(parent) && parent.expression === node && pathOf(parent) !== undefined) ||
+      (ts.isNonNullExpression(parent) && parent.expression === node));
+  const isPathNode = (node: ts.Node): node is ts.Expression =>
+    ts.isPropertyAccessExpression(node) || ts.isIdentifier(node) || ts.isElementAccessExpression(node) || ts.isNonNullExpression(node);
   const walk = (node: ts.Node): void => {
     if (ts.isParameter(node) && ts.isIdentifier(node.name)) bound.add(node.name.text);
-    if (ts.isPropertyAccessExpression(node) || ts.isIdentifier(node)) {
+    if (isPathNode(node)) {
       const parent = node.parent;
-      const isInner = parent && ts.isPropertyAccessExpression(parent) && parent.expression === node;
+      const isInner = isInnerOf(node, parent);
       const isName =
         parent &&
         ((ts.isPropertyAccessExpression(parent) && parent.name === node) ||
@@ -162,26 +177,31 @@ export function readPaths(expr: string): { roots: string[]; paths: string[] } {
           ts.isTypeReferenceNode(parent));
       if (!isInner && !isName) {
         // A method call reads its receiver: `xs.at(-1)` shows `xs`.
-        let target: ts.Expression = node as ts.Expression;
+        let target: ts.Expression = node;
         if (parent && ts.isCallExpression(parent) && parent.expression === node && ts.isPropertyAccessExpression(node)) {
           target = node.expression;
         }
         const path = pathOf(target);
         if (path !== undefined) {
-          const root = path.split('.')[0] as string;
+          const root = path.split(/[.[]/)[0] as string;
           if (!roots.includes(root)) roots.push(root);
           if (!paths.includes(path)) paths.push(path);
         }
       }
-      if (ts.isPropertyAccessExpression(node)) {
+      if (ts.isPropertyAccessExpression(node) || ts.isNonNullExpression(node)) {
         walk(node.expression);
+        return;
+      }
+      if (ts.isElementAccessExpression(node)) {
+        walk(node.expression);
+        walk(node.argumentExpression);
         return;
       }
     }
     ts.forEachChild(node, walk);
   };
   walk(source);
-  return { roots: roots.filter((r) => !bound.has(r)), paths: paths.filter((p) => !bound.has(p.split('.')[0] as string)) };
+  return { roots: roots.filter((r) => !bound.has(r)), paths: paths.filter((p) => !bound.has(p.split(/[.[]/)[0] as string)) };
 }
 
 /** The sentence a claim stands after: the text since the previous sentence end. */

@@ -48,6 +48,12 @@ describe('evaluateInline', () => {
     });
     expect(readPaths('xs.map((x) => x * k)').roots).toEqual(['xs', 'k']);
   });
+
+  it('follows literal indices and non-null assertions, so a claim shows the value it compared', () => {
+    expect(readPaths('rows[0]!.pl > rows[1]!.pl + 20').paths).toEqual(['rows[0].pl', 'rows[1].pl']);
+    expect(readPaths("runs.at(-1)!.ll < best['ll']").paths).toEqual(['runs', 'best["ll"]']);
+    expect(readPaths('xs[i]! > 0').paths).toEqual(['xs', 'i']);
+  });
 });
 
 describe('remarkInline', () => {
