@@ -267,7 +267,7 @@ export function remarkInline(options: InlineOptions) {
         return;
       }
       const values = paths
-        .filter((p) => Object.hasOwn(scope, p.split('.')[0] as string))
+        .filter((p) => Object.hasOwn(scope, p.split(/[.[]/)[0] as string))
         .map((p) => {
           const v = evaluateInline(p, scope);
           return `${p} = ${v.ok ? formatValue(v.value) : v.error}`;

@@ -80,6 +80,13 @@ describe('remarkInline', () => {
     expect(html).toContain('✗ rbm.pl > -120');
   });
 
+  it('shows indexed values in a false claim', async () => {
+    const { messages } = await render('Run two wins `{claim} runs[1]!.pl > runs[0]!.pl`.', {
+      runs: [{ pl: -100 }, { pl: -150 }],
+    });
+    expect(messages[0]?.reason).toContain('is false: runs[1].pl = -150, runs[0].pl = -100;');
+  });
+
   it('names the cell without results an expression needs', async () => {
     const { messages } = await render('Value `{ts} loss`.', {}, { loss: 'train' }, new Set(['train']));
     expect(messages.map((m) => m.ruleId)).toEqual(['inline-error']);
