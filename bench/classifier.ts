@@ -6,8 +6,8 @@
  * The halves are a random split: MNIST's first 5000 test images come from NIST SD-3 and
  * the last 5000 from SD-1 (different writers), so the in-order halves differ measurably.
  *
- *   npx tsx bench/classifier.ts            # 3 epochs on all 60 000 training images
- *   EPOCHS=5 LIMIT=6000 SEED=1 LR=1e-3 DECAY=0.7 ARCH='{"filters":[32,64]}' npx tsx bench/classifier.ts
+ *   npx tsx bench/classifier.ts            # 4 epochs on all 60 000 training images
+ *   EPOCHS=5 LIMIT=6000 SEED=1 LR=2e-3 DECAY=0.7 ARCH='{"filters":[32,64]}' npx tsx bench/classifier.ts
  *
  * Prints one JSON line per measurement.
  */
@@ -78,7 +78,7 @@ export async function benchClassifier(options: ClassifierBenchOptions): Promise<
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const env = process.env;
   await benchClassifier({
-    epochs: Number(env['EPOCHS'] ?? 3),
+    epochs: Number(env['EPOCHS'] ?? 4),
     ...(env['LIMIT'] ? { limit: Number(env['LIMIT']) } : {}),
     seed: Number(env['SEED'] ?? 0),
     ...(env['DECAY'] ? { learningRateDecay: Number(env['DECAY']) } : {}),
