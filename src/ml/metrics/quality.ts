@@ -9,7 +9,8 @@
  *   Tr((Σa Σb)^{1/2}) is computed in float64 as Σ √λ over the eigenvalues λ of the
  *   symmetric PSD matrix √Σa · Σb · √Σa, which has the same eigenvalues as Σa Σb;
  *   both eigendecompositions are cyclic Jacobi, tiny negative eigenvalues (round-off)
- *   are clamped to 0.
+ *   are clamped to 0. Cost O(d³) per sweep: 0.3 s at d = 128 (the classifier's features),
+ *   2 s at d = 256, about a minute for pixel-space FD at d = 784.
  * - Label statistics of the classifier's predictions on samples: histogram, entropy
  *   (nats; ln 10 ≈ 2.303 when all digits are equally frequent) and digits covered.
  * - Distance of each sample to its nearest training image (memorisation check).
