@@ -45,7 +45,3 @@ export function truncatedNormal(shape: number[], rng: Rng, mean = 0, stddev = 1)
   return tf.truncatedNormal(shape, mean, stddev, 'float32', rng.seed());
 }
 
-/** Inverted dropout (Srivastava et al. 2014) with a seeded mask. */
-export function dropout(x: tf.Tensor, rate: number, rng: Rng): tf.Tensor {
-  return tf.dropout(x, rate, undefined, rng.seed());
-}

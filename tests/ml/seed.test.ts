@@ -8,7 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { batches } from '../../src/ml/data/batches.ts';
 import { registerWasmFixes } from '../../src/ml/kernels/index.ts';
 import { Rng } from '../../src/ml/random.ts';
-import { dropout, glorotUniform, heNormal, randomNormal } from '../../src/ml/seeded.ts';
+import { dropout } from '../../src/ml/models/dense.ts';
+import { glorotUniform, heNormal, randomNormal } from '../../src/ml/seeded.ts';
 import { adam, optimizerStep, train } from '../../src/ml/train.ts';
 
 async function trainedWeights(seed: number): Promise<Float32Array[]> {
@@ -30,7 +31,7 @@ async function trainedWeights(seed: number): Promise<Float32Array[]> {
     step: () => {
       const { x } = epochBatches.next().value!; // [8, 5]
       const losses = optimizerStep(optimizer, () => {
-        const h = dropout(tf.relu(tf.add(tf.matMul(x, w1), b1)), 0.25, noise); // [8, 6]
+        const h = dropout(tf.relu(tf.add(tf.matMul(x, w1), b1)) as tf.Tensor2D, 0.25, noise.seed()); // [8, 6]
         const y = dense.apply(h) as tf.Tensor2D; // [8, 1]
         return { loss: tf.losses.meanSquaredError(tf.max(x, 1, true), y) as tf.Scalar };
       });
