@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { build, type BuildOptions } from '../../src/engine/build.ts';
 import { check } from '../../src/engine/check.ts';
 import { nodeEffects, type Effects } from '../../src/engine/effects.ts';
-import { childProcessExecutor, fakeExecutor } from '../../src/engine/executor.ts';
+import { childProcessExecutor, fakeExecutor, type Executor } from '../../src/engine/executor.ts';
 
 let dir: string;
 const silent = { write: () => {}, isTTY: false };
@@ -57,7 +57,7 @@ async function setup(doc = DOC()): Promise<void> {
   await writeFile(path.join(dir, 'doc.md'), doc);
 }
 
-function run(executor = impl(), extra: Partial<BuildOptions> = {}) {
+function run<E extends Executor = ReturnType<typeof impl>>(executor: E = impl() as unknown as E, extra: Partial<BuildOptions> = {}) {
   const effects: Effects = { ...nodeEffects({ executor, stdout: silent }) };
   const options: BuildOptions = { docPath: path.join(dir, 'doc.md'), projectRoot: dir, outDir: path.join(dir, 'build'), pdf: false, ...extra };
   return { executor, result: build(options, effects) };
@@ -138,7 +138,7 @@ describe('the results store', () => {
     const payload = names.find((n) => n.startsWith('a.') && !n.endsWith('.json')) ?? names.find((n) => n.startsWith('a.'))!;
     const file = path.join(dir, 'results', payload);
     const bytes = await readFile(file);
-    bytes[bytes.length - 1] ^= 0xff;
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0xff;
     await writeFile(file, bytes);
 
     const repaired = run();
