@@ -31,6 +31,8 @@ export interface BuildOptions extends LoadOptions {
 
 export interface BuildSummary {
   file: VFile;
+  /** The profile that applied (flag, else front matter, else full). */
+  profile: string;
   html: string;
   htmlPath: string;
   pdfPath?: string;
@@ -167,5 +169,5 @@ export async function build(options: BuildOptions, effects: Effects): Promise<Bu
     removed = await store.gc(keep, path.basename(docPath));
   }
 
-  return { file, html, htmlPath, pdfPath, ran, fresh: [...available.keys()], failed, skipped, removed, ms: effects.now() - started };
+  return { file, profile, html, htmlPath, pdfPath, ran, fresh: [...available.keys()], failed, skipped, removed, ms: effects.now() - started };
 }

@@ -22,6 +22,8 @@ export interface CheckOptions extends LoadOptions {
 
 export interface CheckSummary {
   file: VFile;
+  /** The profile that applied (flag, else front matter, else full). */
+  profile: string;
   fresh: string[];
   stale: string[];
   missing: string[];
@@ -46,7 +48,9 @@ export async function check(options: CheckOptions, effects: Effects): Promise<Ch
       continue;
     }
     const previous = await store.latest(id);
-    const how = `run \`npm run report${profile === 'full' ? '' : ` -- --profile ${profile}`}\` and commit ${path.relative(process.cwd(), store.dir) || store.dir}`;
+    const how = profile === 'full'
+      ? `run \`npm run report\` and commit ${path.relative(process.cwd(), store.dir) || store.dir}`
+      : `run \`npm run report -- --profile ${profile}\``;
     let reason: string;
     if (stored.problem === 'corrupt') {
       reason = `stored result of cell "${id}" is corrupt (${stored.detail ?? 'checksum mismatch'}); ${how}`;
@@ -72,5 +76,5 @@ export async function check(options: CheckOptions, effects: Effects): Promise<Ch
   }
 
   await weave(doc, results, { mode: 'check' });
-  return { file, fresh, stale, missing, ms: effects.now() - started };
+  return { file, profile, fresh, stale, missing, ms: effects.now() - started };
 }

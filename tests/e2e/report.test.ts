@@ -30,13 +30,16 @@ describe('report/report.md at the quick profile', () => {
       const html = await readFile(path.join(out, 'report.html'), 'utf8');
       expect(html).toContain('<html');
       expect(html).not.toContain('class="cell-error"');
+      expect(html).not.toContain('class="cell-skipped"');
+      expect(html).not.toContain('class="cell-pending"');
       expect(html).toMatch(/Figure 1/);
       const pdf = await readFile(path.join(out, 'report.pdf'));
       expect(pdf.subarray(0, 5).toString()).toBe('%PDF-');
       expect((await stat(path.join(out, 'report.pdf'))).size).toBeGreaterThan(10_000);
 
       const checked = await run('node', [...cli, 'check', 'report/report.md', '--profile', 'quick'], { cwd: root });
-      expect(checked.stdout).toMatch(/0 stale, 0 missing; all claims hold/);
+      // Exit 0 (execFile rejects otherwise): fresh, type-correct; claims bind only at full.
+      expect(checked.stdout).toMatch(/\d+ fresh, 0 stale, 0 missing; clean at profile quick/);
     } finally {
       await rm(out, { recursive: true, force: true });
     }
