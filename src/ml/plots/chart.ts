@@ -40,7 +40,8 @@ const THEME: Config = {
     gridColor: '#e3e3e3',
     labelFlush: false,
   },
-  legend: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: 'normal', labelLimit: 200 },
+  // Long series names ("exact log-likelihood, 20 hidden (test)") must not be cut off in print.
+  legend: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: 'normal', labelLimit: 400 },
   line: { strokeWidth: 2 },
   point: { filled: true },
   bar: { color: OKABE_ITO[0] },
