@@ -216,6 +216,33 @@ describe('failures', () => {
   }, 30_000);
 });
 
+describe('more rules', () => {
+  it('cell-timeout: a cell running past its timeout is stopped and reported at its fence (real child process)', async () => {
+    const doc = `# T\n\n\`\`\`ts run id=spin timeout=1\nexport const never = 1;\nwhile (true) {}\n\`\`\`\n`;
+    await writeFile(path.join(dir, 'doc.md'), doc);
+    const started = Date.now();
+    const summary = await run(childProcessExecutor({})).result;
+    const message = summary.file.messages.find((m) => m.ruleId === 'cell-timeout');
+    expect(message?.reason).toMatch(/cell "spin" timed out/);
+    expect(message?.line).toBe(3);
+    expect(message?.fatal).toBe(true);
+    expect(Date.now() - started).toBeLessThan(15_000);
+  }, 30_000);
+
+  it('duplicate-label: two figures with one name are reported', async () => {
+    const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    const figure = { kind: 'figure' as const, name: 'plot', ext: 'png' as const, data: png };
+    const executor = fakeExecutor({
+      a: () => ({ exports: { a: 2 }, outputs: [figure] }),
+      b: () => ({ exports: { total: 5 } }),
+      c: () => ({ exports: { c: 'independent' }, outputs: [figure] }),
+    });
+    const summary = await run(executor).result;
+    const message = summary.file.messages.find((m) => m.ruleId === 'duplicate-label');
+    expect(message?.reason).toMatch(/plot/);
+  });
+});
+
 describe('check', () => {
   it('passes on fresh results and true claims, without running anything', async () => {
     await run().result;
