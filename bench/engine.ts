@@ -7,6 +7,7 @@
  * and the time to print the PDF of the woven HTML. Cells are not re-run in the timed
  * builds (asserted), so the figures measure the engine, not the cells.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { build } from '../src/engine/build.ts';
@@ -93,6 +94,18 @@ export async function benchEngine(options: { projectRoot?: string; pdf?: boolean
   if (cold.value.file.messages.length > 0) throw new Error(`check found problems: ${cold.value.file.messages.join('; ')}`);
   rows.push({ name: 'check (type-check cache cold)', ms: cold.ms });
   await repeat('check (type-check cache warm)', () => check({ docPath, projectRoot, cacheDir }, effects));
+
+  // The same three operations as whole commands, as a user runs them (Node + tsx start-up,
+  // module loading and all): `node --import tsx src/cli.ts …`.
+  const cli = (...args: string[]) => () =>
+    Promise.resolve(execFileSync(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'src', 'cli.ts'), ...args], { cwd: projectRoot, stdio: 'pipe' }));
+  const reportArgs = ['report', docPath, '--no-pdf', '--out', path.join(dir, 'build')];
+  await repeat('CLI: no-change rebuild', cli(...reportArgs));
+  await repeat('CLI: prose-only rebuild', async () => {
+    await writeFile(docPath, documentText(++version));
+    await cli(...reportArgs)();
+  });
+  await repeat('CLI: check (type-check cache warm)', cli('check', docPath));
 
   if (options.pdf !== false) {
     const browser = await findBrowser({ env: process.env });

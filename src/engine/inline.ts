@@ -11,7 +11,8 @@
 import { transformSync } from 'esbuild';
 import type { Emphasis, InlineCode, Parent, PhrasingContent, Root } from 'mdast';
 import { toString } from 'mdast-util-to-string';
-import ts from 'typescript';
+import type ts from 'typescript';
+import { typescript } from './typescript.ts';
 import { visit } from 'unist-util-visit';
 import type { VFile } from 'vfile';
 import type { ParsedDocument } from './parse.ts';
@@ -137,6 +138,7 @@ function formatNumber(n: number): string {
 
 /** Identifiers and member-access paths (`rbm.pl`) an expression reads, in source order. */
 export function readPaths(expr: string): { roots: string[]; paths: string[] } {
+  const ts = typescript();
   const source = ts.createSourceFile('inline.ts', `(${expr}\n)`, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
   const roots: string[] = [];
   const paths: string[] = [];
@@ -230,25 +232,25 @@ export function remarkInline(options: InlineOptions) {
       const kind = match[1] as 'ts' | 'claim';
       const expr = (match[2] as string).trim();
       const place = node.position;
-      const { roots, paths } = readPaths(expr);
-
-      const absent = roots.filter((r) => !Object.hasOwn(scope, r) && owners[r] !== undefined && missing.has(owners[r] as string));
-      if (absent.length > 0) {
-        const cells = [...new Set(absent.map((r) => owners[r] as string))];
-        const reason = `\`{${kind}} ${expr}\` needs ${absent.map((r) => `"${r}"`).join(', ')} from cell ${cells
-          .map((c) => `"${c}"`)
-          .join(', ')}, which has no result; run the cell or fix its error`;
-        if (quietMissing) {
-          parent.children[index] = span(['inline-pending'], reason, '…');
-        } else {
-          file.message(reason, { place, ruleId: 'inline-error', source: SOURCE });
-          parent.children[index] = span(['inline-error'], reason, `⚠ ${expr}`);
-        }
-        return;
-      }
-
+      // Evaluate first; the TypeScript parse that explains a failure (which names, which
+      // cells) is only paid for when something failed.
       const outcome = evaluateInline(expr, scope);
       if (!outcome.ok) {
+        const { roots } = readPaths(expr);
+        const absent = roots.filter((r) => !Object.hasOwn(scope, r) && owners[r] !== undefined && missing.has(owners[r] as string));
+        if (absent.length > 0) {
+          const cells = [...new Set(absent.map((r) => owners[r] as string))];
+          const reason = `\`{${kind}} ${expr}\` needs ${absent.map((r) => `"${r}"`).join(', ')} from cell ${cells
+            .map((c) => `"${c}"`)
+            .join(', ')}, which has no result; run the cell or fix its error`;
+          if (quietMissing) {
+            parent.children[index] = span(['inline-pending'], reason, '…');
+          } else {
+            file.message(reason, { place, ruleId: 'inline-error', source: SOURCE });
+            parent.children[index] = span(['inline-error'], reason, `⚠ ${expr}`);
+          }
+          return;
+        }
         const unknown = roots.filter((r) => r !== '' && !Object.hasOwn(scope, r) && !(r in globalThis));
         const hint = unknown.length > 0 ? ` (not exported by any cell: ${unknown.join(', ')})` : '';
         const reason = `\`{${kind}} ${expr}\` failed: ${outcome.error}${hint}`;
@@ -266,6 +268,7 @@ export function remarkInline(options: InlineOptions) {
         parent.children[index] = span(['claim', 'claim-true'], `claim checked: ${expr}`, '✓');
         return;
       }
+      const { paths } = readPaths(expr);
       const values = paths
         .filter((p) => Object.hasOwn(scope, p.split(/[.[]/)[0] as string))
         .map((p) => {

@@ -6,12 +6,12 @@
  * VFile (`duplicate-id`, `bad-option`, `bad-frontmatter`); `parseDocument` never throws on
  * content.
  */
+import * as esbuild from 'esbuild';
 import type { Code, Root } from 'mdast';
 import remarkFrontmatter from 'remark-frontmatter';
 import remarkGfm from 'remark-gfm';
 import remarkMath from 'remark-math';
 import remarkParse from 'remark-parse';
-import ts from 'typescript';
 import { unified } from 'unified';
 import type { Point } from 'unist';
 import { visit } from 'unist-util-visit';
@@ -158,62 +158,50 @@ function readCell(node: Code, rawOptions: string, file: VFile): Cell | undefined
 
 /**
  * Reads the `cell:` specifiers (import and export-from declarations, dynamic `import()`
- * with a literal) and the exported names of a cell with the TypeScript parser.
+ * with a literal) and the exported names of a cell, from esbuild's parse of the module
+ * (the same parser that bundles it; loading the TypeScript compiler here would cost every
+ * command half a second). Type-only imports are not dependencies: they need no result.
+ * A cell that does not parse yields nothing here; hash.ts reports it (`cell-syntax`).
  */
 function scanModule(cell: Cell): { imports: CellImport[]; exports: string[] } {
-  const source = ts.createSourceFile(`${cell.id}.ts`, cell.code, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
-  const imports: CellImport[] = [];
-  const exports: string[] = [];
-  const indent = cell.position.start.column - 1;
-
-  const addSpecifier = (specifier: ts.Expression | undefined): void => {
-    if (!specifier || !ts.isStringLiteralLike(specifier) || !specifier.text.startsWith('cell:')) return;
-    const at = source.getLineAndCharacterOfPosition(specifier.getStart(source));
-    imports.push({
-      id: specifier.text.slice('cell:'.length),
-      place: { line: cell.codeLine + at.line, column: indent + at.character + 1 },
-    });
-  };
-
-  const walk = (node: ts.Node): void => {
-    if (ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) addSpecifier(node.moduleSpecifier);
-    else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) {
-      addSpecifier(node.arguments[0]);
-    }
-    ts.forEachChild(node, walk);
-  };
-  walk(source);
-
-  for (const statement of source.statements) {
-    const modifiers = ts.canHaveModifiers(statement) ? ts.getModifiers(statement) : undefined;
-    const exported = modifiers?.some((m) => m.kind === ts.SyntaxKind.ExportKeyword) ?? false;
-    if (exported && ts.isVariableStatement(statement)) {
-      for (const declaration of statement.declarationList.declarations) collectBindingNames(declaration.name, exports);
-    } else if (
-      exported &&
-      (ts.isFunctionDeclaration(statement) || ts.isClassDeclaration(statement) || ts.isEnumDeclaration(statement)) &&
-      statement.name
-    ) {
-      exports.push(statement.name.text);
-    } else if (ts.isExportDeclaration(statement) && !statement.isTypeOnly && statement.exportClause) {
-      if (ts.isNamedExports(statement.exportClause)) {
-        for (const element of statement.exportClause.elements) if (!element.isTypeOnly) exports.push(element.name.text);
-      } else {
-        exports.push(statement.exportClause.name.text);
-      }
-    }
+  let metafile: esbuild.Metafile;
+  try {
+    metafile = esbuild.buildSync({
+      stdin: { contents: cell.code, loader: 'ts', sourcefile: 'cell.ts' },
+      bundle: true,
+      write: false,
+      metafile: true,
+      format: 'esm',
+      platform: 'node',
+      external: ['*'],
+      outfile: 'cell.js',
+      logLevel: 'silent',
+      // Keep imports whose bindings are unused: they still order the cells.
+      tsconfigRaw: { compilerOptions: { verbatimModuleSyntax: true } },
+    }).metafile;
+  } catch {
+    return { imports: [], exports: [] };
   }
-  return { imports, exports: [...new Set(exports)] };
+  const indent = cell.position.start.column - 1;
+  const imports: CellImport[] = [];
+  let from = 0;
+  for (const record of metafile.inputs['cell.ts']?.imports ?? []) {
+    if (!record.path.startsWith('cell:')) continue;
+    const offset = findSpecifier(cell.code, record.path, from);
+    if (offset >= 0) from = offset + 1;
+    const before = cell.code.slice(0, Math.max(offset, 0));
+    const line = before.split('\n').length - 1;
+    const column = offset >= 0 ? offset - (before.lastIndexOf('\n') + 1) : 0;
+    imports.push({ id: record.path.slice('cell:'.length), place: { line: cell.codeLine + line, column: indent + column + 1 } });
+  }
+  const exports = (Object.values(metafile.outputs)[0]?.exports ?? []).filter((name) => name !== 'default');
+  return { imports, exports };
 }
 
-function collectBindingNames(name: ts.BindingName, into: string[]): void {
-  if (ts.isIdentifier(name)) {
-    into.push(name.text);
-    return;
-  }
-  for (const element of name.elements) {
-    if (!ts.isOmittedExpression(element)) collectBindingNames(element.name, into);
-  }
+/** Offset of the quoted specifier (`'cell:x'`, `"cell:x"` or a template) at or after `from`; −1 if absent. */
+function findSpecifier(code: string, specifier: string, from: number): number {
+  const hits = ["'", '"', '`'].map((q) => code.indexOf(q + specifier + q, from)).filter((i) => i >= 0);
+  return hits.length > 0 ? Math.min(...hits) : -1;
 }
 
 const FRONT_MATTER_TYPES: Record<string, 'string' | 'integer' | 'boolean'> = {

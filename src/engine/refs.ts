@@ -22,7 +22,8 @@
 import katex from 'katex';
 import type { Heading, Link, Paragraph, Parent, PhrasingContent, Root, RootContent, Text } from 'mdast';
 import { toString } from 'mdast-util-to-string';
-import ts from 'typescript';
+import type ts from 'typescript';
+import { typescript } from './typescript.ts';
 import type { Point } from 'unist';
 import { visit } from 'unist-util-visit';
 import type { VFile } from 'vfile';
@@ -89,6 +90,7 @@ export function collectLabels(doc: ParsedDocument, results: Map<string, CellResu
 }
 
 function staticOutputs(code: string): { kind: 'figure' | 'table'; name: string }[] {
+  const ts = typescript();
   const found: { kind: 'figure' | 'table'; name: string }[] = [];
   const source = ts.createSourceFile('cell.ts', code, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
   const walk = (node: ts.Node): void => {

@@ -17,11 +17,12 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { InlineCode } from 'mdast';
-import ts from 'typescript';
+import type ts from 'typescript';
 import type { Point, Position } from 'unist';
 import { visit } from 'unist-util-visit';
 import type { VFileMessage } from 'vfile-message';
 import type { ParsedDocument } from './parse.ts';
+import { typescript, typescriptVersion } from './typescript.ts';
 
 export interface TypecheckOptions {
   projectRoot: string;
@@ -39,7 +40,7 @@ const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 /** Bumped when the cached shape or the checking changes. */
 const CACHE_VERSION = 1;
 
-const COMPILER_OPTIONS: ts.CompilerOptions = {
+const defaultCompilerOptions = (ts: typeof import('typescript')): ts.CompilerOptions => ({
   strict: true,
   target: ts.ScriptTarget.ES2022,
   module: ts.ModuleKind.NodeNext,
@@ -52,7 +53,7 @@ const COMPILER_OPTIONS: ts.CompilerOptions = {
   esModuleInterop: true,
   resolveJsonModule: true,
   isolatedModules: true,
-};
+});
 
 /** A type error before it becomes a message: what the cache stores. */
 interface Problem {
@@ -86,7 +87,7 @@ export function typecheckCells(doc: ParsedDocument, options: TypecheckOptions): 
 
   const key = hash([
     String(CACHE_VERSION),
-    ts.version,
+    typescriptVersion(),
     runtimePath,
     cellDir,
     maybeRead(path.join(projectRoot, 'package-lock.json')) ?? '',
@@ -156,8 +157,9 @@ function check(
   runtimePath: string,
   projectRoot: string,
 ): { problems: Problem[]; files: [string, string][] } {
+  const ts = typescript();
   // Type roots from the project, not from wherever the command runs.
-  const options = { ...COMPILER_OPTIONS, typeRoots: [path.join(projectRoot, 'node_modules', '@types')] };
+  const options = { ...defaultCompilerOptions(ts), typeRoots: [path.join(projectRoot, 'node_modules', '@types')] };
   const host = ts.createCompilerHost(options, true);
   const cellDir = path.dirname([...virtuals.keys()][0] ?? '/');
   const readFile = host.readFile.bind(host);
@@ -228,6 +230,7 @@ function check(
 }
 
 function extensionOf(file: string): ts.Extension {
+  const ts = typescript();
   if (file.endsWith('.d.ts')) return ts.Extension.Dts;
   if (file.endsWith('.mts')) return ts.Extension.Mts;
   if (file.endsWith('.js')) return ts.Extension.Js;

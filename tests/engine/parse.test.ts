@@ -5,7 +5,7 @@ import { parseDocument } from '../../src/engine/parse.ts';
 const parse = (value: string) => parseDocument(new VFile({ path: 'doc.md', value }));
 
 describe('parseDocument', () => {
-  it('extracts cells with options, code line, cell: imports (TS parser) and exports', () => {
+  it('extracts cells with options, code line, cell: imports and exports (parsed by esbuild, not a regex)', () => {
     const doc = parse(
       [
         '---',
@@ -41,7 +41,7 @@ describe('parseDocument', () => {
       ['c', 9, 28],
       ['a', 13, 15],
     ]);
-    expect(doc.cellExports.get('b')).toEqual(['alias', 'x', 'y', 'f']);
+    expect(doc.cellExports.get('b')).toEqual(['alias', 'f', 'x', 'y']);
     expect(doc.file.messages).toEqual([]);
   });
 
@@ -66,5 +66,21 @@ describe('parseDocument', () => {
     const doc = parse('```ts run id=a\n1;\n```\n\n```ts run id=a\n2;\n```\n');
     expect(doc.cells.map((c) => c.code)).toEqual(['1;']);
     expect(doc.file.messages.map((m) => [m.ruleId, m.line])).toEqual([['duplicate-id', 5]]);
+  });
+});
+
+describe('cell imports', () => {
+  it('ignores type-only imports (no result needed) and keeps unused value imports (they still order cells)', () => {
+    const doc = parse(
+      ['```ts run id=a', 'export const n = 1;', '```', '', '```ts run id=b', "import type { T } from 'cell:t';", "import { n } from 'cell:a';", 'export const m = 2;', '```'].join('\n'),
+    );
+    expect(doc.cells[1]?.imports).toEqual(['a']);
+    expect(doc.cellExports.get('b')).toEqual(['m']);
+  });
+
+  it('yields no imports for a cell that does not parse (the keyer reports cell-syntax)', () => {
+    const doc = parse(['```ts run id=a', "import { n } from 'cell:b';", 'const x = ;', '```'].join('\n'));
+    expect(doc.cells[0]?.imports).toEqual([]);
+    expect(doc.file.messages).toEqual([]);
   });
 });
