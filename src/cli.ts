@@ -110,6 +110,16 @@ export function program(): Command {
   return cli;
 }
 
+// Ctrl-C or a kill: exit normally, so that the executor's exit handler stops the running
+// cells' process groups (dying from the signal would skip it and orphan them). Results of
+// cells that finished are already stored.
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  process.once(signal, () => {
+    process.stderr.write(`\n${signal}: stopping running cells; finished cells are stored\n`);
+    process.exit(code);
+  });
+}
+
 try {
   await program().parseAsync(process.argv);
 } catch (error) {
