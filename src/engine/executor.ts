@@ -4,7 +4,6 @@
  * `fakeExecutor` runs test implementations in-process (no child processes, no TF).
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -16,6 +15,7 @@ import type { CellKey } from './hash.ts';
 import type { RunnerJob, RunnerMessage } from './runner.ts';
 import { decode, encode, encodeResult } from './serialize.ts';
 import type { Cell, CellFailure, CellResult, Output, ProgressEvent, ResultMeta } from './types.ts';
+import { sha256 } from './digest.ts';
 
 export interface CellJob {
   cell: Cell;
@@ -169,7 +169,7 @@ async function compileRunner(dir: string): Promise<{ runner: string; runtime: st
       logLevel: 'silent',
     });
     const text = result.outputFiles[0]!.text;
-    const path = join(dir, `${name}.${createHash('sha256').update(text).digest('hex').slice(0, 16)}.mjs`);
+    const path = join(dir, `${name}.${sha256(text).slice(0, 16)}.mjs`);
     if (!existsSync(path)) {
       await mkdir(dir, { recursive: true });
       const tmp = `${path}.${process.pid}.tmp`;

@@ -19,13 +19,13 @@
  * Problems in a cell (syntax error, unresolvable import, missing package) come back as
  * `CellKey.error` with a Markdown line and column, never as a throw.
  */
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import * as esbuild from 'esbuild';
 import type { Cell, KeyFingerprint } from './types.ts';
+import { sha256 } from './digest.ts';
 
 /** Bumped whenever the stored format or the bundling changes what a result means. */
 export const ENGINE_FORMAT_VERSION = 'literate-report-engine/1';
@@ -315,9 +315,6 @@ function findBundleDir(docDir: string, projectRoot: string): string {
   }
 }
 
-function sha256(data: string | Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
-}
 
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

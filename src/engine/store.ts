@@ -19,11 +19,11 @@
  * first, so a `.json` always describes a complete payload. A payload whose checksum does
  * not match is reported as `corrupt`, and the build recomputes it.
  */
-import { createHash } from 'node:crypto';
 import { join, relative, resolve } from 'node:path';
 import { isNotFound, type Effects } from './effects.ts';
 import { decode, encodeResult } from './serialize.ts';
 import type { CellResult, Output, ResultMeta } from './types.ts';
+import { sha256 } from './digest.ts';
 
 export const STORE_FORMAT = 'literate-report-result/1';
 
@@ -219,9 +219,6 @@ export function formatJson(value: unknown, indent = ''): string {
   return JSON.stringify(value) ?? 'null';
 }
 
-function sha256(data: Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
-}
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.byteLength !== b.byteLength) return false;

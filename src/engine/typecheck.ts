@@ -13,7 +13,6 @@
  * hash of every cell source, inline expression, the runtime and the lockfile, and
  * revalidated against the content of the project files the cells imported.
  */
-import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { InlineCode } from 'mdast';
@@ -23,6 +22,7 @@ import { visit } from 'unist-util-visit';
 import type { VFileMessage } from 'vfile-message';
 import type { ParsedDocument } from './parse.ts';
 import { typescript, typescriptVersion } from './typescript.ts';
+import { sha256 } from './digest.ts';
 
 export interface TypecheckOptions {
   projectRoot: string;
@@ -85,14 +85,14 @@ export function typecheckCells(doc: ParsedDocument, options: TypecheckOptions): 
   const virtuals = virtualFiles(doc, cellDir);
   const runtimePath = path.resolve(options.runtimePath);
 
-  const key = hash([
+  const key = sha256(JSON.stringify([
     String(CACHE_VERSION),
     typescriptVersion(),
     runtimePath,
     cellDir,
     maybeRead(path.join(projectRoot, 'package-lock.json')) ?? '',
     ...[...virtuals].flatMap(([file, v]) => [file, v.text]),
-  ]);
+  ]));
   const cacheFile = options.cacheDir ? path.join(options.cacheDir, `typecheck-${key.slice(0, 32)}.json`) : undefined;
   let problems = cacheFile ? maybeCached(cacheFile) : undefined;
   if (!problems) {
@@ -225,7 +225,7 @@ function check(
     }
   }
   problems.sort((a, b) => a.start.line - b.start.line || a.start.column - b.start.column);
-  const files: [string, string][] = [...projectTexts].map(([file, text]) => [file, hash([text])]);
+  const files: [string, string][] = [...projectTexts].map(([file, text]) => [file, sha256(text)]);
   return { problems, files };
 }
 
@@ -238,11 +238,6 @@ function extensionOf(file: string): ts.Extension {
   return ts.Extension.Ts;
 }
 
-function hash(parts: string[]): string {
-  const h = createHash('sha256');
-  for (const part of parts) h.update(`${part.length}:${part}`);
-  return h.digest('hex');
-}
 
 function maybeRead(file: string): string | undefined {
   try {
@@ -261,7 +256,7 @@ function maybeCached(cacheFile: string): Problem[] | undefined {
     if (entry.version !== CACHE_VERSION) return undefined;
     for (const [file, digest] of entry.files) {
       const content = maybeRead(file);
-      if (content === undefined || hash([content]) !== digest) return undefined;
+      if (content === undefined || sha256(content) !== digest) return undefined;
     }
     return entry.problems;
   } catch {
