@@ -13,7 +13,7 @@ import path from 'node:path';
 import { build } from '../src/engine/build.ts';
 import { check } from '../src/engine/check.ts';
 import { nodeEffects } from '../src/engine/effects.ts';
-import { childProcessExecutor } from '../src/engine/executor.ts';
+import { childProcessExecutor } from '../src/engine/child-launcher.ts';
 import { findBrowser, printPdf } from '../src/engine/pdf.ts';
 
 export interface BenchRow {

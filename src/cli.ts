@@ -6,14 +6,16 @@
  * effects object. Every ReportError is caught once, here.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { realpathSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { reporter } from 'vfile-reporter';
 import type { VFile } from 'vfile';
 import { build } from './engine/build.ts';
 import { check } from './engine/check.ts';
 import { nodeEffects } from './engine/effects.ts';
 import { ReportError } from './engine/errors.ts';
-import { childProcessExecutor } from './engine/executor.ts';
+import { childProcessExecutor } from './engine/child-launcher.ts';
 import { findBrowser, printPdf } from './engine/pdf.ts';
 
 const DEFAULT_DOC = 'report/report.md';
@@ -110,23 +112,38 @@ export function program(): Command {
   return cli;
 }
 
-// Ctrl-C or a kill: exit normally, so that the executor's exit handler stops the running
-// cells' process groups (dying from the signal would skip it and orphan them). Results of
-// cells that finished are already stored.
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
-  process.once(signal, () => {
-    process.stderr.write(`\n${signal}: stopping running cells; finished cells are stored\n`);
-    process.exit(code);
-  });
-}
-
-try {
-  await program().parseAsync(process.argv);
-} catch (error) {
-  if (error instanceof ReportError) {
-    process.stderr.write(`error: ${error.message}\n`);
-    process.exitCode = error.exitCode;
-  } else {
-    throw error;
+/** Runs the command line: signal handling, argv parsing, ReportError → exit code. */
+export async function main(argv: string[] = process.argv): Promise<void> {
+  // Ctrl-C or a kill: exit normally, so that the launcher's exit handler stops the running
+  // cells' process groups (dying from the signal would skip it and orphan them). Results of
+  // cells that finished are already stored.
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.once(signal, () => {
+      process.stderr.write(`\n${signal}: stopping running cells; finished cells are stored\n`);
+      process.exit(code);
+    });
+  }
+  try {
+    await program().parseAsync(argv);
+  } catch (error) {
+    if (error instanceof ReportError) {
+      process.stderr.write(`error: ${error.message}\n`);
+      process.exitCode = error.exitCode;
+    } else {
+      throw error;
+    }
   }
 }
+
+/** True when this module is the process's entry point (not imported), symlinks resolved. */
+function isEntryPoint(): boolean {
+  const entry = process.argv[1];
+  if (entry === undefined) return false;
+  try {
+    return realpathSync(fileURLToPath(import.meta.url)) === realpathSync(entry);
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) await main();

@@ -8,10 +8,10 @@ import os from 'node:os';
 import path from 'node:path';
 import type { VFile } from 'vfile';
 import type { Effects } from './effects.ts';
-import { runCells } from './execute.ts';
+import { runCells } from './scheduler.ts';
 import { loadDocument, type LoadOptions } from './document.ts';
 import { progressDisplay } from './progress.ts';
-import type { CellFailure, CellResult } from './types.ts';
+import { isFailure, type CellOutcome, type CellResult } from './types.ts';
 import { weave } from './weave.ts';
 import { ReportError } from './errors.ts';
 
@@ -44,9 +44,6 @@ export interface BuildSummary {
   ms: number;
 }
 
-export function isFailure(value: CellResult | CellFailure | undefined): value is CellFailure {
-  return value !== undefined && 'kind' in value;
-}
 
 export async function build(options: BuildOptions, effects: Effects): Promise<BuildSummary> {
   const started = effects.now();
@@ -114,7 +111,7 @@ export async function build(options: BuildOptions, effects: Effects): Promise<Bu
     },
   );
 
-  const results = new Map<string, CellResult | CellFailure>(available);
+  const results = new Map<string, CellOutcome>(available);
   for (const [id, outcome] of outcomes) results.set(id, outcome);
   const ran: string[] = [];
   const failed: string[] = [];

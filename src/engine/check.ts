@@ -10,7 +10,7 @@ import type { Effects } from './effects.ts';
 import { loadDocument, runtimePath, type LoadOptions } from './document.ts';
 import { explainStale } from './freshness.ts';
 import { typecheckCells } from './typecheck.ts';
-import type { CellFailure, CellResult } from './types.ts';
+import type { CellOutcome } from './types.ts';
 import { weave } from './weave.ts';
 
 export interface CheckOptions extends LoadOptions {
@@ -34,7 +34,7 @@ export async function check(options: CheckOptions, effects: Effects): Promise<Ch
   const started = effects.now();
   const { doc, keys, store, usable, projectRoot, profile } = await loadDocument(options, effects);
   const file = doc.file;
-  const results = new Map<string, CellResult | CellFailure>();
+  const results = new Map<string, CellOutcome>();
   const fresh: string[] = [];
   const stale: string[] = [];
   const missing: string[] = [];

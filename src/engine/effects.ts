@@ -1,12 +1,12 @@
 /**
  * Everything the engine does to the outside world (disk, clock, stdout, child processes)
  * goes through an `Effects` object, so tests run the pipeline with silent or in-memory
- * effects and a fake executor.
+ * effects and a fake executor (both in tests/support/).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { childProcessExecutor, type Executor } from './executor.ts';
+import { childProcessExecutor, type Executor } from './child-launcher.ts';
 
 export interface OutputStream {
   write(s: string): void;
@@ -77,54 +77,6 @@ export function nodeEffects(options: NodeEffectsOptions = {}): Effects {
     now: () => Date.now(),
     stdout: options.stdout ?? process.stdout,
     executor: options.executor ?? childProcessExecutor({}),
-  };
-}
-
-/** In-memory effects for tests: a file map, a settable clock, recorded stdout. */
-export interface MemoryEffects extends Effects {
-  files: Map<string, Uint8Array>;
-  /** Everything written to stdout, in order. */
-  written: string[];
-  /** The clock `now()` returns; tests advance it. */
-  clock: { ms: number };
-}
-
-export function memoryEffects(options: { executor: Executor; isTTY?: boolean; files?: Record<string, string> }): MemoryEffects {
-  const files = new Map<string, Uint8Array>();
-  for (const [path, text] of Object.entries(options.files ?? {})) files.set(resolve(path), new TextEncoder().encode(text));
-  const written: string[] = [];
-  const clock = { ms: Date.UTC(2026, 10, 21) };
-  const under = (dir: string) => (path: string) => path.startsWith(resolve(dir) + '/');
-  return {
-    files,
-    written,
-    clock,
-    async readFile(path) {
-      const data = files.get(resolve(path));
-      if (data === undefined) throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' });
-      return data.slice();
-    },
-    async writeFileAtomic(path, data) {
-      files.set(resolve(path), typeof data === 'string' ? new TextEncoder().encode(data) : data.slice());
-    },
-    async readdir(path) {
-      const names = new Set<string>();
-      const prefix = resolve(path) + '/';
-      for (const key of files.keys()) {
-        if (key.startsWith(prefix)) names.add(key.slice(prefix.length).split('/')[0]!);
-      }
-      return [...names].sort();
-    },
-    async rm(path) {
-      files.delete(resolve(path));
-      for (const key of [...files.keys()].filter(under(path))) files.delete(key);
-    },
-    async exists(path) {
-      return files.has(resolve(path)) || [...files.keys()].some(under(path));
-    },
-    now: () => clock.ms,
-    stdout: { write: (s) => void written.push(s), isTTY: options.isTTY ?? false },
-    executor: options.executor,
   };
 }
 

@@ -16,7 +16,7 @@ import { typescript } from './typescript.ts';
 import { visit } from 'unist-util-visit';
 import type { VFile } from 'vfile';
 import type { ParsedDocument } from './parse.ts';
-import type { CellFailure, CellResult } from './types.ts';
+import { isResult, type CellOutcome } from './types.ts';
 
 export interface InlineOptions {
   /** Union of every cell's exports. */
@@ -48,14 +48,14 @@ const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
  */
 export function collectScope(
   doc: ParsedDocument,
-  results: Map<string, CellResult | CellFailure>,
+  results: Map<string, CellOutcome>,
 ): { scope: Record<string, unknown>; owners: Record<string, string>; missing: Set<string> } {
   const scope: Record<string, unknown> = {};
   const owners: Record<string, string> = {};
   const missing = new Set<string>();
   for (const cell of doc.cells) {
     const result = results.get(cell.id);
-    const has = result !== undefined && 'exports' in result;
+    const has = isResult(result);
     if (!has) missing.add(cell.id);
     const names = new Set([...(doc.cellExports.get(cell.id) ?? []), ...(has ? Object.keys(result.exports) : [])]);
     for (const name of names) {

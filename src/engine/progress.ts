@@ -9,7 +9,7 @@
  * Always: a final summary `ran 2, fresh 18, failed 0, skipped 0 in 4m20s`.
  */
 import { createLogUpdate } from 'log-update';
-import type { CellEvent } from './execute.ts';
+import type { CellEvent } from './scheduler.ts';
 import type { ProgressEvent } from './types.ts';
 
 export interface DisplayStream {

@@ -28,7 +28,7 @@ import type { Point } from 'unist';
 import { visit } from 'unist-util-visit';
 import type { VFile } from 'vfile';
 import type { ParsedDocument } from './parse.ts';
-import type { CellFailure, CellResult, Output } from './types.ts';
+import type { CellOutcome, Output } from './types.ts';
 
 /** A display math block (`$$`); the type comes from remark-math's mdast extension. */
 type MathNode = Extract<RootContent, { type: 'math' }>;
@@ -50,7 +50,7 @@ export interface TocEntry {
 }
 
 /** The outputs of a cell: its result's, a failure's partial ones, or none. */
-export function outputsOf(result: CellResult | CellFailure | undefined): Output[] {
+export function outputsOf(result: CellOutcome | undefined): Output[] {
   if (!result) return [];
   return result.outputs ?? [];
 }
@@ -61,7 +61,7 @@ export function outputsOf(result: CellResult | CellFailure | undefined): Output[
  * calls in its code, so references to them are not reported as unknown. A name used
  * twice is a `duplicate-label` message at the second cell.
  */
-export function collectLabels(doc: ParsedDocument, results: Map<string, CellResult | CellFailure>): Labels {
+export function collectLabels(doc: ParsedDocument, results: Map<string, CellOutcome>): Labels {
   const labels: Labels = { figures: new Map(), tables: new Map(), equations: new Map() };
   const owner = new Map<string, string>();
   for (const cell of doc.cells) {

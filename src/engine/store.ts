@@ -84,7 +84,7 @@ export class ResultStore {
     }
     try {
       const { exports, outputs } = decode(payload) as { exports: Record<string, unknown>; outputs: Output[] };
-      return { result: { id, key, exports, outputs, meta: metadata.meta } };
+      return { result: { kind: 'result', id, key, exports, outputs, meta: metadata.meta } };
     } catch (error) {
       return { problem: 'corrupt', detail: `${base}.bin cannot be decoded: ${(error as Error).message}` };
     }

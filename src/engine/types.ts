@@ -9,9 +9,10 @@
  *   hash.ts      content key of each cell (esbuild metafile inputs, package versions, deps' keys)
  *   store.ts     content-addressed results store (atomic writes, checksums, gc)
  *   serialize.ts values ↔ bytes (typed arrays and tensors bit for bit)
- *   execute.ts   scheduler: runs stale cells in child processes up to --jobs
- *   executor.ts  one cell in one child process (timeout, memory cap, error → Markdown line)
- *   runner.ts    the child-process side: sets up the runtime, imports the cell, saves exports
+ *   scheduler.ts      runs stale cells up to --jobs, each once its dependencies have results
+ *   child-launcher.ts one cell in one child process (timeout, memory cap, error → Markdown line)
+ *   child-entry.ts    the child process's entry point: sets up the runtime, imports the cell,
+ *                     saves its exports
  *   runtime.ts   the module cells import as 'report:runtime'
  *   inline.ts    `{ts} expr` inline values and `{claim} expr` claims
  *   refs.ts      figure/table/equation numbering and @fig-/@tbl-/@eq- references
@@ -125,7 +126,9 @@ export interface KeyFingerprint {
   packages: Record<string, string>;
 }
 
+/** A cell's result. `kind` tells it from a {@link CellFailure}: use {@link isFailure}. */
 export interface CellResult {
+  kind: 'result';
   id: string;
   key: string;
   exports: Record<string, unknown>;
@@ -143,6 +146,19 @@ export interface CellFailure {
   stack?: string;
   /** Printed text before the failure. */
   outputs?: Output[];
+}
+
+/** What running (or looking up) a cell gave: a result or a failure, told apart by `kind`. */
+export type CellOutcome = CellResult | CellFailure;
+
+/** The one way to tell a failed cell from a result; `undefined` (no outcome yet) is neither. */
+export function isFailure(outcome: CellOutcome | undefined): outcome is CellFailure {
+  return outcome !== undefined && outcome.kind !== 'result';
+}
+
+/** True for a result (not a failure, not undefined). */
+export function isResult(outcome: CellOutcome | undefined): outcome is CellResult {
+  return outcome !== undefined && outcome.kind === 'result';
 }
 
 export type CellState = 'fresh' | 'stale' | 'missing' | 'running' | 'ran' | 'failed' | 'skipped';

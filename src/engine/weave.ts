@@ -30,7 +30,7 @@ import {
   type Labels,
   type TocEntry,
 } from './refs.ts';
-import type { Cell, CellFailure, CellResult, FigureOutput, Output, TableOutput } from './types.ts';
+import { isFailure, type Cell, type CellFailure, type CellOutcome, type FigureOutput, type Output, type TableOutput } from './types.ts';
 
 export interface WeaveOptions {
   mode: 'build' | 'check';
@@ -38,7 +38,7 @@ export interface WeaveOptions {
   title?: string;
 }
 
-type Results = Map<string, CellResult | CellFailure>;
+type Results = Map<string, CellOutcome>;
 
 export async function weave(doc: ParsedDocument, results: Results, options: WeaveOptions): Promise<string> {
   const tree = structuredClone(doc.tree);
@@ -127,7 +127,7 @@ function renderCode(node: Code, context: RenderContext): Element {
         ? h('div', { className: ['cell-pending'] }, `Cell ${cell.id}: no result yet.`)
         : h('div', { className: ['cell-skipped'] }, `Cell ${cell.id} did not run.`),
     );
-  } else if ('exports' in result) {
+  } else if (!isFailure(result)) {
     children.push(...result.outputs.map((o) => renderOutput(o, context.labels)));
   } else {
     children.push(renderFailure(cell, result, context));
@@ -165,7 +165,7 @@ function failedDependencies(cell: Cell, context: RenderContext): string[] {
       if (seen.has(dep)) continue;
       seen.add(dep);
       const result = context.results.get(dep);
-      if (result && !('exports' in result)) {
+      if (isFailure(result)) {
         if (result.kind === 'skipped') visitDeps(dep);
         else found.add(dep);
       }

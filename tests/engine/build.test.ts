@@ -10,7 +10,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { build, type BuildOptions } from '../../src/engine/build.ts';
 import { check } from '../../src/engine/check.ts';
 import { nodeEffects, type Effects } from '../../src/engine/effects.ts';
-import { childProcessExecutor, fakeExecutor, type Executor } from '../../src/engine/executor.ts';
+import { childProcessExecutor, type Executor } from '../../src/engine/child-launcher.ts';
+import { fakeExecutor } from '../support/fake-executor.ts';
 
 let dir: string;
 const silent = { write: () => {}, isTTY: false };

@@ -105,6 +105,7 @@ describe('collectScope', () => {
       new VFile({ path: 'd.md', value: '```ts run id=a\nexport const x = 1;\n```\n\n```ts run id=b\nexport const x = 2, y = 3;\n```\n' }),
     );
     const result = (id: string, exports: Record<string, unknown>): CellResult => ({
+      kind: 'result',
       id,
       key: id,
       exports,

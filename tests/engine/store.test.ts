@@ -2,8 +2,9 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { memoryEffects, nodeEffects } from '../../src/engine/effects.ts';
-import { fakeExecutor } from '../../src/engine/executor.ts';
+import { nodeEffects } from '../../src/engine/effects.ts';
+import { memoryEffects } from '../support/memory-effects.ts';
+import { fakeExecutor } from '../support/fake-executor.ts';
 import { entryName, ResultStore } from '../../src/engine/store.ts';
 import type { CellResult } from '../../src/engine/types.ts';
 
@@ -21,6 +22,7 @@ const key = (n: number): string => n.toString(16).padStart(2, '0').repeat(32);
 
 function result(id: string, k: string, overrides: Partial<CellResult['meta']> = {}): CellResult {
   return {
+    kind: 'result',
     id,
     key: k,
     exports: { weights: new Float32Array([0.5, -0, NaN]), history: new Map([['loss', [1, 0.5]]]), when: new Date(0) },

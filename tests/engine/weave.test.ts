@@ -40,6 +40,7 @@ export function readResults(dir: string): Map<string, CellResult | CellFailure> 
       results.set(id, { id, ...entry.failure, outputs: entry.failure.outputs?.map(toOutput) });
     } else {
       results.set(id, {
+        kind: 'result',
         id,
         key: `key-${id}`,
         exports: entry.exports,

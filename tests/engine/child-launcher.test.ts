@@ -1,8 +1,8 @@
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { childProcessExecutor } from '../../src/engine/executor.ts';
+import { childProcessExecutor } from '../../src/engine/child-launcher.ts';
 import { keyCells } from '../../src/engine/hash.ts';
-import type { Cell, CellFailure, CellResult, ProgressEvent } from '../../src/engine/types.ts';
+import { isFailure, type Cell, type CellFailure, type CellResult, type ProgressEvent } from '../../src/engine/types.ts';
 import { makeCell } from '../fixtures/exec-helpers/cells.ts';
 
 const projectRoot = resolve(import.meta.dirname, '../..');
@@ -30,7 +30,7 @@ async function run(
 }
 
 function asResult(outcome: CellResult | CellFailure): CellResult {
-  if ('kind' in outcome) throw new Error(`cell failed (${outcome.kind}): ${outcome.message}\n${outcome.stack ?? ''}`);
+  if (isFailure(outcome)) throw new Error(`cell failed (${outcome.kind}): ${outcome.message}\n${outcome.stack ?? ''}`);
   return outcome;
 }
 
@@ -110,6 +110,7 @@ describe('childProcessExecutor', () => {
   it('sends progress events and passes dependency values through cell: imports', async () => {
     const dep = makeCell('data', `export const xs = new Float64Array([1, 2, 3]);\nexport const label = 'three';`);
     const depResult: CellResult = {
+      kind: 'result',
       id: 'data',
       key: 'k',
       exports: { xs: new Float64Array([1, 2, 3]), label: 'three' },

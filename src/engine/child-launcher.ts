@@ -1,7 +1,7 @@
 /**
- * Runs one cell. `childProcessExecutor` runs it in its own Node process (runner.ts) with
+ * Runs one cell. `childProcessExecutor` runs it in its own Node process (child-entry.ts) with
  * a heap cap, a wall-clock limit and errors mapped back to Markdown lines;
- * `fakeExecutor` runs test implementations in-process (no child processes, no TF).
+ * (the in-process test double `fakeExecutor` lives in tests/support/).
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -12,7 +12,7 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as esbuild from 'esbuild';
 import type { CellKey } from './hash.ts';
-import type { RunnerJob, RunnerMessage } from './runner.ts';
+import type { RunnerJob, RunnerMessage } from './child-entry.ts';
 import { decode, encode, encodeResult } from './serialize.ts';
 import type { Cell, CellFailure, CellResult, Output, ProgressEvent, ResultMeta } from './types.ts';
 import { sha256 } from './digest.ts';
@@ -42,7 +42,7 @@ export interface Executor {
 
 export interface ChildProcessExecutorOptions {
   /**
-   * Run runner.ts and runtime.ts through tsx (`--import tsx`). Default false: the
+   * Run child-entry.ts and runtime.ts through tsx (`--import tsx`). Default false: the
    * executor compiles them once to plain JS with esbuild (into the bundle cache, named by
    * content hash) and points the cell's `report:runtime` import at the compiled runtime,
    * which saves tsx's start-up (~0.4 s) per cell. tsx is used anyway when a bundle still
@@ -56,12 +56,12 @@ export interface ChildProcessExecutorOptions {
 }
 
 const STDERR_TAIL = 4000;
-const runnerTs = fileURLToPath(new URL('./runner.ts', import.meta.url));
+const entryTs = fileURLToPath(new URL('./child-entry.ts', import.meta.url));
 const runtimeTs = fileURLToPath(new URL('./runtime.ts', import.meta.url));
 
 /**
  * Spawns `node --enable-source-maps --max-old-space-size=<memory> runner.mjs <job.json>`
- * (or `--import tsx runner.ts`) per cell, in its own process group, with the Markdown
+ * (or `--import tsx child-entry.ts`) per cell, in its own process group, with the Markdown
  * file's directory as working directory. Progress arrives over IPC; on timeout the whole
  * process group is killed (SIGKILL).
  */
@@ -78,7 +78,7 @@ export function childProcessExecutor(options: ChildProcessExecutorOptions = {}):
         let bundle = key.bundle;
         let entry: string[];
         if (options.tsx === true) {
-          entry = [...tsxArgs, runnerTs];
+          entry = [...tsxArgs, entryTs];
         } else {
           let p = compiled.get(key.bundleDir);
           if (p === undefined) {
@@ -88,7 +88,7 @@ export function childProcessExecutor(options: ChildProcessExecutorOptions = {}):
           }
           const { runner, runtime } = await p;
           bundle = bundle.split(JSON.stringify(runtimeTs)).join(JSON.stringify(runtime));
-          entry = /["'][^"'\n]+\.m?ts["']/.test(stripSourceMap(bundle)) ? [...tsxArgs, runnerTs] : [runner];
+          entry = /["'][^"'\n]+\.m?ts["']/.test(stripSourceMap(bundle)) ? [...tsxArgs, entryTs] : [runner];
         }
         await mkdir(key.bundleDir, { recursive: true });
         await writeFile(`${bundlePath}.tmp`, bundle);
@@ -138,7 +138,7 @@ export function childProcessExecutor(options: ChildProcessExecutorOptions = {}):
           return { id: cell.id, kind: 'crash', message: tail === '' ? why : `${why}\n${tail}`, outputs: printed };
         }
         const value = decode(await readFile(runnerJob.resultPath)) as { exports: Record<string, unknown>; outputs: Output[]; meta: Record<string, unknown> };
-        return { id: cell.id, key: key.key, exports: value.exports, outputs: value.outputs, meta: resultMeta(job, runMs, value.meta) };
+        return { kind: 'result', id: cell.id, key: key.key, exports: value.exports, outputs: value.outputs, meta: resultMeta(job, runMs, value.meta) };
       } catch (error) {
         return { id: cell.id, kind: 'crash', message: `could not run the cell: ${(error as Error).message}`, ...stackOf(error) };
       } finally {
@@ -150,12 +150,12 @@ export function childProcessExecutor(options: ChildProcessExecutorOptions = {}):
 }
 
 /**
- * Compiles runner.ts and runtime.ts to plain ESM in `dir` (once per content: the file
+ * Compiles child-entry.ts and runtime.ts to plain ESM in `dir` (once per content: the file
  * names carry a hash of the output), so a child needs no TypeScript loader.
  */
 async function compileRunner(dir: string): Promise<{ runner: string; runtime: string }> {
   const out: Record<'runner' | 'runtime', string> = { runner: '', runtime: '' };
-  for (const [name, entry] of [['runner', runnerTs], ['runtime', runtimeTs]] as const) {
+  for (const [name, entry] of [['runner', entryTs], ['runtime', runtimeTs]] as const) {
     const result = await esbuild.build({
       entryPoints: [entry],
       bundle: true,
@@ -214,6 +214,7 @@ function spawnRunner(
         child.kill('SIGKILL');
       }
     };
+    watchExit();
     activeGroups.add(killGroup);
     const timer = setTimeout(() => {
       outcome.timedOut = true;
@@ -254,9 +255,15 @@ function spawnRunner(
 
 /** Kill functions of the running children, so an exiting parent leaves no cell running. */
 const activeGroups = new Set<() => void>();
-process.once('exit', () => {
-  for (const kill of activeGroups) kill();
-});
+let watchingExit = false;
+/** Registers, once and only when a child is first spawned (not at import), the exit handler. */
+function watchExit(): void {
+  if (watchingExit) return;
+  watchingExit = true;
+  process.once('exit', () => {
+    for (const kill of activeGroups) kill();
+  });
+}
 
 /**
  * Maps the first stack frame inside the cell's sourcefile (`report.md#<id>.ts:L:C` after
@@ -283,7 +290,7 @@ export function mapError(
   return { message: error.message, ...(line === undefined ? {} : { line, column }), ...(stack === undefined ? {} : { stack }) };
 }
 
-function resultMeta(job: CellJob, runMs: number, recorded: Record<string, unknown>): ResultMeta {
+export function resultMeta(job: CellJob, runMs: number, recorded: Record<string, unknown>): ResultMeta {
   const { backend, ...extra } = recorded;
   return {
     runMs,
@@ -298,49 +305,7 @@ function resultMeta(job: CellJob, runMs: number, recorded: Record<string, unknow
   };
 }
 
-type FakeImpl = (
-  deps: Record<string, Record<string, unknown>>,
-) => Promise<{ exports: Record<string, unknown>; outputs?: Output[] }> | { exports: Record<string, unknown>; outputs?: Output[] };
-
-/**
- * An in-process executor for tests: `impl[cellId](deps)` gives the cell's exports. A
- * throwing implementation is an `error` failure; exports go through encode/decode, as
- * with the real runner. Records the order of calls and the highest concurrency seen.
- */
-export function fakeExecutor(
-  impl: Record<string, FakeImpl>,
-  options: { delayMs?: number } = {},
-): Executor & { calls: string[]; maxConcurrent: number } {
-  let running = 0;
-  const executor = {
-    calls: [] as string[],
-    maxConcurrent: 0,
-    async run(job: CellJob, hooks: ExecutorHooks): Promise<CellResult | CellFailure> {
-      const id = job.cell.id;
-      executor.calls.push(id);
-      running++;
-      executor.maxConcurrent = Math.max(executor.maxConcurrent, running);
-      const started = performance.now();
-      try {
-        const fn = impl[id];
-        if (fn === undefined) throw new Error(`fakeExecutor: no implementation for cell "${id}"`);
-        const deps = Object.fromEntries([...job.deps].map(([dep, r]) => [dep, r.exports]));
-        if (options.delayMs !== undefined) await new Promise((r) => setTimeout(r, options.delayMs));
-        const value = await fn(deps);
-        hooks.onProgress({ id, step: 1, total: 1 });
-        const { exports, outputs } = decode(encodeResult({ exports: value.exports, outputs: value.outputs ?? [] })) as { exports: Record<string, unknown>; outputs: Output[] };
-        return { id, key: job.key.key, exports, outputs, meta: resultMeta(job, Math.round(performance.now() - started), {}) };
-      } catch (error) {
-        return { id, kind: 'error', message: (error as Error).message, ...stackOf(error) };
-      } finally {
-        running--;
-      }
-    },
-  };
-  return executor;
-}
-
-function stackOf(error: unknown): { stack?: string } {
+export function stackOf(error: unknown): { stack?: string } {
   const stack = (error as Error | null)?.stack;
   return typeof stack === 'string' ? { stack } : {};
 }

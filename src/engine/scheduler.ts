@@ -5,10 +5,10 @@
  * result is stored as soon as it finishes, so an interrupted build keeps finished work.
  */
 import os from 'node:os';
-import type { Executor } from './executor.ts';
+import type { Executor } from './child-launcher.ts';
 import type { CellKey } from './hash.ts';
 import type { ResultStore } from './store.ts';
-import type { Cell, CellFailure, CellResult, CellState, ProgressEvent } from './types.ts';
+import { isFailure, type Cell, type CellFailure, type CellOutcome, type CellResult, type CellState, type ProgressEvent } from './types.ts';
 
 export interface RunPlan {
   cells: Cell[];
@@ -49,16 +49,16 @@ export interface RunContext {
 }
 
 /** Runs the planned cells; returns the outcome of every cell in `plan.toRun`. */
-export async function runCells(plan: RunPlan, context: RunContext): Promise<Map<string, CellResult | CellFailure>> {
+export async function runCells(plan: RunPlan, context: RunContext): Promise<Map<string, CellOutcome>> {
   const jobs = Math.max(1, context.jobs ?? os.availableParallelism());
   const cells = new Map(plan.cells.map((cell) => [cell.id, cell]));
-  const outcomes = new Map<string, CellResult | CellFailure>();
+  const outcomes = new Map<string, CellOutcome>();
   const results = new Map(plan.available);
   const waiting = plan.order.filter((id) => plan.toRun.has(id));
   for (const id of plan.toRun) if (!waiting.includes(id)) waiting.push(id);
   const running = new Map<string, Promise<void>>();
 
-  const settle = (id: string, outcome: CellResult | CellFailure): void => {
+  const settle = (id: string, outcome: CellOutcome): void => {
     outcomes.set(id, outcome);
     if (!isFailure(outcome)) results.set(id, outcome);
   };
@@ -90,7 +90,7 @@ export async function runCells(plan: RunPlan, context: RunContext): Promise<Map<
       const deps = new Map(plan.deps(id).map((dep) => [dep, results.get(dep)!]));
       context.onEvent({ id, state: 'running' });
       const started = performance.now();
-      let outcome: CellResult | CellFailure;
+      let outcome: CellOutcome;
       try {
         outcome = await context.executor.run(
           { cell, key, deps, profile: context.profile, seed: cell.options.seed ?? context.seed, docPath: context.docPath, projectRoot: context.projectRoot },
@@ -152,6 +152,4 @@ export async function runCells(plan: RunPlan, context: RunContext): Promise<Map<
   return outcomes;
 }
 
-function isFailure(value: CellResult | CellFailure): value is CellFailure {
-  return 'kind' in value;
-}
+
