@@ -30,9 +30,10 @@ import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendName } from '../src/ml/backend.ts';
 import { Rng } from '../src/ml/random.ts';
-import { createDiscriminator, createGanOptimizers, createGenerator, ganStep, type GanModels } from '../src/ml/models/gan.ts';
+import { COURSE_ADAM, createDiscriminator, createGenerator, ganStep, type GanModels } from '../src/ml/models/gan.ts';
 import { createDcDiscriminator, createDcGenerator } from '../src/ml/models/dcgan.ts';
-import { PAPER_VAE, createVae, createVaeOptimizer, vaeStep } from '../src/ml/models/vae.ts';
+import { COURSE_VAE_ADAM, PAPER_VAE, createVae, vaeStep } from '../src/ml/models/vae.ts';
+import { createStepRunner } from '../src/ml/trainer.ts';
 
 const EPOCH_IMAGES = 60_000;
 
@@ -161,12 +162,15 @@ function benchMatMul(backend: BackendName, quick: boolean): Timing {
 
 function benchGanLike(models: GanModels, batch: number, timingPlan: ReturnType<typeof plan>): Timing {
   const rng = new Rng(1);
-  const optimizers = createGanOptimizers();
+  const runner = createStepRunner({
+    generator: { variables: models.generator.variables, optimizer: COURSE_ADAM },
+    discriminator: { variables: models.discriminator.variables, optimizer: COURSE_ADAM },
+  });
   const real = tf.randomUniform([batch, 784], -1, 1, 'float32', 3) as tf.Tensor2D;
-  const timing = timeSteps(() => void ganStep(models, optimizers, real, rng), timingPlan);
+  const step = () => runner.run({ epoch: 0, index: 0, globalStep: 0, x: real, rng }, (ctx) => ganStep(ctx, models));
+  const timing = timeSteps(() => void step(), timingPlan);
   real.dispose();
-  optimizers.generator.dispose();
-  optimizers.discriminator.dispose();
+  runner.dispose();
   models.generator.dispose();
   models.discriminator.dispose();
   return timing;
@@ -185,11 +189,11 @@ function benchDcgan(backend: BackendName, quick: boolean): Timing {
 function benchVae(backend: BackendName, quick: boolean): Timing {
   const rng = new Rng(0);
   const vae = createVae({ ...PAPER_VAE, rng });
-  const optimizer = createVaeOptimizer();
+  const runner = createStepRunner({ vae: { variables: vae.variables, optimizer: COURSE_VAE_ADAM } });
   const x = tf.randomUniform([128, 784], 0, 1, 'float32', 3) as tf.Tensor2D;
-  const timing = timeSteps(() => void vaeStep(vae, optimizer, x, rng), plan(backend, quick, 30));
+  const timing = timeSteps(() => void runner.run({ epoch: 0, index: 0, globalStep: 0, x, rng }, (ctx) => vaeStep(ctx, vae)), plan(backend, quick, 30));
   x.dispose();
-  optimizer.dispose();
+  runner.dispose();
   vae.dispose();
   return timing;
 }

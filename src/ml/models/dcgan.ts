@@ -22,8 +22,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../random.ts';
-import { applyDense, countParams, createDense, leakyRelu, type Dense } from './dense.ts';
-import { IMAGE_DIM, ganStep, type Discriminator, type GanModels, type GanOptimizers, type GanStepResult, type Generator } from './gan.ts';
+import { applyDense, countParams, createDense, leakyRelu, uniformVariable, type Dense } from './dense.ts';
+import { IMAGE_DIM, type Discriminator, type Generator } from './gan.ts';
 
 const LEAK = 0.2;
 const BN_EPSILON = 1e-5;
@@ -40,10 +40,10 @@ export interface BatchNorm {
 
 function createBatchNorm(features: number): BatchNorm {
   return {
-    scale: tf.variable(tf.ones([features]), true),
-    offset: tf.variable(tf.zeros([features]), true),
-    movingMean: tf.variable(tf.zeros([features]), false),
-    movingVariance: tf.variable(tf.ones([features]), false),
+    scale: tf.tidy(() => tf.variable(tf.ones([features]), true)),
+    offset: tf.tidy(() => tf.variable(tf.zeros([features]), true)),
+    movingMean: tf.tidy(() => tf.variable(tf.zeros([features]), false)),
+    movingVariance: tf.tidy(() => tf.variable(tf.ones([features]), false)),
   };
 }
 
@@ -107,8 +107,7 @@ function batchNormVariables(bn: BatchNorm): tf.Variable[] {
 
 /** Conv filter [h, w, in, out] (conv2d) or [h, w, out, in] (conv2dTranspose); PyTorch's default bound. */
 function createFilter(shape: [number, number, number, number], fanIn: number, rng: Rng): tf.Variable<tf.Rank.R4> {
-  const bound = 1 / Math.sqrt(fanIn);
-  return tf.variable(tf.randomUniform(shape, -bound, bound, 'float32', rng.seed()), true);
+  return uniformVariable(shape, 1 / Math.sqrt(fanIn), rng.seed());
 }
 
 export interface DcGenerator extends Generator {
@@ -133,13 +132,13 @@ export function createDcGenerator(options: { latentDim?: number; filters?: reado
   const [f0, f1] = filters;
   const projectBound = 1 / Math.sqrt(latentDim);
   const layers = {
-    project: tf.variable(tf.randomUniform([latentDim, 7 * 7 * f0], -projectBound, projectBound, 'float32', rng.seed()), true) as tf.Variable<tf.Rank.R2>,
+    project: uniformVariable<tf.Rank.R2>([latentDim, 7 * 7 * f0], projectBound, rng.seed()),
     projectNorm: createBatchNorm(7 * 7 * f0),
     // PyTorch's ConvTranspose2d fan-in is computed from its weight [in, out, h, w] as out·h·w.
     deconv1: createFilter([4, 4, f1, f0], f1 * 16, rng),
     deconv1Norm: createBatchNorm(f1),
     deconv2: createFilter([4, 4, 1, f1], 1 * 16, rng),
-    deconv2Bias: tf.variable(tf.randomUniform([1], -0.25, 0.25, 'float32', rng.seed()), true) as tf.Variable<tf.Rank.R1>,
+    deconv2Bias: uniformVariable<tf.Rank.R1>([1], 0.25, rng.seed()),
   };
   const variables = [
     layers.project, ...batchNormVariables(layers.projectNorm),
@@ -183,7 +182,7 @@ export function createDcDiscriminator(options: { filters?: readonly [number, num
   const [f0, f1] = filters;
   const layers = {
     conv1: createFilter([4, 4, 1, f0], 16, rng),
-    conv1Bias: tf.variable(tf.randomUniform([f0], -0.25, 0.25, 'float32', rng.seed()), true) as tf.Variable<tf.Rank.R1>,
+    conv1Bias: uniformVariable<tf.Rank.R1>([f0], 0.25, rng.seed()),
     conv2: createFilter([4, 4, f0, f1], f0 * 16, rng),
     conv2Norm: createBatchNorm(f1),
     output: createDense(7 * 7 * f1, 1, rng),
@@ -212,17 +211,4 @@ export function createDcDiscriminator(options: { filters?: readonly [number, num
 
 export function dcganParamCount(models: { generator: DcGenerator; discriminator: DcDiscriminator }): { generator: number; discriminator: number } {
   return { generator: countParams(models.generator.variables), discriminator: countParams(models.discriminator.variables) };
-}
-
-/**
- * One DCGAN step: gan.ts's `ganStep` (D on real, then D on fake as separate batches because
- * of batch norm; then G, non-saturating). Optimisers: `createGanOptimizers()` from gan.ts.
- */
-export function dcganStep(
-  models: GanModels<DcGenerator, DcDiscriminator>,
-  optimizers: GanOptimizers,
-  realBatch: tf.Tensor2D,
-  rng: Rng,
-): GanStepResult {
-  return ganStep(models, optimizers, realBatch, rng);
 }

@@ -26,9 +26,17 @@ export interface Dense {
 export function createDense(fanIn: number, fanOut: number, rng: Rng): Dense {
   const bound = 1 / Math.sqrt(fanIn);
   return {
-    kernel: tf.variable(tf.randomUniform([fanIn, fanOut], -bound, bound, 'float32', rng.seed()), true),
-    bias: tf.variable(tf.randomUniform([fanOut], -bound, bound, 'float32', rng.seed()), true),
+    kernel: uniformVariable([fanIn, fanOut], bound, rng.seed()),
+    bias: uniformVariable([fanOut], bound, rng.seed()),
   };
+}
+
+/**
+ * A trainable variable drawn from U(−bound, bound) with `seed`. The tensor it is made from
+ * is disposed (tf.variable copies it; tf.tidy keeps the variable).
+ */
+export function uniformVariable<R extends tf.Rank>(shape: number[], bound: number, seed: number): tf.Variable<R> {
+  return tf.tidy(() => tf.variable(tf.randomUniform(shape, -bound, bound, 'float32', seed), true)) as unknown as tf.Variable<R>;
 }
 
 export type Activation = 'linear' | 'relu' | 'leakyrelu' | 'sigmoid' | 'tanh';

@@ -17,6 +17,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../random.ts';
+import type { StepContext } from '../trainer.ts';
 import { applyDense, countParams, createDense, denseVariables, dropout, type Dense } from './dense.ts';
 
 export interface Generator {
@@ -48,31 +49,25 @@ export interface GanModels<G extends Generator = Generator, D extends Discrimina
   discriminator: D;
 }
 
-export interface GanOptimizers {
-  generator: tf.Optimizer;
-  discriminator: tf.Optimizer;
-}
-
-export interface GanStepResult {
-  /** ½·(BCE(D(x), 1) + BCE(D(G(z)), 0)), before the D update. */
-  dLoss: number;
-  /** BCE(D(G(z)), 1) with the updated D, before the G update. */
-  gLoss: number;
-  /** mean D(x) (probability) on the real batch. */
-  dReal: number;
-  /** mean D(G(z)) (probability) on the fake batch, in the D step. */
-  dFake: number;
-}
-
 export const IMAGE_DIM = 784;
 
 export interface MlpGenerator extends Generator {
   readonly layers: readonly Dense[];
 }
 
-export function createGenerator(options: { latentDim?: number; hiddenDims?: readonly number[]; rng: Rng }): MlpGenerator {
-  const { latentDim = 10, hiddenDims = [256, 512, 1024], rng } = options;
-  const dims = [latentDim, ...hiddenDims, IMAGE_DIM];
+/**
+ * The course's generator, latent → 256 → 512 → 1024 → 784 (LeakyReLU 0.2, tanh). `outputDim`
+ * and a linear output serve the 2-D toy problems of section 4.2.
+ */
+export function createGenerator(options: {
+  latentDim?: number;
+  hiddenDims?: readonly number[];
+  outputDim?: number;
+  outputActivation?: 'tanh' | 'linear';
+  rng: Rng;
+}): MlpGenerator {
+  const { latentDim = 10, hiddenDims = [256, 512, 1024], outputDim = IMAGE_DIM, outputActivation = 'tanh', rng } = options;
+  const dims = [latentDim, ...hiddenDims, outputDim];
   const layers = dims.slice(1).map((out, i) => createDense(dims[i]!, out, rng));
   const variables = denseVariables(layers);
   return {
@@ -82,9 +77,9 @@ export function createGenerator(options: { latentDim?: number; hiddenDims?: read
     apply(z) {
       let h = z; // [batch, latentDim]
       layers.forEach((layer, i) => {
-        h = applyDense(layer, h, i === layers.length - 1 ? 'tanh' : 'leakyrelu', 0.2);
+        h = applyDense(layer, h, i === layers.length - 1 ? outputActivation : 'leakyrelu', 0.2);
       });
-      return h; // [batch, 784]
+      return h; // [batch, outputDim]
     },
     dispose: () => variables.forEach((v) => v.dispose()),
   };
@@ -95,9 +90,9 @@ export interface MlpDiscriminator extends Discriminator {
   readonly dropoutRate: number;
 }
 
-export function createDiscriminator(options: { hiddenDims?: readonly number[]; dropoutRate?: number; rng: Rng }): MlpDiscriminator {
-  const { hiddenDims = [1024, 512, 256], dropoutRate = 0.3, rng } = options;
-  const dims = [IMAGE_DIM, ...hiddenDims, 1];
+export function createDiscriminator(options: { inputDim?: number; hiddenDims?: readonly number[]; dropoutRate?: number; rng: Rng }): MlpDiscriminator {
+  const { inputDim = IMAGE_DIM, hiddenDims = [1024, 512, 256], dropoutRate = 0.3, rng } = options;
+  const dims = [inputDim, ...hiddenDims, 1];
   const layers = dims.slice(1).map((out, i) => createDense(dims[i]!, out, rng));
   const variables = denseVariables(layers);
   return {
@@ -129,32 +124,42 @@ export function probabilities(logits: tf.Tensor2D): tf.Tensor2D {
   return tf.sigmoid(logits);
 }
 
-/** Adam(lr 1e-3, β₁ 0.5, β₂ 0.999) for each network, as in the course's script. */
-export function createGanOptimizers(options: { learningRate?: number; beta1?: number; beta2?: number } = {}): GanOptimizers {
-  const { learningRate = 1e-3, beta1 = 0.5, beta2 = 0.999 } = options;
-  return {
-    generator: tf.train.adam(learningRate, beta1, beta2),
-    discriminator: tf.train.adam(learningRate, beta1, beta2),
-  };
+/** The course script's optimiser for both networks: Adam(lr 1e-3, β₁ 0.5, β₂ 0.999). */
+export const COURSE_ADAM = { learningRate: 1e-3, beta1: 0.5, beta2: 0.999 } as const;
+
+/** Mean binary cross-entropy of sigmoid(logits) against a constant target t ∈ [0, 1]: softplus(l) − t·l. */
+export function bceWithLogits(logits: tf.Tensor, target: number): tf.Scalar {
+  // BCE(σ(l), 1) = softplus(−l);  BCE(σ(l), 0) = softplus(l)
+  if (target === 1) return tf.mean(tf.softplus(tf.neg(logits))) as tf.Scalar;
+  if (target === 0) return tf.mean(tf.softplus(logits)) as tf.Scalar;
+  return tf.mean(tf.sub(tf.softplus(logits), tf.mul(logits, target))) as tf.Scalar;
 }
 
-/** Mean binary cross-entropy of sigmoid(logits) against a constant target (0 or 1). */
-function bceWithLogits(logits: tf.Tensor, target: 0 | 1): tf.Scalar {
-  // BCE(σ(l), 1) = softplus(−l);  BCE(σ(l), 0) = softplus(l)
-  return tf.mean(tf.softplus(target === 1 ? tf.neg(logits) : logits)) as tf.Scalar;
+export interface GanStepOptions {
+  /**
+   * 'non-saturating' (default, the script's): G minimises −log D(G(z)) = BCE(D(G(z)), 1).
+   * 'saturating': G minimises log(1 − D(G(z))), the minimax game's own term, whose
+   * gradient vanishes when D confidently rejects the fakes (Goodfellow et al. 2014, §3).
+   */
+  generatorLoss?: 'non-saturating' | 'saturating';
+  /** Target for real images in D's loss: 1 (default), or e.g. 0.9 (one-sided label smoothing, Salimans et al. 2016 §3.4). */
+  realLabel?: number;
+  /** k D-steps per G-step (Algorithm 1's k, default 1); the extra steps reuse the real batch with fresh z. */
+  discriminatorSteps?: number;
 }
 
 /**
- * D's loss ½·(BCE(D(x), 1) + BCE(D(G(z)), 0)) and its mean outputs on each batch. When D
+ * D's loss ½·(BCE(D(x), t) + BCE(D(G(z)), 0)) and its mean outputs on each batch. When D
  * has no batch statistics, real and fake go through D as one batch of 2·b (same loss,
  * half the kernel launches); with batch norm they go separately, as in the course's loop.
  */
-function discriminatorLoss(
+function discriminatorLosses(
   discriminator: Discriminator,
   realBatch: tf.Tensor2D,
   fake: tf.Tensor2D,
   seed: number,
-): { loss: tf.Scalar; dReal: tf.Scalar; dFake: tf.Scalar } {
+  realLabel: number,
+): Record<string, tf.Scalar> {
   let realLogits: tf.Tensor2D;
   let fakeLogits: tf.Tensor2D;
   if (discriminator.usesBatchStatistics) {
@@ -165,56 +170,50 @@ function discriminatorLoss(
     [realLogits, fakeLogits] = tf.split(logits, 2, 0) as [tf.Tensor2D, tf.Tensor2D];
   }
   return {
-    loss: tf.mul(0.5, tf.add(bceWithLogits(realLogits, 1), bceWithLogits(fakeLogits, 0))),
+    dLoss: tf.mul(0.5, tf.add(bceWithLogits(realLogits, realLabel), bceWithLogits(fakeLogits, 0))),
     dReal: tf.mean(tf.sigmoid(realLogits)) as tf.Scalar,
     dFake: tf.mean(tf.sigmoid(fakeLogits)) as tf.Scalar,
   };
 }
 
 /**
- * One step of Algorithm 1 with k = 1: update D on a real batch and an equal-sized fake
- * batch, then update G with the non-saturating loss on the same fakes, scored by the
- * updated D. Works for any Generator/Discriminator pair (gan.ts, dcgan.ts).
+ * One step of Algorithm 1 (Goodfellow et al. 2014) through the trainer: k updates of the
+ * network 'discriminator' on the real batch `ctx.x` and equal-sized fake batches, then one
+ * update of 'generator' on the last fakes, scored by the updated D. Records dLoss, dReal,
+ * dFake (of the last D step), gLoss (the loss G minimised) and both gradient norms.
+ * Works for any Generator/Discriminator pair (gan.ts, dcgan.ts).
  *
- * G runs forward once, as in PyTorch's loop (`fake = G(z)`, D step on `fake.detach()`,
- * then G step on `fake`): the D step is taken inside G's gradient function, after G's
- * forward pass and before D scores the fakes for G's loss. tfjs's tapes nest: the D step's
- * operations land on G's tape too, but none of them leads from G's variables to G's loss
- * (D's updated weights are variables, read afresh), so G's backward pass prunes them.
+ * G runs forward once for its step, as in PyTorch's loop (`fake = G(z)`, D step on
+ * `fake.detach()`, then G step on `fake`): the last D step is taken inside G's gradient
+ * function, after G's forward pass and before D scores the fakes for G's loss. tfjs's tapes
+ * nest: the D step's operations land on G's tape too, but none of them leads from G's
+ * variables to G's loss (D's updated weights are variables, read afresh), so G's backward
+ * pass prunes them.
  */
-export function ganStep(models: GanModels, optimizers: GanOptimizers, realBatch: tf.Tensor2D, rng: Rng): GanStepResult {
+export function ganStep(ctx: Pick<StepContext, 'x' | 'rng' | 'minimize'>, models: GanModels, options: GanStepOptions = {}): void {
   const { generator, discriminator } = models;
+  const { generatorLoss = 'non-saturating', realLabel = 1, discriminatorSteps = 1 } = options;
+  const realBatch = ctx.x;
   const batch = realBatch.shape[0];
-  const stats = tf.tidy(() => {
-    const z = tf.randomNormal([batch, generator.latentDim], 0, 1, 'float32', rng.seed()) as tf.Tensor2D; // [b, latent]
-    const dSeed = rng.seed();
-    const gSeed = rng.seed();
-    let dStats: tf.Tensor1D | undefined; // [dLoss, dReal, dFake]
-    const g = tf.variableGrads(() => {
-      const fake = generator.apply(z, { training: true }); // [b, 784], on G's tape
-
-      let means: tf.Tensor1D | undefined;
-      const d = tf.variableGrads(() => {
-        const { loss, dReal, dFake } = discriminatorLoss(discriminator, realBatch, fake, dSeed);
-        means = tf.keep(tf.stack([dReal, dFake]) as tf.Tensor1D);
-        return loss;
-      }, discriminator.variables); // `fake` is not among the variables: a constant here
-      optimizers.discriminator.applyGradients(d.grads);
-      dStats = tf.keep(tf.concat([tf.reshape(d.value, [1]), means!]) as tf.Tensor1D);
-      means!.dispose(); // kept out of the inner gradient's scope, so owned by no tidy
-
-      const logits = discriminator.apply(fake, { training: true, seed: gSeed }); // [b, 1], updated D
-      return bceWithLogits(logits, 1);
-    }, generator.variables);
-    optimizers.generator.applyGradients(g.grads);
-
-    const out = tf.concat([tf.reshape(dStats!, [3]), tf.reshape(g.value, [1])]); // [dLoss, dReal, dFake, gLoss]
-    dStats!.dispose(); // kept out of the gradient's scope above, so owned by no tidy
-    return out;
-  });
-  const [dLoss, dReal, dFake, gLoss] = stats.dataSync();
-  stats.dispose();
-  return { dLoss: dLoss!, gLoss: gLoss!, dReal: dReal!, dFake: dFake! };
+  const noise = () => tf.randomNormal([batch, generator.latentDim], 0, 1, 'float32', ctx.rng.seed()) as tf.Tensor2D; // [b, latent]
+  for (let k = 1; k < discriminatorSteps; k++) {
+    const z = noise();
+    const dSeed = ctx.rng.seed();
+    const fake = generator.apply(z, { training: true }); // outside G's tape: a constant for D
+    ctx.minimize('discriminator', () => discriminatorLosses(discriminator, realBatch, fake, dSeed, realLabel), 'dLoss');
+  }
+  const z = noise();
+  const dSeed = ctx.rng.seed();
+  const gSeed = ctx.rng.seed();
+  ctx.minimize('generator', () => {
+    const fake = generator.apply(z, { training: true }); // [b, 784], on G's tape
+    ctx.minimize('discriminator', () => discriminatorLosses(discriminator, realBatch, fake, dSeed, realLabel), 'dLoss');
+    const logits = discriminator.apply(fake, { training: true, seed: gSeed }); // [b, 1], updated D
+    const gLoss = generatorLoss === 'non-saturating'
+      ? bceWithLogits(logits, 1)
+      : (tf.neg(tf.mean(tf.softplus(logits))) as tf.Scalar); // log(1 − σ(l)) = −softplus(l)
+    return { gLoss };
+  }, 'gLoss');
 }
 
 export function ganParamCount(models: GanModels): { generator: number; discriminator: number } {

@@ -15,6 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../random.ts';
+import type { StepContext } from '../trainer.ts';
 import { applyDense, countParams, createDense, denseVariables, type Dense } from './dense.ts';
 
 export interface Vae {
@@ -93,43 +94,29 @@ export function klLoss(mu: tf.Tensor2D, logVar: tf.Tensor2D): tf.Tensor1D {
   return tf.mul(-0.5, tf.sum(tf.sub(tf.add(1, logVar), tf.add(tf.square(mu), tf.exp(logVar))), 1));
 }
 
-export interface VaeStepResult {
-  /** mean over the batch of (reconstructionLoss + klLoss), per image (nats). */
-  loss: number;
-  reconstructionLoss: number;
-  klLoss: number;
-}
+/** The course script's optimiser: Adam(lr 1e-3, β₁ 0.5, β₂ 0.999). */
+export const COURSE_VAE_ADAM = { learningRate: 1e-3, beta1: 0.5, beta2: 0.999 } as const;
 
-/** Adam(lr 1e-3, β₁ 0.5, β₂ 0.999), as in the course's script. */
-export function createVaeOptimizer(options: { learningRate?: number; beta1?: number; beta2?: number } = {}): tf.Optimizer {
-  const { learningRate = 1e-3, beta1 = 0.5, beta2 = 0.999 } = options;
-  return tf.train.adam(learningRate, beta1, beta2);
-}
-
-/** One gradient step on the negative ELBO, averaged over the batch. batch: [b, inputDim] in [0, 1]. */
-export function vaeStep(vae: Vae, optimizer: tf.Optimizer, batch: tf.Tensor2D, rng: Rng): VaeStepResult {
+/**
+ * One gradient step of the network 'vae' through the trainer on the negative ELBO per image,
+ * averaged over the batch `ctx.x` ([b, inputDim] in [0, 1]): reconstruction + β·KL
+ * (β = 1, the default, is the ELBO; β ≠ 1 is Higgins et al.'s β-VAE objective). Records
+ * `loss`, `reconstructionLoss` and `klLoss` (nats per image, KL unweighted).
+ */
+export function vaeStep(ctx: Pick<StepContext, 'x' | 'rng' | 'minimize'>, vae: Vae, options: { beta?: number } = {}): void {
+  const { beta = 1 } = options;
+  const batch = ctx.x;
   if (batch.shape[1] !== vae.inputDim) {
     throw new Error(`vaeStep: expected a batch [b, ${vae.inputDim}], got [${batch.shape.join(', ')}]`);
   }
-  const seed = rng.seed();
-  const stats = tf.tidy(() => {
-    let parts: tf.Tensor1D | undefined;
-    const { value, grads } = tf.variableGrads(() => {
-      const { mu, logVar } = vae.encode(batch);
-      const z = vae.reparameterize(mu, logVar, seed); // [b, latent]
-      const recon = tf.mean(reconstructionLoss(vae.decodeLogits(z), batch));
-      const kl = tf.mean(klLoss(mu, logVar));
-      parts = tf.keep(tf.stack([recon, kl]) as tf.Tensor1D);
-      return tf.add(recon, kl);
-    }, vae.variables);
-    optimizer.applyGradients(grads);
-    const out = tf.concat([value.reshape([1]), parts!]); // [3]
-    parts!.dispose(); // kept out of variableGrads' scope above, so not owned by this tidy
-    return out;
+  const seed = ctx.rng.seed();
+  ctx.minimize('vae', () => {
+    const { mu, logVar } = vae.encode(batch);
+    const z = vae.reparameterize(mu, logVar, seed); // [b, latent]
+    const recon = tf.mean(reconstructionLoss(vae.decodeLogits(z), batch)) as tf.Scalar;
+    const kl = tf.mean(klLoss(mu, logVar)) as tf.Scalar;
+    return { loss: tf.add(recon, tf.mul(kl, beta)) as tf.Scalar, reconstructionLoss: recon, klLoss: kl };
   });
-  const [loss, recon, kl] = stats.dataSync();
-  stats.dispose();
-  return { loss: loss!, reconstructionLoss: recon!, klLoss: kl! };
 }
 
 export function vaeParamCount(vae: Vae): number {

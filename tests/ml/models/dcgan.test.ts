@@ -2,8 +2,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../../src/ml/backend.ts';
 import { Rng } from '../../../src/ml/random.ts';
-import { batchNormTraining, createDcDiscriminator, createDcGenerator, dcganParamCount, dcganStep } from '../../../src/ml/models/dcgan.ts';
-import { createGanOptimizers } from '../../../src/ml/models/gan.ts';
+import { batchNormTraining, createDcDiscriminator, createDcGenerator, dcganParamCount } from '../../../src/ml/models/dcgan.ts';
+import { COURSE_ADAM, ganStep } from '../../../src/ml/models/gan.ts';
+import { createStepRunner } from '../../../src/ml/trainer.ts';
 
 beforeAll(async () => {
   await initBackend(process.env['TFJS_BACKEND'] ? {} : { backend: 'cpu' });
@@ -79,7 +80,11 @@ describe('DCGAN (dcgan.ts)', () => {
 
   it('one step lowers D\'s loss on its batches, then G\'s loss against the updated D; no leaks', () => {
     const m = models(6);
-    const optimizers = createGanOptimizers();
+    const runner = createStepRunner({
+      generator: { variables: m.generator.variables, optimizer: COURSE_ADAM },
+      discriminator: { variables: m.discriminator.variables, optimizer: COURSE_ADAM },
+    });
+    const dcganStep = (x: tf.Tensor2D, rng: Rng) => runner.run({ epoch: 0, index: 0, globalStep: 0, x, rng }, (ctx) => ganStep(ctx, m));
     const real = realBatch(7);
     const z = tf.randomNormal([batch, 5], 0, 1, 'float32', new Rng(8).seed()) as tf.Tensor2D;
     // Losses in training mode (batch statistics), as the step sees them; statistics untouched.
@@ -94,15 +99,15 @@ describe('DCGAN (dcgan.ts)', () => {
     });
     const fakeBefore = m.generator.apply(z, { training: true, updateStatistics: false });
     const dBefore = dLoss(fakeBefore);
-    const step = dcganStep(m, optimizers, real, new Rng(8));
+    const step = dcganStep(real, new Rng(8));
     expect(step.dLoss).toBeCloseTo(dBefore, 4);
     expect(dLoss(fakeBefore)).toBeLessThan(dBefore);
-    expect(gLoss()).toBeLessThan(step.gLoss);
+    expect(gLoss()).toBeLessThan(step.gLoss!);
 
     const rng = new Rng(9);
-    dcganStep(m, optimizers, real, rng);
+    dcganStep(real, rng);
     const before = tf.memory().numTensors;
-    for (let i = 0; i < 2; i++) dcganStep(m, optimizers, real, rng);
+    for (let i = 0; i < 2; i++) dcganStep(real, rng);
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([real, z, fakeBefore]);
   });

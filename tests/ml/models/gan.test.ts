@@ -3,14 +3,17 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../../src/ml/backend.ts';
 import { Rng } from '../../../src/ml/random.ts';
 import {
+  COURSE_ADAM,
   createDiscriminator,
-  createGanOptimizers,
   createGenerator,
   ganParamCount,
   ganStep,
   type Discriminator,
+  type GanModels,
+  type GanStepOptions,
   type Generator,
 } from '../../../src/ml/models/gan.ts';
+import { createAdam, createStepRunner, type Metrics } from '../../../src/ml/trainer.ts';
 
 beforeAll(async () => {
   await initBackend(process.env['TFJS_BACKEND'] ? {} : { backend: 'cpu' });
@@ -24,6 +27,16 @@ function tinyGan(seed: number, dropoutRate = 0) {
     generator: createGenerator({ latentDim: 3, hiddenDims: [8, 16], rng }),
     discriminator: createDiscriminator({ hiddenDims: [16, 8], dropoutRate, rng }),
   };
+}
+
+/** A step runner for G and D with the course's Adam; `step(x, rng)` runs one ganStep. */
+function ganRunner(models: GanModels, options: GanStepOptions = {}) {
+  const runner = createStepRunner({
+    generator: { variables: models.generator.variables, optimizer: COURSE_ADAM },
+    discriminator: { variables: models.discriminator.variables, optimizer: COURSE_ADAM },
+  });
+  return (x: tf.Tensor2D, rng: Rng): Metrics =>
+    runner.run({ epoch: 0, index: 0, globalStep: 0, x, rng }, (ctx) => ganStep(ctx, models, options));
 }
 
 function realBatch(seed: number): tf.Tensor2D {
@@ -66,19 +79,21 @@ describe('MLP GAN (gan.ts)', () => {
 
   it('one step lowers D\'s loss on its batch, then G\'s loss against the updated D', () => {
     const models = tinyGan(2);
-    const optimizers = createGanOptimizers();
+    const step1 = ganRunner(models);
     const real = realBatch(7);
     // ganStep draws z from the first seed of its Rng: replay it.
     const z = tf.randomNormal([batch, 3], 0, 1, 'float32', new Rng(3).seed()) as tf.Tensor2D;
     const fakeBefore = models.generator.apply(z);
     const dBefore = dLossOn(models.discriminator, real, fakeBefore);
-    const step = ganStep(models, optimizers, real, new Rng(3));
+    const step = step1(real, new Rng(3));
     expect(step.dLoss).toBeCloseTo(dBefore, 5); // without dropout, the reported loss is the one optimised
     expect(dLossOn(models.discriminator, real, fakeBefore)).toBeLessThan(dBefore);
     // G's loss is the updated D's verdict on the fakes G made before its own update.
     expect(step.gLoss).toBeCloseTo(tf.tidy(() => tf.mean(tf.softplus(tf.neg(models.discriminator.apply(fakeBefore)))).dataSync()[0]!), 5);
-    expect(gLossOn(models.generator, models.discriminator, z)).toBeLessThan(step.gLoss);
+    expect(gLossOn(models.generator, models.discriminator, z)).toBeLessThan(step.gLoss!);
+    expect(Object.keys(step).sort()).toEqual(['dFake', 'dLoss', 'dReal', 'discriminatorGradNorm', 'gLoss', 'generatorGradNorm']);
     for (const v of Object.values(step)) expect(Number.isFinite(v)).toBe(true);
+    expect(step.generatorGradNorm).toBeGreaterThan(0);
     expect(step.dReal).toBeGreaterThan(0);
     expect(step.dFake).toBeLessThan(1);
     tf.dispose([real, z, fakeBefore]);
@@ -87,19 +102,23 @@ describe('MLP GAN (gan.ts)', () => {
   it('matches the textbook two-pass step (G forward again after the D update) to float precision', () => {
     const ours = tinyGan(11);
     const reference = tinyGan(11); // same seed: same initial weights
-    const [optOurs, optRef] = [createGanOptimizers(), createGanOptimizers()];
+    const optRef = {
+      generator: createAdam(reference.generator.variables, COURSE_ADAM),
+      discriminator: createAdam(reference.discriminator.variables, COURSE_ADAM),
+    };
     const real = realBatch(12);
-    ganStep(ours, optOurs, real, new Rng(13));
+    ganRunner(ours)(real, new Rng(13));
+    const list = (vars: tf.Variable[], grads: tf.NamedTensorMap) => vars.map((v) => grads[v.name]!);
     tf.tidy(() => {
       const z = tf.randomNormal([batch, 3], 0, 1, 'float32', new Rng(13).seed()) as tf.Tensor2D;
       const fake = reference.generator.apply(z);
       const d = tf.variableGrads(() => dLossScalar(reference.discriminator, real, fake), reference.discriminator.variables);
-      optRef.discriminator.applyGradients(d.grads);
+      optRef.discriminator.apply(list(reference.discriminator.variables, d.grads));
       const g = tf.variableGrads(
         () => tf.mean(tf.softplus(tf.neg(reference.discriminator.apply(reference.generator.apply(z))))) as tf.Scalar,
         reference.generator.variables,
       );
-      optRef.generator.applyGradients(g.grads);
+      optRef.generator.apply(list(reference.generator.variables, g.grads));
     });
     const all = (m: typeof ours) => [...m.generator.variables, ...m.discriminator.variables];
     all(ours).forEach((v, i) => {
@@ -111,12 +130,12 @@ describe('MLP GAN (gan.ts)', () => {
 
   it('leaks no tensors across steps (with dropout)', () => {
     const models = tinyGan(4, 0.3);
-    const optimizers = createGanOptimizers();
+    const step = ganRunner(models, { discriminatorSteps: 2, realLabel: 0.9 });
     const real = realBatch(8);
     const rng = new Rng(5);
-    ganStep(models, optimizers, real, rng); // creates Adam's moments
+    step(real, rng);
     const before = tf.memory().numTensors;
-    for (let i = 0; i < 3; i++) ganStep(models, optimizers, real, rng);
+    for (let i = 0; i < 3; i++) step(real, rng);
     expect(tf.memory().numTensors).toBe(before);
     real.dispose();
   });
@@ -125,10 +144,67 @@ describe('MLP GAN (gan.ts)', () => {
     const run = () => {
       const models = tinyGan(6, 0.3);
       const real = realBatch(9);
-      const out = ganStep(models, createGanOptimizers(), real, new Rng(10));
+      const out = ganRunner(models)(real, new Rng(10));
       real.dispose();
       return out;
     };
     expect(run()).toEqual(run());
+  });
+
+  it('saturating loss: G minimises log(1 − D(G(z))), whose gradient is smaller than the non-saturating one\'s when D rejects the fakes', () => {
+    const gradNorm = (generatorLoss: GanStepOptions['generatorLoss']) => {
+      const models = tinyGan(21);
+      // Make D reject every fake: a large negative output bias.
+      const last = models.discriminator.variables.at(-1)!;
+      last.assign(tf.fill(last.shape, -8));
+      const real = realBatch(22);
+      const out = ganRunner(models, { generatorLoss })(real, new Rng(23));
+      real.dispose();
+      return out;
+    };
+    const saturating = gradNorm('saturating');
+    const nonSaturating = gradNorm('non-saturating');
+    expect(saturating.dFake).toBeLessThan(0.01);
+    expect(saturating.gLoss).toBeLessThan(0); // log(1 − D) < 0
+    expect(nonSaturating.gLoss).toBeGreaterThan(4); // −log D large
+    expect(saturating.generatorGradNorm).toBeLessThan(nonSaturating.generatorGradNorm! / 100);
+  });
+
+  it('one-sided label smoothing and k D-steps are the losses they claim', () => {
+    const models = tinyGan(31);
+    const real = realBatch(32);
+    const rng = new Rng(33);
+    // Replay: k = 2 draws z₁, the D seed, then z₂, the D seed, the G seed.
+    const replay = new Rng(33);
+    const z1 = tf.randomNormal([batch, 3], 0, 1, 'float32', replay.seed()) as tf.Tensor2D;
+    replay.seed();
+    const z2 = tf.randomNormal([batch, 3], 0, 1, 'float32', replay.seed()) as tf.Tensor2D;
+    const smoothed = (fake: tf.Tensor2D) => tf.tidy(() => {
+      const r = models.discriminator.apply(real);
+      const f = models.discriminator.apply(fake);
+      // BCE(σ(l), 0.9) = softplus(l) − 0.9·l
+      return tf.mul(0.5, tf.add(tf.mean(tf.sub(tf.softplus(r), tf.mul(r, 0.9))), tf.mean(tf.softplus(f)))).dataSync()[0]!;
+    });
+    const fake1 = models.generator.apply(z1);
+    const before = smoothed(fake1);
+    const step = ganRunner(models, { discriminatorSteps: 2, realLabel: 0.9 });
+    const out = step(real, rng);
+    // The recorded dLoss is the last D step's: on z₂'s fakes, after one D update on z₁'s.
+    expect(smoothed(fake1)).toBeLessThan(before);
+    expect(Number.isFinite(out.dLoss)).toBe(true);
+    tf.dispose([real, z1, z2, fake1]);
+  });
+
+  it('creating and disposing each model of the report leaves no tensor behind', async () => {
+    const { createDcDiscriminator, createDcGenerator } = await import('../../../src/ml/models/dcgan.ts');
+    const { createVae, COURSE_VAE } = await import('../../../src/ml/models/vae.ts');
+    const before = tf.memory().numTensors;
+    const rng = new Rng(0);
+    for (const model of [
+      createGenerator({ rng }), createDiscriminator({ rng }),
+      createDcGenerator({ rng }), createDcDiscriminator({ rng }),
+      createVae({ ...COURSE_VAE, rng }),
+    ]) model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
   });
 });

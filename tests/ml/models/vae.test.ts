@@ -2,7 +2,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../../src/ml/backend.ts';
 import { Rng } from '../../../src/ml/random.ts';
-import { COURSE_VAE, PAPER_VAE, createVae, createVaeOptimizer, klLoss, reconstructionLoss, vaeParamCount, vaeStep, type Vae } from '../../../src/ml/models/vae.ts';
+import { COURSE_VAE, COURSE_VAE_ADAM, PAPER_VAE, createVae, klLoss, reconstructionLoss, vaeParamCount, vaeStep, type Vae } from '../../../src/ml/models/vae.ts';
+import { createStepRunner } from '../../../src/ml/trainer.ts';
+
+/** One-step runner for a VAE with the course's Adam. */
+function vaeRunner(vae: Vae, beta?: number) {
+  const runner = createStepRunner({ vae: { variables: vae.variables, optimizer: COURSE_VAE_ADAM } });
+  return (x: tf.Tensor2D, rng: Rng) => runner.run({ epoch: 0, index: 0, globalStep: 0, x, rng }, (ctx) => vaeStep(ctx, vae, { beta }));
+}
 
 beforeAll(async () => {
   await initBackend(process.env['TFJS_BACKEND'] ? {} : { backend: 'cpu' });
@@ -65,13 +72,13 @@ describe('VAE (vae.ts)', () => {
 
   it('one step lowers the loss on its batch (same ε) and reports its parts', () => {
     const vae = createVae({ inputDim: pixels, hiddenDim: 7, latentDim: 3, rng: new Rng(4) });
-    const optimizer = createVaeOptimizer();
+    const step1 = vaeRunner(vae);
     const x = fixedBatch(5);
     const seed = new Rng(6).seed(); // vaeStep draws ε from its Rng's first seed
     const before = lossWithSeed(vae, x, seed);
-    const step = vaeStep(vae, optimizer, x, new Rng(6));
+    const step = step1(x, new Rng(6));
     expect(step.loss).toBeCloseTo(before, 4);
-    expect(step.loss).toBeCloseTo(step.reconstructionLoss + step.klLoss, 4);
+    expect(step.loss).toBeCloseTo(step.reconstructionLoss! + step.klLoss!, 4);
     expect(lossWithSeed(vae, x, seed)).toBeLessThan(before);
     x.dispose();
     vae.dispose();
@@ -79,14 +86,16 @@ describe('VAE (vae.ts)', () => {
 
   it('leaks no tensors across steps and rejects a batch of the wrong width', () => {
     const vae = createVae({ inputDim: pixels, hiddenDim: 7, latentDim: 3, rng: new Rng(7) });
-    const optimizer = createVaeOptimizer();
+    const step = vaeRunner(vae, 4);
     const x = fixedBatch(8);
     const rng = new Rng(9);
-    vaeStep(vae, optimizer, x, rng);
+    step(x, rng);
     const before = tf.memory().numTensors;
-    for (let i = 0; i < 3; i++) vaeStep(vae, optimizer, x, rng);
+    for (let i = 0; i < 3; i++) step(x, rng);
     expect(tf.memory().numTensors).toBe(before);
-    expect(() => vaeStep(vae, optimizer, tf.zeros([2, 5]) as tf.Tensor2D, rng)).toThrow(/expected a batch \[b, 12\]/);
+    const bad = tf.zeros([2, 5]) as tf.Tensor2D;
+    expect(() => step(bad, rng)).toThrow(/expected a batch \[b, 12\]/);
+    bad.dispose();
     x.dispose();
     vae.dispose();
   });
