@@ -23,6 +23,7 @@
  * is re-run, since changing its code re-trains every cell of that section.)
  */
 import * as tf from '@tensorflow/tfjs';
+import { assert } from './assert.ts';
 import { batchCount, batches } from './data/batches.ts';
 import { Rng } from './random.ts';
 
@@ -339,8 +340,4 @@ function restoreWeights(networks: Record<string, NetworkSpec>, weights: Record<s
     assert(saved !== undefined, `trainer: the state to resume has no weights for network '${name}'`);
     assignWeights(spec, saved);
   }
-}
-
-export function assert(condition: unknown, message: string): asserts condition {
-  if (!condition) throw new Error(message);
 }
