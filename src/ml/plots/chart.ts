@@ -117,6 +117,91 @@ export async function lineChart(options: LineChartOptions): Promise<string> {
   return render(spec);
 }
 
+export interface BandSeries {
+  name: string;
+  x: number[];
+  /** Mean (or single value) at each x. */
+  y: number[];
+  /** Standard deviation at each x: drawn as a band y ± sd. */
+  sd?: number[];
+}
+
+export interface BandPanel {
+  title?: string;
+  yTitle: string;
+  series: BandSeries[];
+  logY?: boolean;
+  /** Reference points drawn as black crosses (e.g. values printed by the course's script). */
+  references?: { name: string; x: number; y: number }[];
+}
+
+export interface BandChartOptions extends ChartFrame {
+  panels: BandPanel[];
+  xTitle: string;
+  logX?: boolean;
+  /** Panels per row (default: all in one row). */
+  columns?: number;
+}
+
+/**
+ * Small multiples of line charts with ± sd bands: one panel per quantity, the same series
+ * (colour and dash pattern) in every panel and one shared legend. Used wherever a number is
+ * a mean over seeds.
+ */
+export async function bandChart(options: BandChartOptions): Promise<string> {
+  const names = unique(options.panels.flatMap((p) => p.series.map((s) => s.name)));
+  const legend = names.length > 1 ? { title: null, symbolType: 'stroke', symbolStrokeWidth: 2, symbolSize: 300 } : null;
+  const color = { field: 'series', type: 'nominal', scale: { domain: names, range: palette(names.length) }, legend } as const;
+  const dash = { field: 'series', type: 'nominal', scale: { domain: names }, legend } as const;
+  const panels = options.panels.map((panel) => {
+    const values: { series: string; x: number; y: number; lo: number; hi: number }[] = [];
+    for (const s of panel.series) {
+      assert(s.x.length === s.y.length, `bandChart: series "${s.name}" has ${s.x.length} x and ${s.y.length} y values`);
+      s.x.forEach((x, i) => {
+        const y = s.y[i]!;
+        const sd = s.sd?.[i] ?? 0;
+        if (!usable(x, options.logX) || !usable(y, panel.logY)) return;
+        const lo = panel.logY ? Math.max(y - sd, y / 10) : y - sd;
+        values.push({ series: s.name, x, y, lo, hi: y + sd });
+      });
+    }
+    const x = { field: 'x', type: 'quantitative', title: options.xTitle, scale: options.logX ? { type: 'log', nice: false } : { zero: false } } as const;
+    const yScale = panel.logY ? { type: 'log' } : { zero: false };
+    const layers: object[] = [
+      {
+        mark: { type: 'errorband', opacity: 0.18 },
+        encoding: { x, y: { field: 'lo', type: 'quantitative', title: panel.yTitle, scale: yScale }, y2: { field: 'hi' }, color },
+      },
+      {
+        mark: { type: 'line', point: { size: 25 }, clip: true },
+        encoding: { x, y: { field: 'y', type: 'quantitative', title: panel.yTitle, scale: yScale }, color, strokeDash: dash, order: { field: 'x', type: 'quantitative' } },
+      },
+    ];
+    if (panel.references?.length) {
+      layers.push({
+        data: { values: panel.references },
+        mark: { type: 'point', shape: 'cross', filled: true, size: 90, color: '#000' },
+        encoding: { x: { field: 'x', type: 'quantitative' }, y: { field: 'y', type: 'quantitative' }, tooltip: { field: 'name' } },
+      });
+    }
+    return {
+      width: options.width ?? 220,
+      height: options.height ?? 160,
+      ...(panel.title ? { title: panel.title } : {}),
+      data: { values },
+      layer: layers,
+    };
+  });
+  const spec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    ...(options.title ? { title: options.title } : {}),
+    columns: options.columns ?? panels.length,
+    concat: panels,
+    resolve: { scale: { color: 'shared', strokeDash: 'shared' } },
+  } as unknown as TopLevelSpec;
+  return render(spec);
+}
+
 export interface ScatterPoint {
   x: number;
   y: number;
@@ -163,9 +248,52 @@ export async function scatterChart(options: ScatterChartOptions): Promise<string
   return render(spec);
 }
 
+export interface ScatterPanelsOptions extends ChartFrame {
+  panels: { title: string; points: ScatterPoint[] }[];
+  xTitle: string;
+  yTitle: string;
+  colorTitle: string;
+  /** Panels per row (default 4). */
+  columns?: number;
+  pointSize?: number;
+  opacity?: number;
+  /** Fixed axis ranges shared by every panel (default: fitted per panel). */
+  xDomain?: [number, number];
+  yDomain?: [number, number];
+}
+
+/** Small multiples of scatter charts (e.g. a 2-D generator's samples over training), one legend. */
+export async function scatterPanels(options: ScatterPanelsOptions): Promise<string> {
+  const domain = labelDomain(options.panels.flatMap((p) => p.points.map((q) => q.label)));
+  const panels = options.panels.map((panel) => ({
+    width: options.width ?? 160,
+    height: options.height ?? 160,
+    title: panel.title,
+    data: { values: panel.points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y)).map((p) => ({ x: p.x, y: p.y, label: String(p.label) })) },
+    mark: { type: 'point', filled: true, size: options.pointSize ?? 8, opacity: options.opacity ?? 0.6, clip: true },
+    encoding: {
+      x: { field: 'x', type: 'quantitative', title: options.xTitle, scale: options.xDomain ? { domain: options.xDomain } : { zero: false } },
+      y: { field: 'y', type: 'quantitative', title: options.yTitle, scale: options.yDomain ? { domain: options.yDomain } : { zero: false } },
+      color: {
+        field: 'label', type: 'nominal', title: options.colorTitle,
+        scale: { domain, range: palette(domain.length) }, legend: { symbolOpacity: 1, symbolSize: 60 },
+      },
+    },
+  }));
+  const spec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    ...(options.title ? { title: options.title } : {}),
+    columns: options.columns ?? 4,
+    concat: panels,
+  } as unknown as TopLevelSpec;
+  return render(spec);
+}
+
 export interface Bar {
   name: string;
   value: number;
+  /** Standard deviation: drawn as an error bar value ± sd. */
+  sd?: number;
   /** Bars with the same name and different groups stand side by side, coloured by group. */
   group?: string;
 }
@@ -183,13 +311,12 @@ export interface BarChartOptions extends ChartFrame {
 export async function barChart(options: BarChartOptions): Promise<string> {
   const values = options.bars
     .filter((b) => usable(b.value, options.logY))
-    .map((b) => ({ name: b.name, value: b.value, group: b.group ?? '' }));
+    .map((b) => ({ name: b.name, value: b.value, group: b.group ?? '', lo: b.value - (b.sd ?? 0), hi: b.value + (b.sd ?? 0) }));
+  const withErrors = options.bars.some((b) => b.sd !== undefined && Number.isFinite(b.sd));
   const names = unique(options.bars.map((b) => b.name));
   const groups = unique(options.bars.map((b) => b.group ?? ''));
   const grouped = groups.length > 1 || (groups[0] ?? '') !== '';
-  const spec: TopLevelSpec = {
-    ...frame(options),
-    data: { values },
+  const barLayer = {
     mark: { type: 'bar' },
     encoding: {
       x: {
@@ -218,7 +345,17 @@ export async function barChart(options: BarChartOptions): Promise<string> {
         : {}),
     },
   };
-  return render(spec);
+  if (!withErrors) return render({ ...frame(options), data: { values }, ...barLayer } as TopLevelSpec);
+  const errorLayer = {
+    mark: { type: 'errorbar', ticks: true, color: '#000' },
+    encoding: {
+      x: barLayer.encoding.x,
+      y: { field: 'lo', type: 'quantitative', title: options.yTitle },
+      y2: { field: 'hi' },
+      ...(grouped ? { xOffset: { field: 'group', type: 'nominal', sort: groups } } : {}),
+    },
+  };
+  return render({ ...frame(options), data: { values }, layer: [barLayer, errorLayer] } as unknown as TopLevelSpec);
 }
 
 function frame(options: ChartFrame) {
