@@ -48,7 +48,7 @@ export interface BuildSummary {
 export async function build(options: BuildOptions, effects: Effects): Promise<BuildSummary> {
   const started = effects.now();
   const loaded = await loadDocument(options, effects);
-  const { doc, graph, keys, store, profile, seed, usable, docPath, projectRoot } = loaded;
+  const { doc, graph, keys, store, profile, seed, usable, docPath, projectRoot, bibliography } = loaded;
   const file = doc.file;
 
   const cellIds = new Set(doc.cells.map((cell) => cell.id));
@@ -146,7 +146,7 @@ export async function build(options: BuildOptions, effects: Effects): Promise<Bu
     if (!isFailure(result)) await store.writeFigures(result, figuresDir, projectRoot);
   }
 
-  const html = await weave(doc, results, { mode: 'build' });
+  const html = await weave(doc, results, { mode: 'build', bibliography });
   const outDir = path.resolve(options.outDir ?? path.join(projectRoot, 'build'));
   const base = path.basename(docPath).replace(/\.md$/i, '');
   const htmlPath = path.join(outDir, `${base}.html`);

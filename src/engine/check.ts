@@ -32,7 +32,7 @@ export interface CheckSummary {
 
 export async function check(options: CheckOptions, effects: Effects): Promise<CheckSummary> {
   const started = effects.now();
-  const { doc, keys, store, usable, projectRoot, profile } = await loadDocument(options, effects);
+  const { doc, keys, store, usable, projectRoot, profile, bibliography } = await loadDocument(options, effects);
   const file = doc.file;
   const results = new Map<string, CellOutcome>();
   const fresh: string[] = [];
@@ -75,6 +75,6 @@ export async function check(options: CheckOptions, effects: Effects): Promise<Ch
     });
   }
 
-  await weave(doc, results, { mode: 'check' });
+  await weave(doc, results, { mode: 'check', bibliography });
   return { file, profile, fresh, stale, missing, ms: effects.now() - started };
 }

@@ -12,6 +12,7 @@ import { keyCells, type CellKey } from './hash.ts';
 import { parseDocument, type ParsedDocument } from './parse.ts';
 import { ResultStore } from './store.ts';
 import { ReportError } from './errors.ts';
+import { readBibliographies, type BibliographySource } from './cite.ts';
 
 export const runtimePath = fileURLToPath(new URL('./runtime.ts', import.meta.url));
 
@@ -36,6 +37,8 @@ export interface LoadedDocument {
   projectRoot: string;
   /** Cells that can run or be checked: in the graph order and keyed without error. */
   usable: string[];
+  /** The BibTeX files the front matter names (undefined when it names none). */
+  bibliography?: BibliographySource[];
 }
 
 /** The results directory of a profile: full results are committed, others are not. */
@@ -90,5 +93,6 @@ export async function loadDocument(options: LoadOptions, effects: Effects): Prom
     usable.push(id);
   }
   const store = new ResultStore(resultsDirFor(docPath, profile, options.resultsDir), effects);
-  return { doc, graph, keys, store, profile, seed, docPath, projectRoot, usable };
+  const bibliography = await readBibliographies(file, doc.tree, doc.frontMatter, docPath, (p) => effects.readFile(p));
+  return { doc, graph, keys, store, profile, seed, docPath, projectRoot, usable, bibliography };
 }

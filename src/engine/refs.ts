@@ -219,6 +219,15 @@ export function remarkSections(options: { onToc: (entries: TocEntry[]) => void; 
     const entries: TocEntry[] = [];
     visit(tree, 'heading', (node: Heading) => {
       if (node.depth < 2) return;
+      if (node.data?.unnumbered) {
+        const text = toString(node);
+        let id = `sec-${slug(text) || 'unnumbered'}`;
+        for (let n = 2; used.has(id); n += 1) id = `sec-${slug(text)}-${n}`;
+        used.add(id);
+        node.data = { ...node.data, hProperties: { ...node.data?.hProperties, id } };
+        entries.push({ depth: node.depth, number: '', text, id });
+        return;
+      }
       const level = node.depth - 2;
       counters.length = level + 1;
       for (let i = 0; i < level; i += 1) counters[i] ??= 0;

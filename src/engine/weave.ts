@@ -19,6 +19,7 @@ import rehypeKatex from 'rehype-katex';
 import rehypeStringify from 'rehype-stringify';
 import remarkRehype from 'remark-rehype';
 import { unified } from 'unified';
+import { loadLibrary, remarkCitations, type BibliographySource } from './cite.ts';
 import { collectScope, formatValue, remarkInline } from './inline.ts';
 import type { ParsedDocument } from './parse.ts';
 import {
@@ -36,6 +37,8 @@ export interface WeaveOptions {
   mode: 'build' | 'check';
   /** Overrides the front matter's title. */
   title?: string;
+  /** The BibTeX files the front matter names, read by the caller (cite.ts readBibliographies). */
+  bibliography?: BibliographySource[];
 }
 
 type Results = Map<string, CellOutcome>;
@@ -51,11 +54,13 @@ export async function weave(doc: ParsedDocument, results: Results, options: Weav
   const { scope, owners, missing } = collectScope(doc, results);
   let toc: TocEntry[] = [];
   const cells = new Map(doc.cells.map((c) => [c.id, c]));
+  const library = options.bibliography ? await loadLibrary(options.bibliography, doc.file) : undefined;
 
   const processor = unified()
     .use(remarkEquations, { labels })
     .use(remarkMathCheck)
     .use(remarkInline, { scope, owners, missing, quietMissing: options.mode === 'check' })
+    .use(remarkCitations, { library, bibliographyNamed: options.bibliography !== undefined })
     .use(remarkRefs, { labels })
     .use(remarkSections, { onToc: (entries: TocEntry[]) => (toc = entries), number: frontMatter['number-sections'] !== false })
     .use(remarkRehype, {

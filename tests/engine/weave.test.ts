@@ -8,6 +8,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { VFile } from 'vfile';
+import { readBibliographies } from '../../src/engine/cite.ts';
 import { buildGraph } from '../../src/engine/graph.ts';
 import { parseDocument } from '../../src/engine/parse.ts';
 import type { CellFailure, CellResult, Output } from '../../src/engine/types.ts';
@@ -66,7 +67,8 @@ async function runFixture(dir: string): Promise<{ html: string; messages: unknow
   const options: WeaveOptions = existsSync(optionsFile)
     ? (JSON.parse(readFileSync(optionsFile, 'utf8')) as WeaveOptions)
     : { mode: 'build' };
-  const html = await weave(doc, readResults(dir), options);
+  const bibliography = await readBibliographies(file, doc.tree, doc.frontMatter, input, (p) => readFileSync(p));
+  const html = await weave(doc, readResults(dir), { ...options, bibliography });
   const messages = file.messages.map((m) => ({
     rule: m.ruleId,
     place: `${m.line ?? '?'}:${m.column ?? '?'}`,
