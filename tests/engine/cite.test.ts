@@ -17,7 +17,7 @@ import { VFile } from 'vfile';
 import { check } from '../../src/engine/check.ts';
 import { loadLibrary, readBibliographies, remarkCitations } from '../../src/engine/cite.ts';
 import { nodeEffects } from '../../src/engine/effects.ts';
-import { fakeExecutor } from '../../src/engine/executor.ts';
+import { fakeExecutor } from '../support/fake-executor.ts';
 import { remarkSections } from '../../src/engine/refs.ts';
 
 const BIB = `
