@@ -17,16 +17,10 @@ import { nodeEffects } from './engine/effects.ts';
 import { ReportError } from './engine/errors.ts';
 import { childProcessExecutor } from './engine/child-launcher.ts';
 import { findBrowser, printPdf } from './engine/pdf.ts';
+import { markSeverity } from './engine/severity.ts';
 
 const DEFAULT_DOC = 'report/report.md';
 
-/** Rules that are reported but do not fail the command (the problem was repaired). */
-const WARNING_RULES = new Set(['corrupt-result']);
-/**
- * At reduced profiles (quick, …) the science is not expected to hold: claims and inline
- * values are evaluated and reported, but only the full profile's must be true.
- */
-const REDUCED_PROFILE_WARNINGS = new Set(['claim-false', 'claim-error', 'inline-error']);
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -36,12 +30,9 @@ function positiveInt(value: string): number {
 
 /** Prints the document's messages in `file:line:col rule-id message` form; returns true when clean. */
 function report(file: VFile, profile: string): boolean {
-  for (const message of file.messages) {
-    const rule = message.ruleId ?? '';
-    message.fatal = !(WARNING_RULES.has(rule) || (profile !== 'full' && REDUCED_PROFILE_WARNINGS.has(rule)));
-  }
+  const clean = markSeverity(file, profile);
   if (file.messages.length > 0) process.stderr.write(reporter([file], { verbose: false }) + '\n');
-  return !file.messages.some((message) => message.fatal);
+  return clean;
 }
 
 export function program(): Command {
@@ -84,7 +75,12 @@ export function program(): Command {
         },
         effects,
       );
-      process.stdout.write(`wrote ${path.relative(process.cwd(), summary.htmlPath)}\n`);
+      if (summary.failedHtmlPath !== undefined) {
+        const kept = summary.keptPrevious ? `; the last good build, ${path.relative(process.cwd(), summary.htmlPath)}, is left as it was` : '';
+        process.stdout.write(`build failed: wrote ${path.relative(process.cwd(), summary.failedHtmlPath)}${kept}\n`);
+      } else {
+        process.stdout.write(`wrote ${path.relative(process.cwd(), summary.htmlPath)}\n`);
+      }
       if (!report(summary.file, summary.profile)) process.exitCode = 1;
     });
 

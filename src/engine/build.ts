@@ -14,6 +14,7 @@ import { progressDisplay } from './progress.ts';
 import { isFailure, type CellOutcome, type CellResult } from './types.ts';
 import { weave } from './weave.ts';
 import { ReportError } from './errors.ts';
+import { isFatalRule } from './severity.ts';
 
 export interface BuildOptions extends LoadOptions {
   /** Parallel cells; default: the number of cores. */
@@ -34,8 +35,13 @@ export interface BuildSummary {
   /** The profile that applied (flag, else front matter, else full). */
   profile: string;
   html: string;
+  /** The good build's HTML: written when the build succeeded, else left as it was. */
   htmlPath: string;
   pdfPath?: string;
+  /** Set when the build failed: where its report went (`<doc>.failed.html`), beside the good one. */
+  failedHtmlPath?: string;
+  /** With `failedHtmlPath`: a previous good `<doc>.html` exists and was kept. */
+  keptPrevious?: boolean;
   ran: string[];
   fresh: string[];
   failed: string[];
@@ -45,10 +51,19 @@ export interface BuildSummary {
 }
 
 
+/**
+ * Where a document's figures go: the project's `figures/` for the project's own report
+ * (`report/report.md`), else a `figures/` folder beside the document.
+ */
+export function figuresRoot(docPath: string, projectRoot: string): string {
+  const own = path.resolve(projectRoot, 'report', 'report.md') === path.resolve(docPath);
+  return own ? path.join(projectRoot, 'figures') : path.join(path.dirname(path.resolve(docPath)), 'figures');
+}
+
 export async function build(options: BuildOptions, effects: Effects): Promise<BuildSummary> {
   const started = effects.now();
   const loaded = await loadDocument(options, effects);
-  const { doc, graph, keys, store, profile, seed, usable, docPath, projectRoot, bibliography } = loaded;
+  const { doc, graph, keys, store, profile, seed, usable, docPath, projectRoot, bibliography, clean: loadedCleanly } = loaded;
   const file = doc.file;
 
   const cellIds = new Set(doc.cells.map((cell) => cell.id));
@@ -73,7 +88,7 @@ export async function build(options: BuildOptions, effects: Effects): Promise<Bu
       toRun.add(id);
       continue;
     }
-    const stored = await store.get(id, key);
+    const stored = await store.get(id, key, keys.get(id)!.fingerprint);
     if (stored.result) {
       available.set(id, stored.result);
     } else {
@@ -141,7 +156,7 @@ export async function build(options: BuildOptions, effects: Effects): Promise<Bu
 
   // figures/ holds the committed (full-profile) figures; other profiles write beside them,
   // in a folder git ignores, so a quick build never overwrites what is committed.
-  const figuresDir = path.join(projectRoot, 'figures', ...(profile === 'full' ? [] : ['profiles', profile]));
+  const figuresDir = path.join(figuresRoot(docPath, projectRoot), ...(profile === 'full' ? [] : ['profiles', profile]));
   for (const result of results.values()) {
     if (!isFailure(result)) await store.writeFigures(result, figuresDir, projectRoot);
   }
@@ -150,18 +165,28 @@ export async function build(options: BuildOptions, effects: Effects): Promise<Bu
   const outDir = path.resolve(options.outDir ?? path.join(projectRoot, 'build'));
   const base = path.basename(docPath).replace(/\.md$/i, '');
   const htmlPath = path.join(outDir, `${base}.html`);
-  await effects.writeFileAtomic(htmlPath, new TextEncoder().encode(html));
+  const failedHtmlPath = path.join(outDir, `${base}.failed.html`);
+  const allRan = failed.length === 0 && skipped.length === 0 && usable.length === doc.cells.length;
+  const good = allRan && !file.messages.some((m) => isFatalRule(m.ruleId, profile));
 
   let pdfPath: string | undefined;
+  if (!good) {
+    // A failed build never replaces the last good report: it goes beside it.
+    await effects.writeFileAtomic(failedHtmlPath, new TextEncoder().encode(html));
+    const keptPrevious = await effects.exists(htmlPath);
+    return { file, profile, html, htmlPath, failedHtmlPath, keptPrevious, ran, fresh: [...available.keys()], failed, skipped, removed: [], ms: effects.now() - started };
+  }
+  await effects.writeFileAtomic(htmlPath, new TextEncoder().encode(html));
+  await effects.rm(failedHtmlPath);
   if (options.pdf !== false && options.printPdf) {
     pdfPath = path.join(outDir, `${base}.pdf`);
     await options.printPdf(htmlPath, pdfPath);
   }
 
-  // Entries no cell uses any more go only after a build in which every cell succeeded.
+  // Entries no cell uses any more go only after a build of a document that loaded without
+  // any problem and in which every cell succeeded; only this document's entries go.
   let removed: string[] = [];
-  const clean = failed.length === 0 && skipped.length === 0 && usable.length === doc.cells.length;
-  if (clean) {
+  if (loadedCleanly && allRan) {
     const keep = usable.map((id) => ({ id, key: keys.get(id)!.key }));
     removed = await store.gc(keep, path.basename(docPath));
   }

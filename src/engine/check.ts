@@ -32,7 +32,8 @@ export interface CheckSummary {
 
 export async function check(options: CheckOptions, effects: Effects): Promise<CheckSummary> {
   const started = effects.now();
-  const { doc, keys, store, usable, projectRoot, profile, bibliography } = await loadDocument(options, effects);
+  const loaded = await loadDocument(options, effects);
+  const { doc, keys, store, usable, projectRoot, profile, bibliography } = loaded;
   const file = doc.file;
   const results = new Map<string, CellOutcome>();
   const fresh: string[] = [];
@@ -41,13 +42,13 @@ export async function check(options: CheckOptions, effects: Effects): Promise<Ch
 
   for (const id of usable) {
     const cell = doc.cells.find((c) => c.id === id)!;
-    const stored = await store.get(id, keys.get(id)!.key);
+    const stored = await store.get(id, keys.get(id)!.key, keys.get(id)!.fingerprint);
     if (stored.result) {
       results.set(id, stored.result);
       fresh.push(id);
       continue;
     }
-    const previous = await store.latest(id);
+    const previous = await store.latest(id, path.basename(options.docPath));
     const how = profile === 'full'
       ? `run \`npm run report\` and commit ${path.relative(process.cwd(), store.dir) || store.dir}`
       : `run \`npm run report -- --profile ${profile}\``;
@@ -70,6 +71,7 @@ export async function check(options: CheckOptions, effects: Effects): Promise<Ch
   if (options.typecheck !== false) {
     typecheckCells(doc, {
       projectRoot,
+      docPath: loaded.docPath,
       runtimePath,
       cacheDir: options.cacheDir ?? path.join(projectRoot, 'node_modules', '.cache', 'report'),
     });

@@ -39,6 +39,8 @@ export interface LoadedDocument {
   usable: string[];
   /** The BibTeX files the front matter names (undefined when it names none). */
   bibliography?: BibliographySource[];
+  /** True when loading reported no problem at all (the clean-up of unused results needs it). */
+  clean: boolean;
 }
 
 /** The results directory of a profile: full results are committed, others are not. */
@@ -54,9 +56,9 @@ export function resultsDirFor(docPath: string, profile: string, resultsDir?: str
 export async function loadDocument(options: LoadOptions, effects: Effects): Promise<LoadedDocument> {
   const projectRoot = path.resolve(options.projectRoot ?? process.cwd());
   const docPath = path.resolve(options.docPath);
-  let text: string;
+  let bytes: Uint8Array;
   try {
-    text = new TextDecoder().decode(await effects.readFile(docPath));
+    bytes = await effects.readFile(docPath);
   } catch (error) {
     throw new ReportError(
       `cannot read ${path.relative(process.cwd(), docPath) || docPath}: ${(error as Error).message}. ` +
@@ -64,9 +66,20 @@ export async function loadDocument(options: LoadOptions, effects: Effects): Prom
       2,
     );
   }
+  const { text, bad } = decodeUtf8(bytes);
   const file = new VFile({ path: path.relative(process.cwd(), docPath) || docPath, value: text });
+  if (bad !== undefined) {
+    file.message(
+      `the file is not UTF-8: byte 0x${bad.byte.toString(16).padStart(2, '0')} at line ${bad.line}, column ${bad.column} is not valid UTF-8; ` +
+        're-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)',
+      { place: { line: bad.line, column: bad.column }, ruleId: 'not-utf8', source: 'report' },
+    );
+  }
   const doc = parseDocument(file);
   const graph = buildGraph(doc);
+  // A problem of the whole document (encoding, front matter) changes what every cell would
+  // run with (its seed, its profile, its text): no cell is run, checked or cleaned up.
+  const documentProblem = file.messages.find((m) => DOCUMENT_RULES.has(m.ruleId ?? ''));
   const profile = options.profile ?? doc.frontMatter.profile ?? 'full';
   if (!/^[a-z0-9-]+$/.test(profile)) {
     throw new ReportError(`bad profile "${profile}": use letters, digits and dashes (e.g. full, quick)`, 2);
@@ -75,7 +88,7 @@ export async function loadDocument(options: LoadOptions, effects: Effects): Prom
   const keys = await keyCells(doc.cells, graph.order, { docPath, projectRoot, profile, seed, runtimePath });
   const cellsById = new Map(doc.cells.map((cell) => [cell.id, cell]));
   const usable: string[] = [];
-  for (const id of graph.order) {
+  for (const id of documentProblem === undefined ? graph.order : []) {
     const key = keys.get(id);
     const cell = cellsById.get(id);
     if (!cell) continue;
@@ -94,5 +107,51 @@ export async function loadDocument(options: LoadOptions, effects: Effects): Prom
   }
   const store = new ResultStore(resultsDirFor(docPath, profile, options.resultsDir), effects);
   const bibliography = await readBibliographies(file, doc.tree, doc.frontMatter, docPath, (p) => effects.readFile(p));
-  return { doc, graph, keys, store, profile, seed, docPath, projectRoot, usable, bibliography };
+  return { doc, graph, keys, store, profile, seed, docPath, projectRoot, usable, bibliography, clean: file.messages.length === 0 };
+}
+
+/** Rules that make the whole document unusable for running cells (see `loadDocument`). */
+export const DOCUMENT_RULES = new Set(['not-utf8', 'bad-frontmatter', 'document-too-deep']);
+
+/**
+ * Decodes UTF-8; on the first invalid byte, returns where it is (1-based line and column,
+ * the column counting characters of the valid text before it) and a lenient decoding.
+ */
+export function decodeUtf8(bytes: Uint8Array): { text: string; bad?: { byte: number; line: number; column: number } } {
+  try {
+    return { text: new TextDecoder('utf-8', { fatal: true }).decode(bytes) };
+  } catch {
+    const text = new TextDecoder().decode(bytes);
+    // The longest valid prefix: decode up to each candidate offset until one fails.
+    let offset = 0;
+    while (offset < bytes.length) {
+      const length = utf8SequenceLength(bytes, offset);
+      if (length === 0) break;
+      offset += length;
+    }
+    const before = new TextDecoder().decode(bytes.subarray(0, offset));
+    const lines = before.split('\n');
+    return { text, bad: { byte: bytes[offset] ?? 0, line: lines.length, column: [...lines.at(-1)!].length + 1 } };
+  }
+}
+
+/** Length of the valid UTF-8 sequence at `i`, or 0 when the bytes there are not valid UTF-8. */
+function utf8SequenceLength(b: Uint8Array, i: number): number {
+  const c = b[i]!;
+  if (c < 0x80) return 1;
+  const cont = (k: number): boolean => i + k < b.length && (b[i + k]! & 0xc0) === 0x80;
+  if (c >= 0xc2 && c <= 0xdf) return cont(1) ? 2 : 0;
+  if (c >= 0xe0 && c <= 0xef) {
+    if (!cont(1) || !cont(2)) return 0;
+    const c1 = b[i + 1]!;
+    if ((c === 0xe0 && c1 < 0xa0) || (c === 0xed && c1 > 0x9f)) return 0;
+    return 3;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    if (!cont(1) || !cont(2) || !cont(3)) return 0;
+    const c1 = b[i + 1]!;
+    if ((c === 0xf0 && c1 < 0x90) || (c === 0xf4 && c1 > 0x8f)) return 0;
+    return 4;
+  }
+  return 0;
 }

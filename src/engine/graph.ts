@@ -25,6 +25,7 @@ export function buildGraph(doc: ParsedDocument): CellGraph {
   const deps = new Map<string, string[]>();
   const blocked = new Map<string, string>();
 
+  for (const [id, why] of doc.rejected ?? []) blocked.set(id, why);
   for (const cell of cells) {
     deps.set(cell.id, cell.imports.filter((id) => known.has(id)));
     for (const site of doc.cellImports.get(cell.id) ?? []) {

@@ -42,6 +42,12 @@ export interface ParsedDocument {
   cellImports: Map<string, CellImport[]>;
   /** Per cell id: the names its module exports, read statically from the code. */
   cellExports: Map<string, string[]>;
+  /**
+   * Cells that must not run, with the reason: their options were rejected (`bad-option`)
+   * or their fence is never closed (`unclosed-fence`). They stay in `cells` (so imports of
+   * them are not "unknown") and the graph blocks them and their dependents.
+   */
+  rejected: Map<string, string>;
 }
 
 export const CELL_ID = /^[a-z0-9-]+$/;
@@ -58,12 +64,23 @@ export function parseDocument(file: VFile): ParsedDocument {
   const cellImports = new Map<string, CellImport[]>();
   const cellExports = new Map<string, string[]>();
   const seen = new Map<string, Cell>();
+  const rejected = new Map<string, string>();
+  const source = String(file.value);
 
   visit(tree, 'code', (node) => {
+    const unclosed = isUnclosedFence(node, source);
+    if (unclosed) {
+      file.message(
+        'code fence opened here is never closed: everything after it is code; close it with a line of the same fence (```)',
+        { place: node.position?.start, ruleId: 'unclosed-fence', source: SOURCE },
+      );
+    }
     const meta = runMeta(node);
     if (meta === undefined) return;
+    const problemsBefore = file.messages.length;
     const cell = readCell(node, meta, file);
     if (!cell) return;
+    const optionsRejected = file.messages.slice(problemsBefore).some((m) => m.ruleId === 'bad-option');
     const first = seen.get(cell.id);
     if (first) {
       file.message(
@@ -73,6 +90,8 @@ export function parseDocument(file: VFile): ParsedDocument {
       return;
     }
     seen.set(cell.id, cell);
+    if (unclosed) rejected.set(cell.id, 'its code fence is never closed');
+    else if (optionsRejected) rejected.set(cell.id, 'its options were rejected');
     const scanned = scanModule(cell);
     cell.imports = [...new Set(scanned.imports.map((i) => i.id))];
     cellImports.set(cell.id, scanned.imports);
@@ -81,7 +100,29 @@ export function parseDocument(file: VFile): ParsedDocument {
     cells.push(cell);
   });
 
-  return { file, tree, frontMatter, cells, cellImports, cellExports };
+  return { file, tree, frontMatter, cells, cellImports, cellExports, rejected };
+}
+
+/**
+ * True when a fenced code block runs to the end of the document without its closing fence
+ * (CommonMark then makes the rest of the file code). Indented code is never "unclosed".
+ */
+function isUnclosedFence(node: Code, source: string): boolean {
+  const start = node.position?.start.offset;
+  const end = node.position?.end.offset;
+  if (start === undefined || end === undefined) return false;
+  // A fence a container (list item, block quote) ends is closed by it; only one that runs
+  // to the end of the file swallows the rest.
+  if (source.slice(end).trim() !== '') return false;
+  const text = source.slice(start, end);
+  const open = /^[ \t]*(`{3,}|~{3,})/.exec(text);
+  if (!open) return false;
+  const fence = open[1]!;
+  const lines = text.split(/\r?\n/);
+  if (lines.length < 2) return true;
+  // Inside a block quote or list the closing line carries the container's markers.
+  const last = lines.at(-1)!.replace(/^[\s>]*/, '').trim();
+  return !(last.length >= fence.length && last[0] === fence[0] && new RegExp(`^\\${fence[0]}{${fence.length},}$`).test(last));
 }
 
 /** `ts run …` → the text after `run` ('' when none); anything else → undefined. */

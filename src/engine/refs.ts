@@ -28,7 +28,7 @@ import type { Point } from 'unist';
 import { visit } from 'unist-util-visit';
 import type { VFile } from 'vfile';
 import type { ParsedDocument } from './parse.ts';
-import type { CellOutcome, Output } from './types.ts';
+import { isResult, type CellOutcome, type Output } from './types.ts';
 
 /** A display math block (`$$`); the type comes from remark-math's mdast extension. */
 type MathNode = Extract<RootContent, { type: 'math' }>;
@@ -57,7 +57,7 @@ export function outputsOf(result: CellOutcome | undefined): Output[] {
 
 /**
  * Numbers figures and tables in document order of the outputs. For a cell without
- * results (check mode), names come from literal `figure('name', …)` / `table('name', …)`
+ * results (check mode, or a cell that failed), names come from literal `figure('name', …)` / `table('name', …)`
  * calls in its code, so references to them are not reported as unknown. A name used
  * twice is a `duplicate-label` message at the second cell.
  */
@@ -66,10 +66,12 @@ export function collectLabels(doc: ParsedDocument, results: Map<string, CellOutc
   const owner = new Map<string, string>();
   for (const cell of doc.cells) {
     const result = results.get(cell.id);
-    const named: { kind: 'figure' | 'table'; name: string }[] =
-      result === undefined
-        ? staticOutputs(cell.code)
-        : outputsOf(result).flatMap((o) => (o.kind === 'text' ? [] : [{ kind: o.kind, name: o.name }]));
+    const emitted = outputsOf(result).flatMap((o) => (o.kind === 'text' ? [] : [{ kind: o.kind, name: o.name }]));
+    // A cell without a result (not run, failed, skipped) still owns the names its code
+    // gives literally: a reference to them is not "unknown", the cell's failure is the problem.
+    const named: { kind: 'figure' | 'table'; name: string }[] = isResult(result)
+      ? emitted
+      : [...emitted, ...staticOutputs(cell.code).filter((s) => !emitted.some((e) => e.kind === s.kind && e.name === s.name))];
     for (const { kind, name } of named) {
       const map = kind === 'figure' ? labels.figures : labels.tables;
       const key = `${kind}:${name}`;

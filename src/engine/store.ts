@@ -19,13 +19,20 @@
  * first, so a `.json` always describes a complete payload. A payload whose checksum does
  * not match is reported as `corrupt`, and the build recomputes it.
  */
-import { join, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { isNotFound, type Effects } from './effects.ts';
 import { decode, encodeResult } from './serialize.ts';
-import type { CellResult, Output, ResultMeta } from './types.ts';
+import type { CellResult, KeyFingerprint, Output, ResultMeta } from './types.ts';
 import { sha256 } from './digest.ts';
 
 export const STORE_FORMAT = 'literate-report-result/1';
+
+/** Folder of the store holding which entries each document uses (see `ResultStore.claim`). */
+const OWNERS_DIR = '.owners';
+/** What a figure or table name may be (the runtime enforces it when a cell emits one). */
+export const OUTPUT_NAME = /^[a-z0-9-]+$/;
+const FIGURE_NAME = OUTPUT_NAME;
+const FIGURE_EXTS = new Set(['png', 'svg']);
 
 /** What `ResultStore.get` found. */
 export interface StoredLookup {
@@ -59,8 +66,14 @@ export class ResultStore {
     private readonly effects: Effects,
   ) {}
 
-  /** The stored result of `id` under `key`, or why there is none. */
-  async get(id: string, key: string): Promise<StoredLookup> {
+  /**
+   * The stored result of `id` under `key`, or why there is none. A stored result is data:
+   * an entry whose metadata disagrees with its payload (export names, byte length, figures),
+   * whose outputs are not what a cell can emit (a figure named like a path, an unknown
+   * extension), or whose recorded fingerprint is not `expected` (the ingredients of `key`
+   * today) is `corrupt`.
+   */
+  async get(id: string, key: string, expected?: KeyFingerprint): Promise<StoredLookup> {
     const base = entryName(id, key);
     let metadata: EntryMetadata;
     try {
@@ -82,12 +95,15 @@ export class ResultStore {
     if (checksum !== metadata.payload?.sha256) {
       return { problem: 'corrupt', detail: `${base}.bin checksum mismatch (sha256 ${checksum.slice(0, 12)}…, expected ${String(metadata.payload?.sha256).slice(0, 12)}…)` };
     }
+    let value: { exports: Record<string, unknown>; outputs: Output[] };
     try {
-      const { exports, outputs } = decode(payload) as { exports: Record<string, unknown>; outputs: Output[] };
-      return { result: { kind: 'result', id, key, exports, outputs, meta: metadata.meta } };
+      value = decode(payload) as { exports: Record<string, unknown>; outputs: Output[] };
     } catch (error) {
       return { problem: 'corrupt', detail: `${base}.bin cannot be decoded: ${(error as Error).message}` };
     }
+    const mismatch = disagreement(metadata, payload, value, expected);
+    if (mismatch !== undefined) return { problem: 'corrupt', detail: `${base}: ${mismatch}` };
+    return { result: { kind: 'result', id, key, exports: value.exports, outputs: value.outputs, meta: metadata.meta } };
   }
 
   /** Stores a result (atomic; overwrites an entry with the same id and key). */
@@ -118,21 +134,65 @@ export class ResultStore {
    * entries' names (`<id>.<key16>`).
    */
   async gc(keep: Iterable<{ id: string; key: string }>, docName: string): Promise<string[]> {
-    const kept = new Set([...keep].map(({ id, key }) => `${id}\n${key}`));
+    const keepList = [...keep];
+    const kept = new Set(keepList.map(({ id, key }) => entryName(id, key)));
+    // Entries another document of this store used in its last clean build are its too.
+    const claimed = new Set<string>();
+    for (const [doc, bases] of await this.claims()) if (doc !== docName) for (const base of bases) claimed.add(base);
     const removed: string[] = [];
     for (const { base, metadata } of await this.entries()) {
-      if (metadata.doc !== docName || kept.has(`${metadata.id}\n${metadata.key}`)) continue;
-      await this.effects.rm(join(this.dir, `${base}.bin`));
+      if (metadata.doc !== docName || kept.has(base) || claimed.has(base)) continue;
       await this.effects.rm(join(this.dir, `${base}.json`));
+      await this.effects.rm(join(this.dir, `${base}.bin`));
       removed.push(base);
     }
+    await this.claim(docName, keepList);
     return removed;
   }
 
-  /** The most recently created intact entry of `id`, whatever its key (for `check`: stale vs missing). */
-  async latest(id: string): Promise<CellResult | undefined> {
+  /**
+   * Records that document `docName` uses these entries (`<dir>/.owners/<docName>.json`),
+   * so that the clean-up of another document of the same store never removes them. Called
+   * after every clean build (by `gc`); entries keep their `doc` field (who created them).
+   */
+  async claim(docName: string, entries: { id: string; key: string }[]): Promise<void> {
+    const bases = [...new Set(entries.map(({ id, key }) => entryName(id, key)))].sort();
+    const path = join(this.dir, OWNERS_DIR, `${encodeURIComponent(docName)}.json`);
+    const text = `${JSON.stringify({ doc: docName, entries: bases }, null, 2)}\n`;
+    let current: string | undefined;
+    try {
+      current = new TextDecoder().decode(await this.effects.readFile(path));
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+    if (current !== text) await this.effects.writeFileAtomic(path, text);
+  }
+
+  /** Document name → the entries it claimed in its last clean build. */
+  private async claims(): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    const dir = join(this.dir, OWNERS_DIR);
+    for (const name of await this.effects.readdir(dir)) {
+      if (!name.endsWith('.json')) continue;
+      try {
+        const value = JSON.parse(new TextDecoder().decode(await this.effects.readFile(join(dir, name)))) as { doc?: unknown; entries?: unknown };
+        if (typeof value.doc === 'string' && Array.isArray(value.entries)) out.set(value.doc, value.entries.filter((e): e is string => typeof e === 'string'));
+      } catch {
+        // An unreadable claim protects nothing more than its document's own entries.
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The most recently created intact entry of `id`, whatever its key (for `check`: stale vs
+   * missing). With `docName`, only that document's entries (those it created or claimed):
+   * another document's cell of the same id explains nothing about this one.
+   */
+  async latest(id: string, docName?: string): Promise<CellResult | undefined> {
+    const claimed = docName === undefined ? undefined : new Set((await this.claims()).get(docName) ?? []);
     const candidates = (await this.entries())
-      .filter(({ metadata }) => metadata.id === id)
+      .filter(({ base, metadata }) => metadata.id === id && (docName === undefined || metadata.doc === docName || claimed?.has(base) === true))
       .sort((a, b) => (b.metadata.meta?.createdAt ?? '').localeCompare(a.metadata.meta?.createdAt ?? ''));
     for (const { metadata } of candidates) {
       const { result } = await this.get(id, metadata.key);
@@ -148,9 +208,16 @@ export class ResultStore {
    */
   async writeFigures(result: CellResult, figuresDir: string, projectRoot: string): Promise<string[]> {
     const written: string[] = [];
+    const root = resolve(projectRoot, figuresDir);
     for (const output of result.outputs) {
       if (output.kind !== 'figure') continue;
-      const path = resolve(projectRoot, figuresDir, `${result.id}-${output.name}.${output.ext}`);
+      // Names were validated when the result was made or read; checked again because a
+      // file outside the figures folder must never be written from a result.
+      if (!FIGURE_NAME.test(`${result.id}-${output.name}`) || !FIGURE_EXTS.has(output.ext)) {
+        throw new Error(`refusing to write figure "${output.name}.${output.ext}" of cell "${result.id}": not a valid figure name`);
+      }
+      const path = resolve(root, `${result.id}-${output.name}.${output.ext}`);
+      if (dirname(path) !== root) throw new Error(`refusing to write ${path}: outside ${root}`);
       let current: Uint8Array | undefined;
       try {
         current = await this.effects.readFile(path);
@@ -183,6 +250,58 @@ export class ResultStore {
 /** File name (without extension) of the entry of `id` under `key`. */
 export function entryName(id: string, key: string): string {
   return `${id}.${key.slice(0, 16)}`;
+}
+
+/**
+ * Why an entry's metadata and payload disagree, or its payload is not a cell's result;
+ * undefined when they agree.
+ */
+function disagreement(
+  metadata: EntryMetadata,
+  payload: Uint8Array,
+  value: { exports: unknown; outputs: unknown },
+  expected: KeyFingerprint | undefined,
+): string | undefined {
+  if (metadata.payload?.bytes !== payload.byteLength) return `payload is ${payload.byteLength} bytes, metadata says ${String(metadata.payload?.bytes)}`;
+  if (value === null || typeof value !== 'object' || value.exports === null || typeof value.exports !== 'object' || !Array.isArray(value.outputs)) {
+    return 'payload is not { exports, outputs }';
+  }
+  const names = Object.keys(value.exports).sort();
+  const listed = Array.isArray(metadata.exports) ? [...metadata.exports].sort() : [];
+  if (JSON.stringify(names) !== JSON.stringify(listed)) return `payload exports ${names.join(', ') || 'nothing'}, metadata lists ${listed.join(', ') || 'nothing'}`;
+  const figures: string[] = [];
+  for (const output of value.outputs as Output[]) {
+    if (output === null || typeof output !== 'object') return 'an output is not an object';
+    if (output.kind === 'figure') {
+      if (typeof output.name !== 'string' || !FIGURE_NAME.test(output.name)) return `figure name ${JSON.stringify(output.name)} is not [a-z0-9-]+`;
+      if (!FIGURE_EXTS.has(output.ext)) return `figure "${output.name}" has extension ${JSON.stringify(output.ext)}, not png or svg`;
+      if (!(output.data instanceof Uint8Array)) return `figure "${output.name}" has no bytes`;
+      figures.push(`${output.name}.${output.ext}:${sha256(output.data)}`);
+    } else if (output.kind === 'table') {
+      if (typeof output.name !== 'string' || !OUTPUT_NAME.test(output.name)) return `table name ${JSON.stringify(output.name)} is not [a-z0-9-]+`;
+      if (!Array.isArray(output.columns) || !Array.isArray(output.rows)) return `table "${output.name}" has no columns or rows`;
+    } else if (output.kind === 'text') {
+      if (typeof output.text !== 'string') return 'a text output is not text';
+    } else {
+      return `unknown output kind ${JSON.stringify((output as { kind?: unknown }).kind)}`;
+    }
+  }
+  const summarized = (Array.isArray(metadata.outputs) ? metadata.outputs : [])
+    .filter((o): o is Extract<OutputSummary, { kind: 'figure' }> => o?.kind === 'figure')
+    .map((o) => `${o.name}.${o.ext}:${o.sha256}`);
+  if (JSON.stringify(figures) !== JSON.stringify(summarized)) return 'the figures in the payload are not the ones the metadata lists';
+  const recorded = metadata.meta?.fingerprint;
+  if (expected !== undefined && recorded !== undefined && canonical(recorded) !== canonical(expected)) {
+    return 'the fingerprint in the metadata is not the one of its key';
+  }
+  return undefined;
+}
+
+/** JSON with sorted object keys, to compare two values regardless of key order. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  );
 }
 
 function summarize(output: Output): OutputSummary {

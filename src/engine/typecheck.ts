@@ -8,8 +8,8 @@
  * `{ts}`/`{claim}` expressions are checked too, in a virtual `__inline__.mts` importing
  * every cell's exports (`<mdDir>/__cell____inline__.mts`).
  *
- * Speed: lib and node_modules source files are parsed once per process and the previous
- * program is handed to the next one; the outcome is cached on disk (`cacheDir`) under a
+ * Speed: TypeScript's lib files are parsed once per process (nothing else is kept between
+ * calls); the outcome is cached on disk (`cacheDir`) under a
  * hash of every cell source, inline expression, the runtime and the lockfile, and
  * revalidated against the content of the project files the cells imported.
  */
@@ -26,6 +26,11 @@ import { sha256 } from './digest.ts';
 
 export interface TypecheckOptions {
   projectRoot: string;
+  /**
+   * Absolute path of the Markdown file (cells' relative imports resolve from its folder).
+   * Default: `doc.file.path` resolved against the working directory, as the VFile was made.
+   */
+  docPath?: string;
   runtimePath: string;
   /** Directory of the on-disk cache (e.g. node_modules/.cache/report); none when absent. */
   cacheDir?: string;
@@ -80,7 +85,7 @@ interface Virtual {
 /** Checks every cell; pushes `type-error` messages onto `doc.file` and returns them. */
 export function typecheckCells(doc: ParsedDocument, options: TypecheckOptions): VFileMessage[] {
   const projectRoot = path.resolve(options.projectRoot);
-  const mdPath = path.resolve(projectRoot, doc.file.path || 'report.md');
+  const mdPath = path.resolve(options.docPath ?? path.resolve(doc.file.path || 'report.md'));
   const cellDir = path.dirname(mdPath);
   const virtuals = virtualFiles(doc, cellDir);
   const runtimePath = path.resolve(options.runtimePath);
@@ -148,9 +153,12 @@ function virtualFiles(doc: ParsedDocument, cellDir: string): Map<string, Virtual
   return virtuals;
 }
 
-/** Lib and node_modules files never change within a process: parsed once. */
-const stableFiles = new Map<string, ts.SourceFile>();
-let previousProgram: ts.Program | undefined;
+/**
+ * TypeScript's own lib files never change within a process: parsed once, keyed by path and
+ * target. Nothing else is kept between calls (no previous program, no resolutions), so one
+ * check cannot leak into the next (another document, another folder, a watch mode).
+ */
+const libFiles = new Map<string, ts.SourceFile>();
 
 function check(
   virtuals: Map<string, Virtual>,
@@ -172,18 +180,17 @@ function check(
   host.getSourceFile = (file, languageVersion, onError, shouldCreate) => {
     const virtual = virtuals.get(file);
     if (virtual) {
-      const old = previousProgram?.getSourceFile(file);
-      if (old && old.text === virtual.text) return old;
       return ts.createSourceFile(file, virtual.text, languageVersion, true);
     }
-    const stable = file.includes(`${path.sep}node_modules${path.sep}`) || path.dirname(file) === path.dirname(host.getDefaultLibFileName(options));
-    if (stable) {
-      const cached = stableFiles.get(file);
+    const lib = path.dirname(file) === path.dirname(host.getDefaultLibFileName(options));
+    const libKey = `${String(languageVersion)}:${file}`;
+    if (lib) {
+      const cached = libFiles.get(libKey);
       if (cached) return cached;
     }
     const source = getSourceFile(file, languageVersion, onError, shouldCreate);
-    if (source && stable) stableFiles.set(file, source);
-    if (source && !stable) projectTexts.set(file, source.text);
+    if (source && lib) libFiles.set(libKey, source);
+    if (source && !lib && !file.includes(`${path.sep}node_modules${path.sep}`)) projectTexts.set(file, source.text);
     return source;
   };
 
@@ -204,8 +211,7 @@ function check(
       return ts.resolveModuleName(name, containingFile, compilerOptions, host, resolutionCache, redirected, mode);
     });
 
-  const program = ts.createProgram({ rootNames: [...virtuals.keys()], options, host, oldProgram: previousProgram });
-  previousProgram = program;
+  const program = ts.createProgram({ rootNames: [...virtuals.keys()], options, host });
 
   const problems: Problem[] = [];
   for (const [file, virtual] of virtuals) {

@@ -213,7 +213,8 @@ describe('failures', () => {
     const message = summary.file.messages.find((m) => m.ruleId === 'cell-error');
     expect(message?.reason).toContain('broken on purpose 2');
     expect(message?.line).toBe(8);
-    expect(await readFile(path.join(dir, 'build', 'doc.html'), 'utf8')).toContain('broken on purpose 2');
+    expect(summary.failedHtmlPath).toBe(path.join(dir, 'build', 'doc.failed.html'));
+    expect(await readFile(path.join(dir, 'build', 'doc.failed.html'), 'utf8')).toContain('broken on purpose 2');
   }, 30_000);
 });
 

@@ -1,0 +1,25 @@
+/**
+ * Which problems fail a command. Every message is reported; these decide the exit code and
+ * whether a build counts as good (its HTML replaces the last good one) or failed.
+ */
+import type { VFile } from 'vfile';
+
+/** Rules that are reported but do not fail the command (the problem was repaired). */
+export const WARNING_RULES = new Set(['corrupt-result']);
+/**
+ * At reduced profiles (quick, …) the science is not expected to hold: claims and inline
+ * values are evaluated and reported, but only the full profile's must be true.
+ */
+export const REDUCED_PROFILE_WARNINGS = new Set(['claim-false', 'claim-error', 'inline-error']);
+
+/** True when a message with `ruleId` fails a command at `profile`. */
+export function isFatalRule(ruleId: string | undefined, profile: string): boolean {
+  const rule = ruleId ?? '';
+  return !(WARNING_RULES.has(rule) || (profile !== 'full' && REDUCED_PROFILE_WARNINGS.has(rule)));
+}
+
+/** Sets `fatal` on every message of `file`; returns true when none is fatal. */
+export function markSeverity(file: VFile, profile: string): boolean {
+  for (const message of file.messages) message.fatal = isFatalRule(message.ruleId, profile);
+  return !file.messages.some((message) => message.fatal);
+}
