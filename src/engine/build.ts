@@ -12,6 +12,7 @@ import { runCells } from './scheduler.ts';
 import { loadDocument, type LoadOptions } from './document.ts';
 import { progressDisplay } from './progress.ts';
 import { isFailure, type CellOutcome, type CellResult } from './types.ts';
+import { fileHighlightCache } from './highlight.ts';
 import { weave } from './weave.ts';
 import { ReportError } from './errors.ts';
 import { isFatalRule } from './severity.ts';
@@ -26,6 +27,8 @@ export interface BuildOptions extends LoadOptions {
   outDir?: string;
   pdf?: boolean;
   browserPath?: string;
+  /** Where the highlighted code blocks are cached; default `<projectRoot>/node_modules/.cache/report`. */
+  cacheDir?: string;
   /** Print the PDF with this function (injected so tests need no browser). */
   printPdf?: (htmlPath: string, pdfPath: string) => Promise<{ ms: number; browser: string }>;
 }
@@ -161,7 +164,12 @@ export async function build(options: BuildOptions, effects: Effects): Promise<Bu
     if (!isFailure(result)) await store.writeFigures(result, figuresDir, projectRoot);
   }
 
-  const html = await weave(doc, results, { mode: 'build', bibliography });
+  const highlight = await fileHighlightCache(
+    path.join(options.cacheDir ?? path.join(projectRoot, 'node_modules', '.cache', 'report'), 'highlight.json'),
+    effects,
+  );
+  const html = await weave(doc, results, { mode: 'build', bibliography, highlight });
+  await highlight.save();
   const outDir = path.resolve(options.outDir ?? path.join(projectRoot, 'build'));
   const base = path.basename(docPath).replace(/\.md$/i, '');
   const htmlPath = path.join(outDir, `${base}.html`);

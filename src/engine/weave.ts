@@ -19,7 +19,9 @@ import rehypeKatex from 'rehype-katex';
 import rehypeStringify from 'rehype-stringify';
 import remarkRehype from 'remark-rehype';
 import { unified } from 'unified';
+import { visit } from 'unist-util-visit';
 import { loadLibrary, remarkCitations, type BibliographySource } from './cite.ts';
+import { highlightBlocks, highlightKey, memoryHighlightCache, type HighlightCache, type Tokens } from './highlight.ts';
 import { collectScope, formatValue, remarkInline } from './inline.ts';
 import type { ParsedDocument } from './parse.ts';
 import {
@@ -39,6 +41,11 @@ export interface WeaveOptions {
   title?: string;
   /** The BibTeX files the front matter names, read by the caller (cite.ts readBibliographies). */
   bibliography?: BibliographySource[];
+  /**
+   * Syntax highlighting of code blocks and cells (build mode only): the cache of highlighted
+   * blocks (build.ts keeps one on disk; default: in memory), or false for plain code.
+   */
+  highlight?: HighlightCache | false;
 }
 
 type Results = Map<string, CellOutcome>;
@@ -55,6 +62,10 @@ export async function weave(doc: ParsedDocument, results: Results, options: Weav
   let toc: TocEntry[] = [];
   const cells = new Map(doc.cells.map((c) => [c.id, c]));
   const library = options.bibliography ? await loadLibrary(options.bibliography, doc.file) : undefined;
+  const tokens =
+    options.mode === 'build' && options.highlight !== false
+      ? await highlightBlocks(codeBlocks(tree), options.highlight ?? memoryHighlightCache())
+      : new Map<string, Tokens>();
 
   const processor = unified()
     .use(remarkEquations, { labels })
@@ -65,7 +76,7 @@ export async function weave(doc: ParsedDocument, results: Results, options: Weav
     .use(remarkSections, { onToc: (entries: TocEntry[]) => (toc = entries), number: frontMatter['number-sections'] !== false })
     .use(remarkRehype, {
       handlers: {
-        code: (_state: unknown, node: Code) => renderCode(node, { results, labels, mode: options.mode, cells }),
+        code: (_state: unknown, node: Code) => renderCode(node, { results, labels, mode: options.mode, cells, tokens }),
       },
     })
     .use(rehypeKatex, { errorColor: '#b3261e', strict: 'ignore' })
@@ -109,19 +120,37 @@ interface RenderContext {
   labels: Labels;
   mode: 'build' | 'check';
   cells: Map<string, Cell>;
+  /** Highlighted tokens by highlightKey(lang, code). */
+  tokens: Map<string, Tokens>;
+}
+
+/** The code blocks and cells of a document, with the language each is highlighted in. */
+function codeBlocks(tree: Root): { lang: string; code: string }[] {
+  const blocks: { lang: string; code: string }[] = [];
+  visit(tree, 'code', (node: Code) => {
+    const lang = node.data?.cell ? 'ts' : node.lang;
+    if (lang) blocks.push({ lang, code: node.value });
+  });
+  return blocks;
+}
+
+/** `<pre><code>` with the highlighted tokens when there are any, else the plain text. */
+function codeElement(lang: string | null | undefined, code: string, context: RenderContext): Element {
+  const tokens = lang ? context.tokens.get(highlightKey(lang, code)) : undefined;
+  const className = lang ? [`language-${lang}`] : undefined;
+  return h('pre', { className: tokens ? ['highlight'] : undefined }, h('code', { className }, tokens ?? code));
 }
 
 function renderCode(node: Code, context: RenderContext): Element {
   const cell = node.data?.cell;
-  const lang = node.lang ? [`language-${node.lang}`] : undefined;
-  if (!cell) return h('pre', h('code', { className: lang }, node.value));
+  if (!cell) return codeElement(node.lang, node.value, context);
 
   const children: ElementContent[] = [];
   if (cell.options.echo) {
     children.push(
       h('details', { className: ['cell-code'] }, [
         h('summary', `Code: ${cell.id}`),
-        h('pre', h('code', { className: ['language-ts'] }, node.value)),
+        codeElement('ts', node.value, context),
       ]),
     );
   }

@@ -1,7 +1,7 @@
 /**
  * The fixture runner: every tests/fixtures/<case>/ with an input.md and an expected.html
  * or messages.json is parsed, graphed and woven (with results.json as the cells' results
- * and options.json as weave options when present); the HTML (stylesheets elided) and the
+ * and options.json as weave options when present; highlighting only with `"highlight": true`); the HTML (stylesheets elided) and the
  * messages are compared with the expectations. `UPDATE=1` rewrites them; CI never writes.
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -68,7 +68,9 @@ async function runFixture(dir: string): Promise<{ html: string; messages: unknow
     ? (JSON.parse(readFileSync(optionsFile, 'utf8')) as WeaveOptions)
     : { mode: 'build' };
   const bibliography = await readBibliographies(file, doc.tree, doc.frontMatter, input, (p) => readFileSync(p));
-  const html = await weave(doc, readResults(dir), { ...options, bibliography });
+  // Fixtures keep the markup, not shiki's tokens: highlighting is on only where options.json says `"highlight": true`.
+  const highlight = (options as { highlight?: unknown }).highlight === true ? undefined : false;
+  const html = await weave(doc, readResults(dir), { ...options, bibliography, highlight });
   const messages = file.messages.map((m) => ({
     rule: m.ruleId,
     place: `${m.line ?? '?'}:${m.column ?? '?'}`,
