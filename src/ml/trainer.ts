@@ -179,6 +179,8 @@ export interface Trainer {
   /** Trains until `epochs` epochs are complete in total (counting resumed ones). */
   fit(epochs: number): Promise<EpochRecord[]>;
   readonly epoch: number;
+  /** Steps in each epoch (all full batches, or `stepsPerEpoch` if smaller). */
+  readonly stepsPerEpoch: number;
   readonly history: readonly EpochRecord[];
   readonly steps: readonly StepRecord[];
   state(): TrainState;
@@ -262,6 +264,7 @@ export function createTrainer(options: TrainerOptions): Trainer {
     get epoch() {
       return epoch;
     },
+    stepsPerEpoch,
     history,
     steps,
     async fit(epochs) {
