@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { barChart, lineChart, scatterChart } from '../../src/ml/plots/chart.ts';
+import { bandChart, barChart, lineChart, scatterChart, scatterPanels } from '../../src/ml/plots/chart.ts';
 
 /** Minimal well-formedness: one root <svg>, every tag closed in order. */
 function expectWellFormed(svg: string): void {
@@ -62,5 +62,47 @@ describe('charts', () => {
     });
     expectWellFormed(grouped);
     expect(grouped).toContain('split');
+  });
+
+  it('band chart: one panel per quantity, a band for each sd, reference crosses, one shared legend', async () => {
+    const options = {
+      xTitle: 'epoch',
+      columns: 2,
+      panels: [
+        { title: 'losses', yTitle: 'loss', series: [{ name: 'L_D', x: [1, 2, 3], y: [0.7, 0.5, 0.4], sd: [0.1, 0.1, 0.1] }, { name: 'L_G', x: [1, 2, 3], y: [0.8, 1.5, 2] }],
+          references: [{ name: 'course', x: 1, y: 0.78 }] },
+        { title: 'quality', yTitle: 'FD', logY: true, series: [{ name: 'L_D', x: [1, 2, 3], y: [50, 0, 10], sd: [5, 1, 60] }] },
+      ],
+    };
+    const svg = await bandChart(options);
+    expectWellFormed(svg);
+    expect(svg).toBe(await bandChart(options));
+    expect(svg).toContain('losses');
+    expect(svg).toContain('quality');
+    // One legend: each series name once.
+    expect(svg.match(/>L_G<\/text>/g)).toHaveLength(1);
+    // The band of L_D with sd 0.1 reaches 0.8 at epoch 1: its area path exists; L_G has none.
+    expect(svg).toContain('class="mark-area role-mark');
+    // The course's value is a symbol layer of its own (after the line's points).
+    expect(svg.match(/class="mark-symbol role-mark/g)!.length).toBeGreaterThanOrEqual(2);
+    await expect(bandChart({ xTitle: 'x', panels: [{ yTitle: 'y', series: [{ name: 'a', x: [1, 2], y: [1] }] }] })).rejects.toThrow(/2 x and 1 y/);
+  });
+
+  it('scatter panels share one legend and fixed axes', async () => {
+    const panel = (k: number) => ({ title: `step ${k}`, points: [{ x: 0, y: k, label: 'data' }, { x: k, y: 0, label: 'generated' }] });
+    const svg = await scatterPanels({ panels: [panel(1), panel(2), panel(3)], xTitle: 'x1', yTitle: 'x2', colorTitle: 'set', xDomain: [-3, 3], yDomain: [-3, 3] });
+    expectWellFormed(svg);
+    for (const k of [1, 2, 3]) expect(svg).toContain(`step ${k}`);
+    expect(svg.match(/>generated<\/text>/g)).toHaveLength(1);
+  });
+
+  it('bar chart with sd draws one error bar per bar', async () => {
+    const bars = [{ name: 'GAN', value: 10, sd: 2 }, { name: 'DCGAN', value: 3, sd: 0.5 }];
+    const withErrors = await barChart({ bars, yTitle: 'FD' });
+    const without = await barChart({ bars: bars.map(({ name, value }) => ({ name, value })), yTitle: 'FD' });
+    expectWellFormed(withErrors);
+    // Error bars are marks of their own (a rule and two ticks per bar); the plain chart has only bars.
+    expect(withErrors).toMatch(/class="mark-rule role-mark [^"]*"/);
+    expect(without).not.toMatch(/class="mark-rule role-mark/);
   });
 });
