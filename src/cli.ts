@@ -9,7 +9,6 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { reporter } from 'vfile-reporter';
 import type { VFile } from 'vfile';
 import { build } from './engine/build.ts';
 import { check } from './engine/check.ts';
@@ -17,6 +16,7 @@ import { nodeEffects } from './engine/effects.ts';
 import { ReportError } from './engine/errors.ts';
 import { childProcessExecutor } from './engine/child-launcher.ts';
 import { findBrowser, printPdf } from './engine/pdf.ts';
+import { formatProblems, PROBLEM_FORMATS, type ProblemFormat } from './engine/problems.ts';
 import { markSeverity } from './engine/severity.ts';
 
 const DEFAULT_DOC = 'report/report.md';
@@ -28,11 +28,17 @@ function positiveInt(value: string): number {
   return n;
 }
 
-/** Prints the document's messages in `file:line:col rule-id message` form; returns true when clean. */
-function report(file: VFile, profile: string): boolean {
+/** Prints the document's problems (`file:line:col  rule-id  message`, or `--format pretty`); returns true when clean. */
+function report(file: VFile, profile: string, format: ProblemFormat): boolean {
   const clean = markSeverity(file, profile);
-  if (file.messages.length > 0) process.stderr.write(reporter([file], { verbose: false }) + '\n');
+  process.stderr.write(formatProblems(file, format));
   return clean;
+}
+
+function formatOption(): Option {
+  return new Option('--format <form>', 'how problems are printed: lines (file:line:col  rule-id  message) or pretty (grouped)')
+    .choices(PROBLEM_FORMATS)
+    .default('lines');
 }
 
 export function program(): Command {
@@ -53,6 +59,7 @@ export function program(): Command {
     .option('--no-pdf', 'skip printing the PDF')
     .option('--browser <path>', 'Chrome/Chromium used to print the PDF (also REPORT_BROWSER)')
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend for cells (sets TFJS_BACKEND)').choices(['tensorflow', 'wasm', 'cpu']))
+    .addOption(formatOption())
     .action(async (doc: string, flags) => {
       const env = { ...process.env, ...(flags.backend ? { TFJS_BACKEND: flags.backend } : {}) };
       const effects = nodeEffects({ executor: childProcessExecutor({ env }) });
@@ -81,7 +88,7 @@ export function program(): Command {
       } else {
         process.stdout.write(`wrote ${path.relative(process.cwd(), summary.htmlPath)}\n`);
       }
-      if (!report(summary.file, summary.profile)) process.exitCode = 1;
+      if (!report(summary.file, summary.profile, flags.format)) process.exitCode = 1;
     });
 
   cli
@@ -91,13 +98,14 @@ export function program(): Command {
     .addOption(new Option('--profile <name>', 'profile whose results are checked (default: the document\'s, else full)'))
     .option('--results <dir>', 'results store (default: <doc dir>/results)')
     .option('--no-typecheck', 'skip the TypeScript pass')
+    .addOption(formatOption())
     .action(async (doc: string, flags) => {
       const effects = nodeEffects({ executor: childProcessExecutor({}) });
       const summary = await check(
         { docPath: doc, profile: flags.profile, resultsDir: flags.results, typecheck: flags.typecheck },
         effects,
       );
-      const clean = report(summary.file, summary.profile);
+      const clean = report(summary.file, summary.profile, flags.format);
       process.stdout.write(
         `${summary.file.path}: ${summary.fresh.length} fresh, ${summary.stale.length} stale, ${summary.missing.length} missing; ` +
           `${clean ? (summary.profile === 'full' ? 'all claims hold' : `clean at profile ${summary.profile} (claims are only binding at full)`) : 'problems found'} (${Math.round(summary.ms)} ms)\n`,
