@@ -9,7 +9,9 @@ import path from 'node:path';
 import type { VFile } from 'vfile';
 import type { Effects } from './effects.ts';
 import { runCells } from './scheduler.ts';
-import { loadDocument, type LoadOptions } from './document.ts';
+import { loadDocument, type LoadedDocument, type LoadOptions } from './document.ts';
+import { lockStore } from './lock.ts';
+import { sweepStale } from './sweep.ts';
 import { progressDisplay } from './progress.ts';
 import { isFailure, type CellOutcome, type CellResult } from './types.ts';
 import { fileHighlightCache } from './highlight.ts';
@@ -69,6 +71,25 @@ export async function build(options: BuildOptions, effects: Effects): Promise<Bu
   const { doc, graph, keys, store, profile, seed, usable, docPath, projectRoot, bibliography, clean: loadedCleanly } = loaded;
   const file = doc.file;
 
+  // One build at a time per results folder; then what killed builds left behind goes.
+  const release = await lockStore(store.dir, effects, {
+    doc: path.basename(docPath),
+    onWait: (holder) =>
+      effects.stdout.write(
+        `waiting for another build (${holder.doc}, pid ${holder.pid}, since ${holder.since}), which holds ${path.relative(process.cwd(), store.dir) || store.dir}\n`,
+      ),
+  });
+  try {
+    await sweepStale(effects, { store: store.dir, bundles: [...keys.values()][0]?.bundleDir });
+    return await buildLocked(options, effects, loaded, started);
+  } finally {
+    await release();
+  }
+}
+
+async function buildLocked(options: BuildOptions, effects: Effects, loaded: LoadedDocument, started: number): Promise<BuildSummary> {
+  const { doc, graph, keys, store, profile, seed, usable, docPath, projectRoot, bibliography, clean: loadedCleanly } = loaded;
+  const file = doc.file;
   const cellIds = new Set(doc.cells.map((cell) => cell.id));
   for (const id of options.rerun ?? []) {
     if (!cellIds.has(id)) {

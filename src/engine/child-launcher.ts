@@ -72,7 +72,7 @@ export function childProcessExecutor(options: ChildProcessExecutorOptions = {}):
     async run(job, hooks) {
       const { cell, key } = job;
       const started = performance.now();
-      const tmp = await mkdtemp(join(tmpdir(), `report-${cell.id}-`));
+      const tmp = await mkdtemp(join(tmpdir(), `report-${process.pid}-${cell.id}-`));
       const bundlePath = join(key.bundleDir, `${basename(job.docPath)}.${cell.id}.${key.key.slice(0, 16)}.${process.pid}.mjs`);
       try {
         let bundle = key.bundle;

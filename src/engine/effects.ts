@@ -4,8 +4,10 @@
  * effects and a fake executor (both in tests/support/).
  */
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { hostname, tmpdir } from 'node:os';
+import { dirname } from 'node:path';
 import { childProcessExecutor, type Executor } from './child-launcher.ts';
 
 export interface OutputStream {
@@ -25,8 +27,22 @@ export interface Effects {
   /** Removes a file or directory tree; no error when it does not exist. */
   rm(path: string): Promise<void>;
   exists(path: string): Promise<boolean>;
+  /**
+   * Creates `path` with `data` only if it does not exist (mkdir -p first); false when it
+   * already exists. The store lock is made of it.
+   */
+  createExclusive(path: string, data: string): Promise<boolean>;
   /** Milliseconds since the epoch. */
   now(): number;
+  /** Waits `ms` milliseconds. */
+  sleep(ms: number): Promise<void>;
+  /** This process's id and host, as written into lock files and temporary names. */
+  pid: number;
+  host: string;
+  /** True when process `pid` of this host is alive. */
+  processAlive(pid: number): boolean;
+  /** The system's folder for temporary files. */
+  tmpdir: string;
   stdout: OutputStream;
   executor: Executor;
 }
@@ -64,6 +80,7 @@ export function nodeEffects(options: NodeEffectsOptions = {}): Effects {
       }
     },
     async rm(path) {
+      heldFiles.delete(path);
       await rm(path, { recursive: true, force: true });
     },
     async exists(path) {
@@ -74,10 +91,48 @@ export function nodeEffects(options: NodeEffectsOptions = {}): Effects {
         return false;
       }
     },
+    async createExclusive(path, data) {
+      await mkdir(dirname(path), { recursive: true });
+      try {
+        await writeFile(path, data, { flag: 'wx' });
+        heldFiles.add(path);
+        removeHeldAtExit();
+        return true;
+      } catch (error) {
+        if ((error as { code?: unknown }).code === 'EEXIST') return false;
+        throw error;
+      }
+    },
     now: () => Date.now(),
+    sleep: (ms) => new Promise((resolvePromise) => setTimeout(resolvePromise, ms)),
+    pid: process.pid,
+    host: hostname(),
+    processAlive(pid) {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch (error) {
+        return (error as { code?: unknown }).code === 'EPERM';
+      }
+    },
+    tmpdir: tmpdir(),
     stdout: options.stdout ?? process.stdout,
     executor: options.executor ?? childProcessExecutor({}),
   };
+}
+
+/**
+ * Files this process created exclusively (locks) and has not removed: removed when the
+ * process exits normally (Ctrl-C exits normally too), so no lock outlives its build.
+ */
+const heldFiles = new Set<string>();
+let removingAtExit = false;
+function removeHeldAtExit(): void {
+  if (removingAtExit) return;
+  removingAtExit = true;
+  process.once('exit', () => {
+    for (const file of heldFiles) rmSync(file, { force: true });
+  });
 }
 
 export function isNotFound(error: unknown): boolean {

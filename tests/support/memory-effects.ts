@@ -45,7 +45,20 @@ export function memoryEffects(options: { executor: Executor; isTTY?: boolean; fi
     async exists(path) {
       return files.has(resolve(path)) || [...files.keys()].some(under(path));
     },
+    async createExclusive(path, data) {
+      if (files.has(resolve(path))) return false;
+      files.set(resolve(path), new TextEncoder().encode(data));
+      return true;
+    },
     now: () => clock.ms,
+    async sleep(ms) {
+      clock.ms += ms;
+      await Promise.resolve();
+    },
+    pid: 4242,
+    host: 'memory',
+    processAlive: (pid) => pid === 4242,
+    tmpdir: '/tmp',
     stdout: { write: (s) => void written.push(s), isTTY: options.isTTY ?? false },
     executor: options.executor,
   };
