@@ -18,6 +18,7 @@ import { childProcessExecutor } from './engine/child-launcher.ts';
 import { findBrowser, printPdf } from './engine/pdf.ts';
 import { formatProblems, PROBLEM_FORMATS, type ProblemFormat } from './engine/problems.ts';
 import { markSeverity } from './engine/severity.ts';
+import { formatVerdicts, verify } from './engine/verify.ts';
 
 const DEFAULT_DOC = 'report/report.md';
 
@@ -60,9 +61,20 @@ export function program(): Command {
     .option('--browser <path>', 'Chrome/Chromium used to print the PDF (also REPORT_BROWSER)')
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend for cells (sets TFJS_BACKEND)').choices(['tensorflow', 'wasm', 'cpu']))
     .addOption(formatOption())
+    .option('--verify [id...]', 're-run these cells (default: all) into a scratch store and compare them bit for bit with the committed results')
     .action(async (doc: string, flags) => {
       const env = { ...process.env, ...(flags.backend ? { TFJS_BACKEND: flags.backend } : {}) };
       const effects = nodeEffects({ executor: childProcessExecutor({ env }) });
+      if (flags.verify !== undefined) {
+        const summary = await verify(
+          { docPath: doc, profile: flags.profile, jobs: flags.jobs, resultsDir: flags.results, ids: flags.verify === true ? [] : flags.verify },
+          effects,
+        );
+        const clean = report(summary.file, summary.profile, flags.format);
+        process.stdout.write(formatVerdicts(summary));
+        if (!clean || !summary.ok) process.exitCode = 1;
+        return;
+      }
       const summary = await build(
         {
           docPath: doc,
