@@ -9,6 +9,10 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerWasmFixes, unregisterWasmFixes, type WasmFix } from '../src/ml/kernels/index.ts';
+import { convGeometry, convFlops } from '../src/ml/kernels/conv-im2col.ts';
+import { convMethod, registerFastConvolutions, unregisterFastConvolutions, type FastConvKernel } from '../src/ml/kernels/fast-conv.ts';
+import { createDcDiscriminator, createDcGenerator, dcganStep } from '../src/ml/models/dcgan.ts';
+import { createGanOptimizers } from '../src/ml/models/gan.ts';
 import { Rng } from '../src/ml/random.ts';
 
 export interface KernelBenchRow {
@@ -22,6 +26,8 @@ export interface BenchKernelsOptions {
   repeats?: number;
   /** Which backends to time; default both. */
   backends?: Array<'wasm' | 'cpu'>;
+  /** Only these groups of rows (default all): matmul, conv, fastconv, steps, mlp, batch. */
+  groups?: ReadonlySet<string>;
 }
 
 function median(values: number[]): number {
@@ -121,6 +127,115 @@ function convRows(repeats: number, rng: Rng): KernelBenchRow[] {
   ];
 }
 
+type Pad = 'same' | 'valid';
+/** [label, x shape, kernel, outChannels, stride, pad]: the convolutions of our models at batch 64. */
+const modelConvShapes: Array<[string, [number, number, number, number], number, number, number, Pad]> = [
+  ['DCGAN D1/G2 28x28x1->14x14x64 4x4 s2', [64, 28, 28, 1], 4, 64, 2, 'same'],
+  ['DCGAN D2/G1 14x14x64->7x7x128 4x4 s2', [64, 14, 14, 64], 4, 128, 2, 'same'],
+  ['U-Net 28x28x32 3x3 s1', [64, 28, 28, 32], 3, 32, 1, 'same'],
+  ['U-Net 14x14x64 3x3 s1', [64, 14, 14, 64], 3, 64, 1, 'same'],
+  ['U-Net in 28x28x1->32 3x3', [64, 28, 28, 1], 3, 32, 1, 'same'],
+  ['U-Net out 28x28x32->1 3x3', [64, 28, 28, 32], 3, 1, 1, 'same'],
+  ['U-Net down 28x28x32->14x14x64 4x4 s2', [64, 28, 28, 32], 4, 64, 2, 'same'],
+  ['U-Net down 28x28x32->14x14x64 3x3 s2', [64, 28, 28, 32], 3, 64, 2, 'same'],
+  ['classifier 28x28x1->24x24x16 5x5', [64, 28, 28, 1], 5, 16, 1, 'valid'],
+  ['classifier 12x12x16->8x8x32 5x5', [64, 12, 12, 16], 5, 32, 1, 'valid'],
+];
+
+const useFastConv = { setup: () => registerFastConvolutions() };
+const withoutFastConv = { setup: () => unregisterFastConvolutions() };
+
+/**
+ * Each kernel of each model convolution on wasm: today's kernels (tfjs's, with our
+ * earlier fixes) against registerFastConvolutions() (src/ml/kernels/fast-conv.ts),
+ * interleaved. The note names the method 'auto' picks; 'replaced' = the old kernel.
+ */
+function fastConvRows(repeats: number, rng: Rng): KernelBenchRow[] {
+  const rows: KernelBenchRow[] = [];
+  for (const [label, xShape, k, co, stride, pad] of modelConvShapes) {
+    const filterShape: [number, number, number, number] = [k, k, xShape[3], co];
+    const g = convGeometry(xShape, filterShape, stride, pad)!;
+    const x = tf.randomNormal(xShape, 0, 1, 'float32', rng.seed()) as tf.Tensor4D;
+    const w = tf.randomNormal(filterShape, 0, 0.1, 'float32', rng.seed()) as tf.Tensor4D;
+    const dy = tf.randomNormal([g.batch, g.outH, g.outW, co], 0, 1, 'float32', rng.seed());
+    const attrs = { strides: stride, pad, dataFormat: 'NHWC' };
+    const kernels: Array<[FastConvKernel, () => tf.Tensor]> = [
+      ['Conv2D', () => tf.conv2d(x, w, stride, pad)],
+      ['Conv2DBackpropFilter', () => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape } as unknown as tf.NamedAttrMap) as tf.Tensor],
+      ['Conv2DBackpropInput', () => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, { ...attrs, inputShape: xShape } as unknown as tf.NamedAttrMap) as tf.Tensor],
+    ];
+    for (const [kernel, run] of kernels) {
+      const method = convMethod(kernel, g);
+      if (method === 'replaced') {
+        // 'auto' keeps the old kernel here: time it once, as both old and new.
+        const [old] = timeInterleaved([{ ...withoutFastConv, run }], repeats);
+        rows.push(row(`${kernel} ${label} (old = new)`, old!, convFlops(g), 'fast-conv keeps the old kernel'));
+        continue;
+      }
+      const [old, fast] = timeInterleaved([{ ...withoutFastConv, run }, { ...useFastConv, run }], repeats);
+      rows.push(row(`${kernel} ${label} (old)`, old!, convFlops(g)));
+      rows.push(row(`${kernel} ${label} (fast-conv)`, fast!, convFlops(g), `${method}; ${(old! / fast!).toFixed(2)}x`));
+    }
+    tf.dispose([x, w, dy]);
+  }
+  return rows;
+}
+
+/** A small 32/64-channel U-Net, forward + backward (gradients of every filter, no optimiser), batch 64. */
+function unetRows(repeats: number, rng: Rng): KernelBenchRow[] {
+  const shapes: Array<[number, number, number, number]> = [
+    [3, 3, 1, 32], [3, 3, 32, 32], [4, 4, 32, 64], [3, 3, 64, 64], [4, 4, 32, 64], [3, 3, 32, 32], [3, 3, 32, 1],
+  ];
+  const ws = shapes.map((s) => tf.variable(tf.randomNormal(s, 0, Math.sqrt(2 / (s[0] * s[1] * s[2])), 'float32', rng.seed())));
+  const x = tf.randomUniform([64, 28, 28, 1], 0, 1, 'float32', rng.seed()) as tf.Tensor4D;
+  const [inW, c1, down, mid, up, c2, outW] = ws as tf.Variable<tf.Rank.R4>[];
+  const run = () => tf.tidy(() => {
+    const { value, grads } = tf.variableGrads(() => {
+      const h0 = tf.relu(tf.conv2d(x, inW!, 1, 'same')); // [64, 28, 28, 32]
+      const h1 = tf.relu(tf.conv2d(h0, c1!, 1, 'same')); // [64, 28, 28, 32]
+      const h2 = tf.relu(tf.conv2d(h1, down!, 2, 'same')); // [64, 14, 14, 64]
+      const h3 = tf.relu(tf.conv2d(h2, mid!, 1, 'same')); // [64, 14, 14, 64]
+      const u = tf.relu(tf.conv2dTranspose(h3, up!, [64, 28, 28, 32], 2, 'same')); // [64, 28, 28, 32]
+      const h4 = tf.relu(tf.conv2d(tf.add(u, h1) as tf.Tensor4D, c2!, 1, 'same')); // [64, 28, 28, 32]
+      const out = tf.conv2d(h4, outW!, 1, 'same'); // [64, 28, 28, 1]
+      return tf.mean(tf.square(tf.sub(out, x))) as tf.Scalar;
+    }, ws);
+    return [value, ...Object.values(grads)];
+  });
+  // Conv flops: forward, filter gradient and input gradient of each layer (none for the input of the first).
+  const perImage = [28 * 28 * 9 * 32, 28 * 28 * 9 * 32 * 32, 14 * 14 * 16 * 32 * 64, 14 * 14 * 9 * 64 * 64, 14 * 14 * 16 * 32 * 64, 28 * 28 * 9 * 32 * 32, 28 * 28 * 9 * 32];
+  const flops = perImage.reduce((sum, macs, i) => sum + 2 * 64 * macs * (i === 0 ? 2 : 3), 0);
+  const [old, fast] = timeInterleaved([{ ...withoutFastConv, run }, { ...useFastConv, run }], repeats);
+  tf.dispose([x, ...ws]);
+  return [
+    row('U-Net 28x28 32/64 ch fwd+bwd b64 (old)', old!, flops, 'convolution FLOPs only'),
+    row('U-Net 28x28 32/64 ch fwd+bwd b64 (fast-conv)', fast!, flops, `${(old! / fast!).toFixed(2)}x`),
+  ];
+}
+
+/** One DCGAN training step (dcganStep: D on real and fake, then G; Adam) at batch 64, old kernels vs fast-conv. */
+function dcganRows(repeats: number, rng: Rng): KernelBenchRow[] {
+  const models = { generator: createDcGenerator({ rng }), discriminator: createDcDiscriminator({ rng }) };
+  const optimizers = createGanOptimizers();
+  const real = tf.randomUniform([64, 784], -1, 1, 'float32', rng.seed()) as tf.Tensor2D;
+  const stepRng = new Rng(5);
+  // dcganStep reads its losses back (dataSync) itself; return a dummy so timeOnce has something to dispose.
+  const run = () => {
+    dcganStep(models, optimizers, real, stepRng);
+    return tf.scalar(0);
+  };
+  const [old, fast] = timeInterleaved([{ ...withoutFastConv, run }, { ...useFastConv, run }], repeats);
+  models.generator.dispose();
+  models.discriminator.dispose();
+  optimizers.generator.dispose();
+  optimizers.discriminator.dispose();
+  real.dispose();
+  return [
+    row('DCGAN step b64 (old)', old!),
+    row('DCGAN step b64 (fast-conv)', fast!, undefined, `${(old! / fast!).toFixed(2)}x`),
+  ];
+}
+
 /** A 64-row batch from a resident [10000, 784] tensor (tf.slice) vs a tensor from a Float32Array subarray. */
 function batchRows(repeats: number): KernelBenchRow[] {
   const data = new Float32Array(10_000 * 784);
@@ -197,17 +312,30 @@ export async function benchKernels(options: BenchKernelsOptions = {}): Promise<K
     if (backends.includes('wasm')) {
       await tf.setBackend('wasm');
       registerWasmFixes();
-      rows.push(...matMulRows('wasm', repeats, new Rng(1)));
-      rows.push(...convRows(repeats, new Rng(2)));
-      rows.push(...mlpRows(repeats, new Rng(3)));
-      rows.push(...batchRows(repeats));
+      const wants = (group: string) => options.groups === undefined || options.groups.has(group);
+      if (wants('matmul')) rows.push(...matMulRows('wasm', repeats, new Rng(1)));
+      if (wants('conv')) {
+        unregisterFastConvolutions(); // these rows time our earlier fixes against tfjs's kernels
+        rows.push(...convRows(repeats, new Rng(2)));
+      }
+      if (wants('fastconv')) rows.push(...fastConvRows(repeats, new Rng(6)));
+      if (wants('steps')) {
+        rows.push(...unetRows(repeats, new Rng(7)));
+        rows.push(...dcganRows(repeats + 2, new Rng(8)));
+      }
+      unregisterFastConvolutions();
+      if (wants('mlp')) rows.push(...mlpRows(repeats, new Rng(3)));
+      if (wants('batch')) rows.push(...batchRows(repeats));
     }
-    if (backends.includes('cpu')) {
+    if (backends.includes('cpu') && (options.groups === undefined || options.groups.has('matmul'))) {
       await tf.setBackend('cpu');
       rows.push(...matMulRows('cpu', Math.min(repeats, 3), new Rng(1)));
     }
   } finally {
-    if (backends.includes('wasm')) registerWasmFixes();
+    if (backends.includes('wasm')) {
+      unregisterFastConvolutions(); // not yet part of registerWasmFixes; registerFastConvolutions() opts in
+      registerWasmFixes();
+    }
     if (previous) await tf.setBackend(previous);
   }
   return rows;

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --backend wasm|cpu] [--quick] [--no-torch] [--only gan,vae,...] [--rerender]`
+ * `npm run bench [-- --backend wasm|cpu] [--quick] [--no-torch] [--only gan,vae,...] [--kernel-groups fastconv,steps,...] [--rerender]`
  *
  * Times, in one run and on one tfjs backend (wasm by default, via initBackend): a
  * 256×784×512 matMul, one epoch of the course's MLP GAN (batch 128) and of the 784-400-20
@@ -73,6 +73,8 @@ export interface BenchOptions {
   quick: boolean;
   torch: boolean;
   only?: ReadonlySet<string>;
+  /** Row groups of bench/ml-kernels.ts (matmul, conv, fastconv, steps, mlp, batch); default all. */
+  kernelGroups?: ReadonlySet<string>;
   /** Only re-render the Markdown from the saved JSON. */
   rerender?: boolean;
 }
@@ -434,12 +436,12 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
   }
 
   if (wants('kernels')) {
-    const kernels = await maybeImport<{ benchKernels(o: { backends: Array<'wasm' | 'cpu'>; repeats?: number }): Promise<{ name: string; ms: number; gflops?: number; note?: string }[]> }>('ml-kernels.ts');
+    const kernels = await maybeImport<{ benchKernels(o: { backends: Array<'wasm' | 'cpu'>; repeats?: number; groups?: ReadonlySet<string> }): Promise<{ name: string; ms: number; gflops?: number; note?: string }[]> }>('ml-kernels.ts');
     if (!kernels) failures.push('Kernels: bench/ml-kernels.ts not found');
     else if (backend === 'tensorflow') failures.push('Kernels: bench/ml-kernels.ts times wasm and cpu only');
     else {
       log('  kernels: bench/ml-kernels.ts');
-      for (const r of await kernels.benchKernels({ backends: [backend], repeats: options.quick ? 3 : 7 })) extra.push({ section: 'kernels', ...r });
+      for (const r of await kernels.benchKernels({ backends: [backend], repeats: options.quick ? 3 : 7, ...(options.kernelGroups ? { groups: options.kernelGroups } : {}) })) extra.push({ section: 'kernels', ...r });
       await initBackend({ backend });
     }
   }
@@ -523,7 +525,8 @@ function parseArgs(argv: readonly string[]): BenchOptions {
     else if (arg === '--no-torch') options.torch = false;
     else if (arg === '--rerender') options.rerender = true;
     else if (arg === '--only') options.only = new Set((argv[++i] ?? '').split(',').filter(Boolean));
-    else throw new Error(`unknown argument ${arg} (use --backend wasm|cpu, --quick, --no-torch, --only matmul,gan,vae,dcgan,rbm,kernels,engine)`);
+    else if (arg === '--kernel-groups') options.kernelGroups = new Set((argv[++i] ?? '').split(',').filter(Boolean));
+    else throw new Error(`unknown argument ${arg} (use --backend wasm|cpu, --quick, --no-torch, --only matmul,gan,vae,dcgan,rbm,kernels,engine, --kernel-groups matmul,conv,fastconv,steps,mlp,batch)`);
   }
   return options;
 }
