@@ -19,6 +19,8 @@ export interface KernelBenchRow {
   name: string;
   ms: number;
   gflops?: number;
+  /** Median process CPU time: less inflated than wall time when other processes take the cores. */
+  cpuMs?: number;
   note?: string;
 }
 
@@ -42,15 +44,23 @@ interface Variant {
   run: () => tf.Tensor | tf.Tensor[];
 }
 
-function timeOnce(variant: Variant): number {
+interface Sample {
+  ms: number;
+  cpuMs: number;
+}
+
+function timeOnce(variant: Variant): Sample {
   variant.setup?.();
+  const cpu0 = process.cpuUsage();
   const start = performance.now();
   const out = variant.run();
   for (const t of Array.isArray(out) ? out : [out]) {
     t.dataSync();
     t.dispose();
   }
-  return performance.now() - start;
+  const ms = performance.now() - start;
+  const cpu = process.cpuUsage(cpu0);
+  return { ms, cpuMs: (cpu.user + cpu.system) / 1000 };
 }
 
 /**
@@ -58,14 +68,22 @@ function timeOnce(variant: Variant): number {
  * each, so that load from other processes drifts into every variant alike.
  */
 function timeInterleaved(variants: Variant[], repeats: number): number[] {
-  variants.forEach(timeOnce);
-  const times = variants.map(() => [] as number[]);
-  for (let r = 0; r < repeats; r++) variants.forEach((v, i) => times[i]!.push(timeOnce(v)));
-  return times.map(median);
+  return timeInterleavedCpu(variants, repeats).map((s) => s.ms);
 }
 
-function row(name: string, ms: number, flops?: number, note?: string): KernelBenchRow {
+/** Like timeInterleaved, with the median process CPU time of each variant too. */
+function timeInterleavedCpu(variants: Variant[], repeats: number): Sample[] {
+  variants.forEach(timeOnce);
+  const times = variants.map(() => [] as Sample[]);
+  for (let r = 0; r < repeats; r++) variants.forEach((v, i) => times[i]!.push(timeOnce(v)));
+  return times.map((samples) => ({ ms: median(samples.map((s) => s.ms)), cpuMs: median(samples.map((s) => s.cpuMs)) }));
+}
+
+function row(name: string, ms: number | Sample, flops?: number, note?: string): KernelBenchRow {
+  const sample = typeof ms === 'number' ? { ms, cpuMs: undefined } : ms;
+  ms = sample.ms;
   const r: KernelBenchRow = { name, ms: Math.round(ms * 100) / 100 };
+  if (sample.cpuMs !== undefined) r.cpuMs = Math.round(sample.cpuMs * 100) / 100;
   if (flops !== undefined) r.gflops = Math.round((flops / (ms * 1e6)) * 10) / 10;
   if (note !== undefined) r.note = note;
   return r;
@@ -152,6 +170,14 @@ const withoutFastConv = { setup: () => unregisterFastConvolutions() };
  */
 function fastConvRows(repeats: number, rng: Rng): KernelBenchRow[] {
   const rows: KernelBenchRow[] = [];
+  // The ceiling in this run: untransposed matMuls of the DCGAN D2 im2col shapes.
+  for (const [m, k, n] of [[3136, 1024, 128], [1024, 3136, 128]] as const) {
+    const a = tf.randomNormal([m, k], 0, 1, 'float32', rng.seed());
+    const b = tf.randomNormal([k, n], 0, 1, 'float32', rng.seed());
+    const [t] = timeInterleavedCpu([{ run: () => tf.matMul(a, b) }], repeats);
+    rows.push(row(`matMul ${m}x${k}x${n} (reference)`, t!, 2 * m * k * n, 'the matMul ceiling in this run'));
+    tf.dispose([a, b]);
+  }
   for (const [label, xShape, k, co, stride, pad] of modelConvShapes) {
     const filterShape: [number, number, number, number] = [k, k, xShape[3], co];
     const g = convGeometry(xShape, filterShape, stride, pad)!;
@@ -168,13 +194,13 @@ function fastConvRows(repeats: number, rng: Rng): KernelBenchRow[] {
       const method = convMethod(kernel, g);
       if (method === 'replaced') {
         // 'auto' keeps the old kernel here: time it once, as both old and new.
-        const [old] = timeInterleaved([{ ...withoutFastConv, run }], repeats);
+        const [old] = timeInterleavedCpu([{ ...withoutFastConv, run }], repeats);
         rows.push(row(`${kernel} ${label} (old = new)`, old!, convFlops(g), 'fast-conv keeps the old kernel'));
         continue;
       }
-      const [old, fast] = timeInterleaved([{ ...withoutFastConv, run }, { ...useFastConv, run }], repeats);
+      const [old, fast] = timeInterleavedCpu([{ ...withoutFastConv, run }, { ...useFastConv, run }], repeats);
       rows.push(row(`${kernel} ${label} (old)`, old!, convFlops(g)));
-      rows.push(row(`${kernel} ${label} (fast-conv)`, fast!, convFlops(g), `${method}; ${(old! / fast!).toFixed(2)}x`));
+      rows.push(row(`${kernel} ${label} (fast-conv)`, fast!, convFlops(g), `${method}; ${(old!.ms / fast!.ms).toFixed(2)}x wall, ${(old!.cpuMs / fast!.cpuMs).toFixed(2)}x CPU`));
     }
     tf.dispose([x, w, dy]);
   }
@@ -205,11 +231,11 @@ function unetRows(repeats: number, rng: Rng): KernelBenchRow[] {
   // Conv flops: forward, filter gradient and input gradient of each layer (none for the input of the first).
   const perImage = [28 * 28 * 9 * 32, 28 * 28 * 9 * 32 * 32, 14 * 14 * 16 * 32 * 64, 14 * 14 * 9 * 64 * 64, 14 * 14 * 16 * 32 * 64, 28 * 28 * 9 * 32 * 32, 28 * 28 * 9 * 32];
   const flops = perImage.reduce((sum, macs, i) => sum + 2 * 64 * macs * (i === 0 ? 2 : 3), 0);
-  const [old, fast] = timeInterleaved([{ ...withoutFastConv, run }, { ...useFastConv, run }], repeats);
+  const [old, fast] = timeInterleavedCpu([{ ...withoutFastConv, run }, { ...useFastConv, run }], repeats);
   tf.dispose([x, ...ws]);
   return [
     row('U-Net 28x28 32/64 ch fwd+bwd b64 (old)', old!, flops, 'convolution FLOPs only'),
-    row('U-Net 28x28 32/64 ch fwd+bwd b64 (fast-conv)', fast!, flops, `${(old! / fast!).toFixed(2)}x`),
+    row('U-Net 28x28 32/64 ch fwd+bwd b64 (fast-conv)', fast!, flops, `${(old!.ms / fast!.ms).toFixed(2)}x wall, ${(old!.cpuMs / fast!.cpuMs).toFixed(2)}x CPU`),
   ];
 }
 
@@ -224,7 +250,7 @@ function dcganRows(repeats: number, rng: Rng): KernelBenchRow[] {
     dcganStep(models, optimizers, real, stepRng);
     return tf.scalar(0);
   };
-  const [old, fast] = timeInterleaved([{ ...withoutFastConv, run }, { ...useFastConv, run }], repeats);
+  const [old, fast] = timeInterleavedCpu([{ ...withoutFastConv, run }, { ...useFastConv, run }], repeats);
   models.generator.dispose();
   models.discriminator.dispose();
   optimizers.generator.dispose();
@@ -232,7 +258,7 @@ function dcganRows(repeats: number, rng: Rng): KernelBenchRow[] {
   real.dispose();
   return [
     row('DCGAN step b64 (old)', old!),
-    row('DCGAN step b64 (fast-conv)', fast!, undefined, `${(old! / fast!).toFixed(2)}x`),
+    row('DCGAN step b64 (fast-conv)', fast!, undefined, `${(old!.ms / fast!.ms).toFixed(2)}x wall, ${(old!.cpuMs / fast!.cpuMs).toFixed(2)}x CPU`),
   ];
 }
 
