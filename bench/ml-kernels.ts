@@ -11,8 +11,9 @@ import '@tensorflow/tfjs-backend-wasm';
 import { registerWasmFixes, unregisterWasmFixes, type WasmFix } from '../src/ml/kernels/index.ts';
 import { convGeometry, convFlops } from '../src/ml/kernels/conv-im2col.ts';
 import { convMethod, registerFastConvolutions, unregisterFastConvolutions, type FastConvKernel } from '../src/ml/kernels/fast-conv.ts';
-import { createDcDiscriminator, createDcGenerator, dcganStep } from '../src/ml/models/dcgan.ts';
-import { createGanOptimizers } from '../src/ml/models/gan.ts';
+import { createDcDiscriminator, createDcGenerator } from '../src/ml/models/dcgan.ts';
+import { COURSE_ADAM, ganStep } from '../src/ml/models/gan.ts';
+import { createStepRunner } from '../src/ml/trainer.ts';
 import { Rng } from '../src/ml/random.ts';
 
 export interface KernelBenchRow {
@@ -239,22 +240,27 @@ function unetRows(repeats: number, rng: Rng): KernelBenchRow[] {
   ];
 }
 
-/** One DCGAN training step (dcganStep: D on real and fake, then G; Adam) at batch 64, old kernels vs fast-conv. */
+/**
+ * One DCGAN training step at batch 64 as the report trains it (ganStep through the
+ * trainer's step runner: D on real and fake, then G; Adam), old kernels vs fast-conv.
+ */
 function dcganRows(repeats: number, rng: Rng): KernelBenchRow[] {
-  const models = { generator: createDcGenerator({ rng }), discriminator: createDcDiscriminator({ rng }) };
-  const optimizers = createGanOptimizers();
+  const models = { generator: createDcGenerator({ latentDim: 10, rng }), discriminator: createDcDiscriminator({ rng }) };
+  const runner = createStepRunner({
+    generator: { variables: models.generator.variables, optimizer: COURSE_ADAM },
+    discriminator: { variables: models.discriminator.variables, optimizer: COURSE_ADAM },
+  });
   const real = tf.randomUniform([64, 784], -1, 1, 'float32', rng.seed()) as tf.Tensor2D;
   const stepRng = new Rng(5);
-  // dcganStep reads its losses back (dataSync) itself; return a dummy so timeOnce has something to dispose.
+  // The runner reads its metrics back itself; return a dummy so timeOnce has something to dispose.
   const run = () => {
-    dcganStep(models, optimizers, real, stepRng);
+    runner.run({ epoch: 0, index: 0, globalStep: 0, x: real, rng: stepRng }, (ctx) => ganStep(ctx, models));
     return tf.scalar(0);
   };
   const [old, fast] = timeInterleavedCpu([{ ...withoutFastConv, run }, { ...useFastConv, run }], repeats);
+  runner.dispose();
   models.generator.dispose();
   models.discriminator.dispose();
-  optimizers.generator.dispose();
-  optimizers.discriminator.dispose();
   real.dispose();
   return [
     row('DCGAN step b64 (old)', old!),
