@@ -15,6 +15,7 @@ import { sweepStale } from './sweep.ts';
 import { progressDisplay } from './progress.ts';
 import { isFailure, type CellOutcome, type CellResult } from './types.ts';
 import { fileHighlightCache } from './highlight.ts';
+import { recordEnvironment } from './provenance.ts';
 import { weave } from './weave.ts';
 import { ReportError } from './errors.ts';
 import { isFatalRule } from './severity.ts';
@@ -127,6 +128,8 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
     }
   }
 
+  // Where and from what code the cells run, recorded in their results (provenance appendix).
+  const environment = toRun.size > 0 ? await effects.environment?.(projectRoot) : undefined;
   const display = progressDisplay(effects.stdout, effects.now);
   for (const id of available.keys()) display.onEvent({ id, state: 'fresh' });
   const outcomes = await runCells(
@@ -139,7 +142,7 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
       available,
     },
     {
-      executor: effects.executor,
+      executor: recordEnvironment(effects.executor, environment),
       jobs: Math.max(1, options.jobs ?? os.availableParallelism()),
       store,
       profile,

@@ -3,12 +3,14 @@
  * goes through an `Effects` object, so tests run the pipeline with silent or in-memory
  * effects and a fake executor (both in tests/support/).
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
+import { arch, availableParallelism, cpus, hostname, release, tmpdir, type as osType } from 'node:os';
 import { dirname } from 'node:path';
 import { childProcessExecutor, type Executor } from './child-launcher.ts';
+import type { RunEnvironment } from './types.ts';
 
 export interface OutputStream {
   write(s: string): void;
@@ -45,6 +47,11 @@ export interface Effects {
   tmpdir: string;
   stdout: OutputStream;
   executor: Executor;
+  /**
+   * The machine, Node version and git commit results are computed with (recorded in each
+   * result's metadata for the provenance appendix). Optional: test effects may leave it out.
+   */
+  environment?(projectRoot: string): Promise<RunEnvironment>;
 }
 
 export interface NodeEffectsOptions {
@@ -118,7 +125,29 @@ export function nodeEffects(options: NodeEffectsOptions = {}): Effects {
     tmpdir: tmpdir(),
     stdout: options.stdout ?? process.stdout,
     executor: options.executor ?? childProcessExecutor({}),
+    environment: nodeEnvironment,
   };
+}
+
+/** This machine (os module) and the project's git commit (`git rev-parse`, `git status`); no git → no commit. */
+async function nodeEnvironment(projectRoot: string): Promise<RunEnvironment> {
+  const cpu = cpus();
+  const environment: RunEnvironment = {
+    cpu: (cpu[0]?.model ?? 'unknown').replace(/\s+/g, ' ').trim(),
+    cores: availableParallelism(),
+    os: `${osType()} ${release()} ${arch()}`,
+    node: process.version,
+  };
+  const git = (...args: string[]) =>
+    new Promise<string | undefined>((done) => {
+      execFile('git', args, { cwd: projectRoot, timeout: 10_000 }, (error, stdout) => done(error ? undefined : stdout));
+    });
+  const commit = (await git('rev-parse', 'HEAD'))?.trim();
+  if (commit && /^[0-9a-f]{40}$/.test(commit)) {
+    const status = await git('status', '--porcelain', '--untracked-files=no');
+    environment.git = { commit, dirty: status === undefined || status.trim() !== '' };
+  }
+  return environment;
 }
 
 /**

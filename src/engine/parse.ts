@@ -252,6 +252,7 @@ const FRONT_MATTER_TYPES: Record<string, 'string' | 'integer' | 'boolean'> = {
   profile: 'string',
   seed: 'integer',
   'number-sections': 'boolean',
+  provenance: 'boolean',
 };
 
 function readFrontMatter(tree: Root, file: VFile): FrontMatter {

@@ -60,6 +60,8 @@ export interface FrontMatter {
   seed?: number;
   /** Number h2… headings automatically (default true); false when headings carry their own numbers. */
   'number-sections'?: boolean;
+  /** Append the provenance appendix (provenance.ts). Default false. */
+  provenance?: boolean;
   [key: string]: unknown;
 }
 
@@ -108,6 +110,22 @@ export interface ResultMeta {
   extra?: Record<string, unknown>;
   /** What the key was made of, so `check` can say what changed when the result goes stale. */
   fingerprint?: KeyFingerprint;
+  /** Where and from what code the cell ran (recorded, not hashed; the provenance appendix reads it). */
+  environment?: RunEnvironment;
+}
+
+/** The machine, Node and code a result was computed with. */
+export interface RunEnvironment {
+  /** CPU model, e.g. "AMD EPYC 7B13". */
+  cpu: string;
+  /** Logical cores available to the process. */
+  cores: number;
+  /** Operating system: type, release, architecture, e.g. "Linux 6.1.0 x64". */
+  os: string;
+  /** Node version, e.g. "v20.20.2". */
+  node: string;
+  /** The project's git commit when the cell ran, and whether the working tree had uncommitted changes. */
+  git?: { commit: string; dirty: boolean };
 }
 
 /** The ingredients of a cell's key (hashes, not contents). */

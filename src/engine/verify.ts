@@ -85,7 +85,7 @@ export async function verify(options: VerifyOptions, effects: Effects): Promise<
   // A dependency without a committed result runs too (its result feeds the target) but is not judged.
   for (const id of [...toRun]) for (const dep of ancestors(id, (x) => graph.deps(x))) if (!committed.has(dep)) toRun.add(dep);
 
-  const scratchDir = options.scratchDir ?? path.join(os.tmpdir(), `report-verify-${process.pid}-${effects.now().toString(36)}`);
+  const scratchDir = options.scratchDir ?? path.join(effects.tmpdir, `report-verify-${process.pid}-${effects.now().toString(36)}`);
   const scratch = new ResultStore(scratchDir, effects);
   const display = progressDisplay(effects.stdout, effects.now);
   let outcomes;

@@ -23,6 +23,7 @@ import { visit } from 'unist-util-visit';
 import { loadLibrary, remarkCitations, type BibliographySource } from './cite.ts';
 import { highlightBlocks, highlightKey, memoryHighlightCache, type HighlightCache, type Tokens } from './highlight.ts';
 import { collectScope, formatValue, remarkInline } from './inline.ts';
+import { remarkProvenance } from './provenance.ts';
 import type { ParsedDocument } from './parse.ts';
 import {
   collectLabels,
@@ -72,6 +73,7 @@ export async function weave(doc: ParsedDocument, results: Results, options: Weav
     .use(remarkMathCheck)
     .use(remarkInline, { scope, owners, missing, quietMissing: options.mode === 'check' })
     .use(remarkCitations, { library, bibliographyNamed: options.bibliography !== undefined })
+    .use(frontMatter.provenance === true ? [[remarkProvenance, { cells: doc.cells.map((c) => c.id), results, seed: frontMatter.seed ?? 0 }]] : [])
     .use(remarkRefs, { labels })
     .use(remarkSections, { onToc: (entries: TocEntry[]) => (toc = entries), number: frontMatter['number-sections'] !== false })
     .use(remarkRehype, {
