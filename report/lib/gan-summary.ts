@@ -39,32 +39,43 @@ export function acrossRuns(runs: readonly GanRun[]) {
   };
 }
 
-/** A per-step metric over the first `epochs` epochs, mean ± sd over runs, x = step (1-based). */
-export function stepBands(name: string, runs: readonly GanRun[], key: string, epochs: number) {
-  const limit = epochs * runs[0]!.stepsPerEpoch;
-  const logged = runs.map((r) => r.steps.filter((s) => s.globalStep < limit));
+/** A per-step metric over the first `maxStep` generator steps, mean ± sd over runs, x = step (1-based). */
+export function stepBands(name: string, runs: readonly GanRun[], key: string, maxStep: number) {
+  const logged = runs.map((r) => r.steps.filter((s) => s.globalStep < maxStep));
   const series = seriesOf(logged.map((steps) => steps.map((s) => s.metrics[key]!)));
   return { name, x: logged[0]!.slice(0, series.mean.length).map((s) => s.globalStep + 1), y: series.mean, sd: series.sd };
 }
 
 export interface DominanceSummary {
   label: string;
+  /** Generator steps trained before the evaluation. */
+  gSteps: number;
+  /** Means over runs and over logged steps 1–`early` / the last logged steps before `gSteps`. */
   dFakeEarly: number;
   gradEarly: number;
+  dFakeLate: number;
+  gradLate: number;
   fd: ReturnType<typeof meanSd>;
   digits: ReturnType<typeof meanSd>;
   recall: ReturnType<typeof meanSd>;
   precision: ReturnType<typeof meanSd>;
 }
 
-export function dominanceSummary(label: string, runs: readonly GanRun[], epochs: number): DominanceSummary {
-  const early = runs.flatMap((r) => r.steps.filter((s) => s.globalStep < 50));
+/** Q2 summary of a setting, evaluated after its epoch `epoch` (1-based). */
+export function dominanceSummary(label: string, runs: readonly GanRun[], epoch: number, early = 20): DominanceSummary {
+  const gSteps = epoch * runs[0]!.stepsPerEpoch;
   const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
-  const at = (r: GanRun) => r.epochs[epochs - 1]!.eval;
+  const window = (from: number, to: number) => runs.flatMap((r) => r.steps.filter((s) => s.globalStep >= from && s.globalStep < to));
+  const first = window(0, early);
+  const last = window(gSteps - early, gSteps);
+  const at = (r: GanRun) => r.epochs[epoch - 1]!.eval;
   return {
     label,
-    dFakeEarly: mean(early.map((s) => s.metrics['dFake']!)),
-    gradEarly: mean(early.map((s) => s.metrics['generatorGradNorm']!)),
+    gSteps,
+    dFakeEarly: mean(first.map((s) => s.metrics['dFake']!)),
+    gradEarly: mean(first.map((s) => s.metrics['generatorGradNorm']!)),
+    dFakeLate: mean(last.map((s) => s.metrics['dFake']!)),
+    gradLate: mean(last.map((s) => s.metrics['generatorGradNorm']!)),
     fd: meanSd(runs.map((r) => at(r).fd)),
     digits: meanSd(runs.map((r) => at(r).digitsCovered)),
     recall: meanSd(runs.map((r) => at(r).recall)),
