@@ -1,6 +1,6 @@
 /**
  * The im2col/col2im convolutions (src/ml/kernels/fast-conv.ts, conv-im2col.ts) against the
- * cpu backend, in every mode: forced 'gather' and 'grid' (each im2col path on every shape)
+ * cpu backend, in every mode: forced 'gather', 'grid' and 'flip' (each path on every shape it takes)
  * and 'auto' (what models get). Shapes are those of our models at a small batch: DCGAN
  * (4×4 stride 2 'same', 28×28×1 → 14×14×64 → 7×7×128, and the generator's transposed
  * mirror), the classifier (5×5 'valid'), a U-Net (3×3 stride 1 at 28×28×32 and 14×14×64;
@@ -11,7 +11,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerWasmFixes } from '../../src/ml/kernels/index.ts';
 import {
-  convMethod, fastConvolutionsRegistered, registerFastConvolutions, setFastConvMode, unregisterFastConvolutions,
+  convMethod, fastConvolutionsRegistered, registerFastConvolutions, setFastConvMode, subPixelWaste, unregisterFastConvolutions,
   type FastConvMode,
 } from '../../src/ml/kernels/fast-conv.ts';
 import { convGeometry } from '../../src/ml/kernels/conv-im2col.ts';
@@ -74,7 +74,7 @@ function kernels(c: ConvCase): () => tf.Tensor[] {
   };
 }
 
-const modes: FastConvMode[] = ['gather', 'grid', 'auto'];
+const modes: FastConvMode[] = ['gather', 'grid', 'flip', 'auto'];
 
 describe('fast convolutions on wasm match cpu', () => {
   it.each([...modelCases, ...oddCases].map((c) => ({ name: c[0], c })))('$name: Conv2D, FusedConv2D, both backprops, in every mode', async ({ c }) => {
@@ -117,7 +117,7 @@ describe('fast convolutions on wasm match cpu', () => {
     }
   });
 
-  it('DCGAN generator and discriminator gradients (full-size filters, batch 4), in every mode', async () => {
+  it('DCGAN generator and discriminator gradients (full-size filters, batch 4), in every mode', { timeout: 600_000 }, async () => {
     const compute = () => {
       const rng = new Rng(7);
       const generator = createDcGenerator({ rng });
@@ -163,17 +163,27 @@ describe('fast convolutions: registration and policy', () => {
     registerFastConvolutions();
   });
 
-  it("'auto' picks im2col for the DCGAN layers' gradients where it measured faster", () => {
-    const g1 = convGeometry([64, 28, 28, 1], [4, 4, 1, 64], 2, 'same')!;
-    const g2 = convGeometry([64, 14, 14, 64], [4, 4, 64, 128], 2, 'same')!;
-    const unet = convGeometry([64, 28, 28, 32], [3, 3, 32, 32], 1, 'same')!;
-    expect(convMethod('Conv2DBackpropFilter', g1)).toBe('gather');
-    expect(convMethod('Conv2DBackpropInput', g1)).toBe('im2col');
-    expect(convMethod('Conv2DBackpropInput', g2)).toBe('im2col');
-    expect(convMethod('Conv2DBackpropFilter', unet)).toBe('grid');
-    expect(convMethod('Conv2D', g2)).toBe('replaced');
+  it("'auto' picks the methods measured faster on our models' shapes", () => {
+    const geometry = (x: [number, number, number, number], k: number, co: number, s: number, pad: 'same' | 'valid' = 'same') =>
+      convGeometry(x, [k, k, x[3], co], s, pad)!;
+    const d1 = geometry([64, 28, 28, 1], 4, 64, 2);
+    const d2 = geometry([64, 14, 14, 64], 4, 128, 2);
+    const unet28 = geometry([64, 28, 28, 32], 3, 32, 1);
+    const unet14 = geometry([64, 14, 14, 64], 3, 64, 1);
+    const down4 = geometry([64, 28, 28, 32], 4, 64, 2);
+    const down3 = geometry([64, 28, 28, 32], 3, 64, 2);
+    const methods = (g: NonNullable<ReturnType<typeof convGeometry>>) =>
+      (['Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput'] as const).map((k) => convMethod(k, g));
+    expect(methods(d1)).toEqual(['replaced', 'gather', 'im2col']);
+    expect(methods(d2)).toEqual(['replaced', 'replaced', 'im2col']);
+    expect(methods(unet28)).toEqual(['replaced', 'grid', 'flip']);
+    expect(methods(unet14)).toEqual(['replaced', 'replaced', 'flip']);
+    expect(methods(down4)).toEqual(['replaced', 'replaced', 'replaced']);
+    expect(methods(down3)).toEqual(['replaced', 'grid', 'im2col']);
+    expect(subPixelWaste(d2)).toBeCloseTo(64 / 49);
+    expect(subPixelWaste(down3)).toBeCloseTo(16 / 9); // 'same' pads 0 above, 1 below: no grid waste
     setFastConvMode('off');
-    expect(convMethod('Conv2DBackpropFilter', g1)).toBe('replaced');
+    expect(methods(d1)).toEqual(['replaced', 'replaced', 'replaced']);
     setFastConvMode('auto');
   });
 

@@ -12,11 +12,11 @@
 import * as tf from '@tensorflow/tfjs';
 import type { KernelBackend, KernelConfig, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
 import {
-  conv2dBackpropFilterIm2col, conv2dBackpropInputIm2col, conv2dIm2col, convGeometry,
-  type ConvGeometry, type ConvPad,
+  conv2dBackpropFilterIm2col, conv2dBackpropInputFlipped, conv2dBackpropInputIm2col, conv2dIm2col, convGeometry,
+  type ConvGeometry, type ConvPad, type FilterGradientLayout,
 } from './conv-im2col.ts';
 import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter.ts';
-import { replaceKernel, restoreKernel } from './wasm-calls.ts';
+import { callWasmKernel, replaceKernel, restoreKernel } from './wasm-calls.ts';
 
 export type FastConvKernel = 'Conv2D' | 'FusedConv2D' | 'Conv2DBackpropFilter' | 'Conv2DBackpropInput';
 const kernelNames: readonly FastConvKernel[] = ['Conv2D', 'FusedConv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput'];
@@ -24,9 +24,10 @@ const kernelNames: readonly FastConvKernel[] = ['Conv2D', 'FusedConv2D', 'Conv2D
 /**
  * 'auto': each kernel's measured-faster method (`convMethod`); 'gather' / 'grid': im2col
  * wherever the geometry allows, with that layout for the filter gradient (tests,
- * benchmarks); 'off': always the replaced kernel.
+ * benchmarks); 'flip': the flipped-filter convolution for every stride-1 input gradient
+ * (im2col for other strides), old kernels otherwise; 'off': always the replaced kernel.
  */
-export type FastConvMode = 'auto' | 'gather' | 'grid' | 'off';
+export type FastConvMode = 'auto' | 'gather' | 'grid' | 'flip' | 'off';
 let mode: FastConvMode = 'auto';
 
 /** Sets the mode for every registered fast convolution; returns the previous one. */
@@ -37,28 +38,47 @@ export function setFastConvMode(next: FastConvMode): FastConvMode {
 }
 
 /** How a call is computed: the replaced kernel, or im2col/col2im + matMul (with the filter-gradient layout). */
-export type ConvMethod = 'replaced' | 'im2col' | 'gather' | 'grid';
+export type ConvMethod = 'replaced' | 'im2col' | 'flip' | FilterGradientLayout;
+
+/**
+ * How many multiply-adds the sub-pixel Conv2DBackpropInput (./conv2d-backprop-input.ts)
+ * does per useful one: ⌈k/s⌉·s taps per axis instead of k, on a phase grid of
+ * ⌈(padTop + inH)/s⌉ rows instead of outH (likewise for columns).
+ */
+export function subPixelWaste(g: ConvGeometry): number {
+  const taps = (Math.ceil(g.kh / g.sh) * g.sh * Math.ceil(g.kw / g.sw) * g.sw) / (g.kh * g.kw);
+  const grid = (Math.ceil((g.padTop + g.inH) / g.sh) * Math.ceil((g.padLeft + g.inW) / g.sw)) / (g.outH * g.outW);
+  return taps * grid;
+}
 
 /**
  * The method for `kernel` on geometry `g` in the current mode. 'auto' follows
- * bench/ml-kernels.ts (medians, old and new interleaved, shared 2-core machine):
- * - Conv2D / FusedConv2D: XNNPACK's convolution (the replaced kernel) was as fast as or
- *   faster than im2col + matMul on every shape we timed, so it stays.
- * - Conv2DBackpropFilter: gathered patchesᵀ for ≤ 4 input channels (DCGAN/U-Net first
- *   layers: 3–8× faster); the grid layout for ≤ 32 channels on ≥ 14×14 outputs (U-Net
- *   28×28×32 3×3: 1.3–1.7×); else our dilated-conv kernel (./conv2d-backprop-filter.ts).
- * - Conv2DBackpropInput: matMul + col2im when ci ≤ 4 (2–4×) or co ≥ 2·ci (DCGAN 64→128:
- *   1.3×); else the sub-pixel kernel (./conv2d-backprop-input.ts).
+ * bench/ml-kernels.ts (process CPU time, old and new interleaved, shared 2-core machine):
+ * - Conv2D / FusedConv2D: XNNPACK's convolution (the replaced kernel) runs at the matMul
+ *   ceiling on the large shapes and beat im2col + matMul on every shape we timed: kept.
+ * - Conv2DBackpropFilter: gathered patchesᵀ for ≤ 4 input channels (first layers: 2–7×);
+ *   the grid layout for ≤ 32 channels at stride 1 on ≥ 20×20 outputs (U-Net 28×28×32:
+ *   1.1–1.2×) or when the stride does not divide the kernel (3×3 stride 2: 1.4×); else
+ *   our dilated-convolution kernel (./conv2d-backprop-filter.ts), faster on DCGAN's
+ *   64→128 layer, 14×14×64 and 4×4 stride 2.
+ * - Conv2DBackpropInput: matMul + col2im for ≤ 4 input channels (2–3×) and where the
+ *   sub-pixel kernel would multiply ≥ 25 % zeros (`subPixelWaste`: DCGAN 64→128 1.3,
+ *   3×3 stride 2 1.8); at stride 1 the flipped-filter convolution (1.2–1.7×); else sub-pixel.
  */
 export function convMethod(kernel: FastConvKernel, g: ConvGeometry): ConvMethod {
   if (mode === 'off') return 'replaced';
   if (mode === 'gather' || mode === 'grid') return kernel === 'Conv2DBackpropFilter' ? mode : 'im2col';
+  if (mode === 'flip') return kernel === 'Conv2DBackpropInput' ? 'flip' : 'replaced';
+  const stride1 = g.sh === 1 && g.sw === 1;
   switch (kernel) {
     case 'Conv2DBackpropFilter':
       if (g.ci <= 4) return 'gather';
-      return g.ci <= 32 && g.outH * g.outW >= 196 ? 'grid' : 'replaced';
+      if (g.ci <= 32 && (stride1 ? g.outH * g.outW >= 400 : g.kh % g.sh !== 0 || g.kw % g.sw !== 0)) return 'grid';
+      return 'replaced';
     case 'Conv2DBackpropInput':
-      return g.ci <= 4 || g.co >= 2 * g.ci ? 'im2col' : 'replaced';
+      if (g.ci <= 4) return 'im2col';
+      if (stride1) return 'flip';
+      return subPixelWaste(g) >= 1.25 ? 'im2col' : 'replaced';
     case 'Conv2D':
     case 'FusedConv2D':
       return 'replaced';
@@ -108,13 +128,19 @@ function fastPath(kernel: FastConvKernel, args: KernelArgs): TensorInfo | undefi
       const g = convGeometry(x.shape, attrs.filterShape, attrs.strides, attrs.pad, attrs.dimRoundingMode);
       const method = g === undefined ? 'replaced' : convMethod(kernel, g);
       if (g === undefined || method === 'replaced') return undefined;
-      return conv2dBackpropFilterIm2col(x, dy, g, backend, method === 'grid' ? 'grid' : 'gather');
+      return conv2dBackpropFilterIm2col(x, dy, g, backend, method === 'im2col' || method === 'flip' ? 'gather' : method);
     }
     case 'Conv2DBackpropInput': {
       const { dy, filter } = args.inputs as Record<string, TensorInfo | undefined>;
       if (dy == null || filter == null || attrs.inputShape == null || !isFloat(dy, filter)) return undefined;
       const g = convGeometry(attrs.inputShape, filter.shape, attrs.strides, attrs.pad, attrs.dimRoundingMode);
-      if (g === undefined || convMethod(kernel, g) === 'replaced') return undefined;
+      const method = g === undefined ? 'replaced' : convMethod(kernel, g);
+      if (g === undefined || method === 'replaced') return undefined;
+      if (method === 'flip') {
+        const conv2d = (x: TensorInfo, f: TensorInfo, pad: number[][]) =>
+          callWasmKernel('Conv2D', { x, filter: f }, { strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [1, 1] } as unknown as NamedAttrMap, backend);
+        return conv2dBackpropInputFlipped(dy, filter, g, backend, conv2d) ?? conv2dBackpropInputIm2col(dy, filter, g, backend);
+      }
       return conv2dBackpropInputIm2col(dy, filter, g, backend);
     }
   }
