@@ -612,7 +612,11 @@ export async function trainAutoencoderRun(config: AutoencoderRunConfig, classifi
 export const COURSE_EPOCHS = byProfile({ full: 50, quick: 2 });
 /** Q2: stacked AE, level 1 / level 2 / fine-tuning: 50 passes over the data in all, as the VAE's 50 epochs. */
 export const AUTOENCODER_EPOCHS = byProfile({ full: { level1: 5, level2: 5, finetune: 40 }, quick: { level1: 1, level2: 1, finetune: 1 } });
-/** Q3: epochs of the β sweep (compared with Q1's β = 1 runs at the same epoch, which are the same runs up to there). */
+/**
+ * Q3: epochs of the β sweep, compared with Q1's β = 1 runs at the same epoch (the same runs up
+ * to there). Must be an epoch Q1 judges with the protocol (a multiple of `protocolEvery` in
+ * `courseVae`): vae-latent reads the FD there.
+ */
 export const BETA_EPOCHS = byProfile({ full: 10, quick: 2 });
 export const LATENT2D_EPOCHS = byProfile({ full: 30, quick: 2 });
 
