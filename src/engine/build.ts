@@ -15,6 +15,7 @@ import { sweepStale } from './sweep.ts';
 import { progressDisplay } from './progress.ts';
 import { isFailure, type CellOutcome, type CellResult } from './types.ts';
 import { fileHighlightCache } from './highlight.ts';
+import { checkpointPath, withCheckpoints } from './checkpoint.ts';
 import { recordEnvironment } from './provenance.ts';
 import { weave } from './weave.ts';
 import { ReportError } from './errors.ts';
@@ -130,6 +131,7 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
 
   // Where and from what code the cells run, recorded in their results (provenance appendix).
   const environment = toRun.size > 0 ? await effects.environment?.(projectRoot) : undefined;
+  const snapshotsDone: Promise<void>[] = [];
   const display = progressDisplay(effects.stdout, effects.now);
   for (const id of available.keys()) display.onEvent({ id, state: 'fresh' });
   const outcomes = await runCells(
@@ -142,16 +144,21 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
       available,
     },
     {
-      executor: recordEnvironment(effects.executor, environment),
+      executor: withCheckpoints(recordEnvironment(effects.executor, environment), (job) => checkpointPath(projectRoot, job.cell.id, job.key.key)),
       jobs: Math.max(1, options.jobs ?? os.availableParallelism()),
       store,
       profile,
       seed,
       docPath,
       projectRoot,
-      onEvent: (event) => display.onEvent(event),
+      onEvent: (event) => {
+        // The result is stored: the cell's snapshot (if it took any) has served.
+        if (event.state === 'ran') snapshotsDone.push(effects.rm(checkpointPath(projectRoot, event.id, keys.get(event.id)!.key)));
+        display.onEvent(event);
+      },
     },
   );
+  await Promise.all(snapshotsDone);
 
   const results = new Map<string, CellOutcome>(available);
   for (const [id, outcome] of outcomes) results.set(id, outcome);

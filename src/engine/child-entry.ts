@@ -19,6 +19,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import type { RuntimeContext } from './runtime.ts';
+import { fileSnapshots } from './checkpoint.ts';
 import { decode, encodeResult } from './serialize.ts';
 import type { Output } from './types.ts';
 
@@ -33,6 +34,8 @@ export interface RunnerJob {
   resultPath: string;
   /** Encoded `Record<cell id, exports>` of the cell's dependencies, if any. */
   depsPath?: string;
+  /** Where checkpoint() writes the cell's snapshot and resume() reads it (checkpoint.ts). */
+  checkpointPath?: string;
 }
 
 /** Messages from the runner to the executor. */
@@ -78,6 +81,7 @@ export async function runJob(job: RunnerJob): Promise<void> {
     outputs: [],
     meta: {},
     send: (message) => send(message),
+    ...(job.checkpointPath === undefined ? {} : { checkpoint: fileSnapshots(job.checkpointPath) }),
   };
   (globalThis as Record<symbol, unknown>)[Symbol.for('literate-report.runtime')] = context;
   (globalThis as Record<string, unknown>)[CELLS_GLOBAL] = job.depsPath === undefined ? {} : decode(readFileSync(job.depsPath));

@@ -27,6 +27,8 @@ export interface CellJob {
   seed: number;
   docPath: string;
   projectRoot: string;
+  /** Where `checkpoint(state)` snapshots go (checkpoint.ts); none: checkpoint() is a no-op. */
+  checkpointPath?: string;
 }
 
 export interface ExecutorHooks {
@@ -99,6 +101,7 @@ export function childProcessExecutor(options: ChildProcessExecutorOptions = {}):
           seed: job.seed,
           bundlePath,
           resultPath: join(tmp, 'result.bin'),
+          ...(job.checkpointPath === undefined ? {} : { checkpointPath: job.checkpointPath }),
         };
         if (job.deps.size > 0) {
           runnerJob.depsPath = join(tmp, 'deps.bin');

@@ -26,6 +26,8 @@ export interface RuntimeContext {
   outputs: Output[];
   /** Records from {@link meta}. */
   meta: Record<string, unknown>;
+  /** The cell's snapshot file (checkpoint.ts); absent outside a runner. */
+  checkpoint?: { save(state: unknown): void; load(): unknown };
   /** Sends a message to the parent process (progress). */
   send?: (message: { type: 'progress'; step: number; total?: number; label?: string; metrics?: Record<string, number> }) => void;
 }
@@ -175,6 +177,29 @@ export function progress(event: { step: number; total?: number; label?: string; 
  */
 export function meta(record: { backend?: string; [key: string]: unknown }): void {
   Object.assign(context().meta, record);
+}
+
+/**
+ * Stores a snapshot of a long cell's state (plain data, typed arrays bit for bit, tensors
+ * as `{ shape, dtype, data }`), replacing the previous one. When the cell is killed, times
+ * out or is stopped, the next run under the same key gets it back from {@link resume}.
+ * Snapshots live outside the results store (never committed) and are deleted once the
+ * cell's result is stored. No-op outside a runner.
+ *
+ * @example checkpoint({ epoch, weights: w.dataSync(), adam: optimiser.state(), rng: rng.state() })
+ */
+export function checkpoint(state: unknown): void {
+  context().checkpoint?.save(state);
+}
+
+/**
+ * The latest snapshot this cell stored with {@link checkpoint} under its current key, or
+ * undefined (first run, or the last run finished and stored its result).
+ *
+ * @example const start = resume<{ epoch: number; weights: Float32Array }>() ?? fresh();
+ */
+export function resume<T>(): T | undefined {
+  return context().checkpoint?.load() as T | undefined;
 }
 
 function defined<T extends object>(options: T): T {

@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { VFile } from 'vfile';
 import type { Executor } from './child-launcher.ts';
+import { withCheckpoints } from './checkpoint.ts';
 import { loadDocument, type LoadOptions } from './document.ts';
 import type { Effects } from './effects.ts';
 import { ReportError } from './errors.ts';
@@ -100,7 +101,8 @@ export async function verify(options: VerifyOptions, effects: Effects): Promise<
         available: new Map([...committed].filter(([id]) => !toRun.has(id))),
       },
       {
-        executor: onCommittedInputs(effects.executor, committed),
+        // Re-runs start from scratch: a scratch snapshot file, never the cell's real one.
+        executor: withCheckpoints(onCommittedInputs(effects.executor, committed), (job) => path.join(scratchDir, 'checkpoints', `${job.cell.id}.bin`)),
         jobs: Math.max(1, options.jobs ?? os.availableParallelism()),
         store: scratch,
         profile,
