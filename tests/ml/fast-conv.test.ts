@@ -163,6 +163,19 @@ describe('fast convolutions: registration and policy', () => {
     registerFastConvolutions();
   });
 
+  it('stays on top when registerWasmFixes (initBackend) runs after it, once registered again', () => {
+    unregisterFastConvolutions();
+    const subPixel = tf.getKernel('Conv2DBackpropInput', 'wasm');
+    registerFastConvolutions();
+    registerWasmFixes(); // what a second initBackend() does: wraps ours in the sub-pixel kernel
+    expect(fastConvolutionsRegistered('Conv2DBackpropInput')).toBe(false);
+    registerFastConvolutions();
+    expect(fastConvolutionsRegistered('Conv2DBackpropInput')).toBe(true);
+    unregisterFastConvolutions();
+    expect(tf.getKernel('Conv2DBackpropInput', 'wasm')).toBe(subPixel);
+    registerFastConvolutions();
+  });
+
   it("'auto' picks the methods measured faster on our models' shapes", () => {
     const geometry = (x: [number, number, number, number], k: number, co: number, s: number, pad: 'same' | 'valid' = 'same') =>
       convGeometry(x, [k, k, x[3], co], s, pad)!;

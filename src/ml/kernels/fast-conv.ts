@@ -171,6 +171,7 @@ function fastConfig(kernel: FastConvKernel, original: KernelConfig): KernelConfi
  */
 export function registerFastConvolutions(): boolean {
   if (tf.getKernel('Conv2D', 'wasm') == null) return false;
+  liftAboveSubPixel();
   for (const kernel of kernelNames) {
     let original = tf.getKernel(kernel, 'wasm');
     if (original == null && kernel === 'Conv2DBackpropFilter') original = conv2dBackpropFilterConfig;
@@ -178,6 +179,20 @@ export function registerFastConvolutions(): boolean {
     replaceKernel(fastConfig(kernel, original), marks[kernel]);
   }
   return true;
+}
+
+/**
+ * registerWasmFixes (which every initBackend() call runs) wraps whatever Conv2DBackpropInput
+ * is registered in the sub-pixel kernel unless that kernel is already on top — so after
+ * `registerFastConvolutions(); initBackend()` the sub-pixel kernel sits over ours and ours
+ * never runs. Undo that here (the sub-pixel wrapper keeps the config it replaced under its
+ * mark), so calling registerFastConvolutions() after initBackend() always leaves ours on top.
+ */
+function liftAboveSubPixel(): void {
+  const subPixelMark = Symbol.for('literate-report.ml.subPixelConv2DBackpropInput');
+  const top = tf.getKernel('Conv2DBackpropInput', 'wasm') as unknown as Record<symbol, unknown> | undefined;
+  const below = top?.[subPixelMark] as Record<symbol, unknown> | null | undefined;
+  if (below != null && below[marks.Conv2DBackpropInput] !== undefined) restoreKernel('Conv2DBackpropInput', 'wasm', subPixelMark);
 }
 
 /** Puts back the kernels `registerFastConvolutions` replaced (benchmarks, tests). */
