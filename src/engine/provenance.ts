@@ -70,7 +70,7 @@ export function provenanceSection({ cells, results, seed }: ProvenanceOptions): 
   out.push(
     paragraph(
       text(`Every number and figure above comes from the stored results of ${stored.length === cells.length ? `all ${plural(cells.length, 'cell')}` : `${stored.length} of the ${cells.length} cells`}`),
-      text(missing.length > 0 ? ` (no result: ${missing.join(', ')})` : ''),
+      text(missing.length === 0 ? '' : missing.length <= 5 ? ` (no result: ${missing.join(', ')})` : ` (${missing.length} have no stored result yet; see the table)`),
       text(`, computed at profile ${profiles.join(', ')} with document seed ${seed}. Total compute: `),
       strong(duration(total)),
       text(` (the sum of the cells' run times); the longest cell, `),

@@ -70,6 +70,12 @@ describe('the appendix', () => {
     expect(out).toContain('npm run report -- --verify --profile quick');
   });
 
+  it('lists at most five cells without a result by name', async () => {
+    const ids = ['a', 'b', 'c', 'd', 'e', 'f', 'g'];
+    const out = await html(ids, new Map([['a', result('a', {})]]));
+    expect(out).toContain('stored results of 1 of the 7 cells (6 have no stored result yet; see the table)');
+  });
+
   it('formats durations', () => {
     expect([850, 12_340, 245_000, 4_980_000].map(duration)).toEqual(['850 ms', '12.3 s', '4 min 05 s', '1 h 23 min']);
   });
