@@ -21,7 +21,8 @@
  * the bibliography lacks, `bad-bibliography` at the front matter's `bibliography` line
  * when a file cannot be read or parsed.
  *
- * citation-js loads only when the document names a bibliography (≈ 50 ms).
+ * citation-js loads only when the document names a bibliography, and its CSL processor only
+ * when citations are rendered (`check` resolves keys without it).
  */
 import type { CSL, InputOptions } from '@citation-js/core';
 import type { Element, ElementContent } from 'hast';
@@ -118,7 +119,7 @@ export interface Library {
   has(key: string): boolean;
   keys(): string[];
   /** Renders the citations in document order (HTML fragments) and the entries cited. */
-  render(citations: { items: CiteItem[]; inText: boolean }[]): { citations: string[]; entries: { key: string; html: string }[] };
+  render(citations: { items: CiteItem[]; inText: boolean }[]): Promise<{ citations: string[]; entries: { key: string; html: string }[] }>;
 }
 
 /**
@@ -128,7 +129,6 @@ export interface Library {
 export async function loadLibrary(sources: BibliographySource[], file: VFile, style = 'apa'): Promise<Library> {
   const { Cite, plugins } = await import('@citation-js/core');
   await import('@citation-js/plugin-bibtex');
-  await import('@citation-js/plugin-csl');
   const data: CSL[] = [];
   const seen = new Set<string>();
   let complete = true;
@@ -172,7 +172,9 @@ export async function loadLibrary(sources: BibliographySource[], file: VFile, st
     complete,
     has: (key) => byKey.has(key),
     keys: () => [...byKey.keys()],
-    render(citations) {
+    async render(citations) {
+      // citeproc (the CSL plugin) loads only to render: `check` resolves keys without it.
+      await import('@citation-js/plugin-csl');
       const cited = [...new Set(citations.flatMap((c) => c.items.map((i) => i.key)))].filter((k) => byKey.has(k));
       if (cited.length === 0) return { citations: citations.map(() => ''), entries: [] };
       const engine = plugins.config.get('@csl').engine(cited.map((k) => byKey.get(k)!), style, 'en-US', 'html');
@@ -302,9 +304,9 @@ declare module 'mdast' {
  * Without a library (no `bibliography` in the front matter, or none readable) every
  * citation is `unknown-citation`.
  */
-export function remarkCitations(options: { library?: Library; bibliographyNamed: boolean }) {
+export function remarkCitations(options: { library?: Library; bibliographyNamed: boolean; /** false: resolve keys only (check writes no HTML). */ render?: boolean }) {
   const { library } = options;
-  return (tree: Root, file: VFile): void => {
+  return async (tree: Root, file: VFile): Promise<void> => {
     const citations: Citation[] = [];
     const source = String(file.value ?? '').split('\n');
     visit(tree, 'text', (node: Text, index, parent: Parent | undefined) => {
@@ -342,9 +344,9 @@ export function remarkCitations(options: { library?: Library; bibliographyNamed:
       parent.children.splice(index, 1, ...(pieces as typeof parent.children));
       return index + pieces.length;
     });
-    if (!library || citations.length === 0) return;
+    if (!library || citations.length === 0 || options.render === false) return;
 
-    const rendered = library.render(citations);
+    const rendered = await library.render(citations);
     citations.forEach((citation, i) => {
       citation.node.data = { ...citation.node.data, hChildren: fragment(rendered.citations[i]!) };
     });

@@ -72,7 +72,7 @@ export async function weave(doc: ParsedDocument, results: Results, options: Weav
     .use(remarkEquations, { labels })
     .use(remarkMathCheck)
     .use(remarkInline, { scope, owners, missing, quietMissing: options.mode === 'check' })
-    .use(remarkCitations, { library, bibliographyNamed: options.bibliography !== undefined })
+    .use(remarkCitations, { library, bibliographyNamed: options.bibliography !== undefined, render: options.mode === 'build' })
     .use(frontMatter.provenance === true ? [[remarkProvenance, { cells: doc.cells.map((c) => c.id), results, seed: frontMatter.seed ?? 0 }]] : [])
     .use(remarkRefs, { labels })
     .use(remarkSections, { onToc: (entries: TocEntry[]) => (toc = entries), number: frontMatter['number-sections'] !== false })

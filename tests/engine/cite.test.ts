@@ -28,7 +28,7 @@ const BIB = `
 @misc{with:colon, author = {Doe, Jane}, title = {Colon Key}, year = {2001}}
 `;
 
-async function render(markdown: string, bib: string | undefined = BIB) {
+async function render(markdown: string, bib: string | undefined = BIB, renderCitations = true) {
   const file = new VFile({ path: 'doc.md', value: markdown });
   const sources = bib === undefined ? undefined : [{ name: 'refs.bib', path: '/x/refs.bib', text: bib, place: { line: 2, column: 1 } }];
   const library = sources ? await loadLibrary(sources, file) : undefined;
@@ -37,7 +37,7 @@ async function render(markdown: string, bib: string | undefined = BIB) {
     await unified()
       .use(remarkParse)
       .use(remarkFrontmatter, ['yaml'])
-      .use(remarkCitations, { library, bibliographyNamed: sources !== undefined })
+      .use(remarkCitations, { library, bibliographyNamed: sources !== undefined, render: renderCitations })
       .use(remarkSections, { onToc: (entries) => (toc = entries) })
       .use(remarkRehype)
       .use(rehypeStringify)
@@ -89,6 +89,13 @@ describe('citation syntax', () => {
     const { html } = await render('Text [@bishop2006].\n\n## References\n');
     expect(html.match(/References<\/h2>/g)).toHaveLength(1);
     expect(html).toMatch(/References<\/h2>\n<div id="refs"/);
+  });
+
+  it('without rendering (check) resolves keys only: problems reported, no References', async () => {
+    const { html, messages } = await render('Known [@bishop2006], unknown [@nope].', BIB, false);
+    expect(messages.map((m) => m[0])).toEqual(['unknown-citation']);
+    expect(html).not.toContain('References');
+    expect(html).not.toContain('Bishop, 2006');
   });
 
   it('writes no References section when nothing is cited', async () => {
