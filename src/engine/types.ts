@@ -14,12 +14,18 @@
  *   child-entry.ts    the child process's entry point: sets up the runtime, imports the cell,
  *                     saves its exports
  *   runtime.ts   the module cells import as 'report:runtime'
+ *   checkpoint.ts snapshots of long cells (checkpoint/resume), outside the store
  *   inline.ts    `{ts} expr` inline values and `{claim} expr` claims
  *   refs.ts      figure/table/equation numbering and @fig-/@tbl-/@eq- references
+ *   cite.ts      [@key] citations against BibTeX (citation-js), the References section
+ *   highlight.ts build-time syntax highlighting (shiki), cached by content
+ *   provenance.ts the provenance appendix, from the stored results' metadata
  *   weave.ts     unified pipeline → self-contained HTML
  *   pdf.ts       HTML → PDF with playwright-core
  *   typecheck.ts cells as TypeScript, errors mapped to Markdown lines
  *   build.ts     orchestration of `report`;  check.ts  orchestration of `check`
+ *   verify.ts    `report --verify`: re-run into a scratch store, compare bit for bit
+ *   problems.ts  problems as `file:line:col  rule-id  message` (or --format pretty)
  */
 import type { Position } from 'unist';
 
