@@ -138,6 +138,16 @@ function formatNumber(n: number): string {
 
 /** Identifiers and member-access paths (`rbm.pl`) an expression reads, in source order. */
 export function readPaths(expr: string): { roots: string[]; paths: string[] } {
+  try {
+    return readPathsOf(expr);
+  } catch (error) {
+    // An expression nested too deeply for TypeScript's recursive parser names nothing.
+    if (error instanceof RangeError) return { roots: [], paths: [] };
+    throw error;
+  }
+}
+
+function readPathsOf(expr: string): { roots: string[]; paths: string[] } {
   const ts = typescript();
   const source = ts.createSourceFile('inline.ts', `(${expr}\n)`, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
   const roots: string[] = [];

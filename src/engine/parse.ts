@@ -17,6 +17,7 @@ import type { Point } from 'unist';
 import { visit } from 'unist-util-visit';
 import type { VFile } from 'vfile';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { guardText, pruneDeepNodes } from './limits.ts';
 import type { Cell, CellOptions, FrontMatter } from './types.ts';
 
 declare module 'mdast' {
@@ -58,7 +59,21 @@ export const DEFAULT_OPTIONS: CellOptions = { echo: true, timeout: 1800, memory:
 /** Parses a Markdown document; problems become messages on `file`. */
 export function parseDocument(file: VFile): ParsedDocument {
   const processor = unified().use(remarkParse).use(remarkGfm).use(remarkMath).use(remarkFrontmatter, ['yaml']);
-  const tree = processor.parse(file);
+  // Hostile input (thousands of delimiters, deep nesting) is defused before and after the
+  // parse (limits.ts), and a parser that still overflows is a positioned problem.
+  const guarded = guardText(String(file.value));
+  for (const problem of guarded.problems) {
+    file.message(problem.reason, { place: { line: problem.line, column: problem.column }, ruleId: 'document-too-deep', source: SOURCE });
+  }
+  let tree: Root;
+  try {
+    tree = processor.parse(guarded.text);
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    file.message(`the document cannot be parsed: ${error.message} (it nests too deeply)`, { place: { line: 1, column: 1 }, ruleId: 'document-too-deep', source: SOURCE });
+    tree = { type: 'root', children: [] };
+  }
+  pruneDeepNodes(tree, file);
   const frontMatter = readFrontMatter(tree, file);
   const cells: Cell[] = [];
   const cellImports = new Map<string, CellImport[]>();
@@ -80,6 +95,15 @@ export function parseDocument(file: VFile): ParsedDocument {
     const problemsBefore = file.messages.length;
     const cell = readCell(node, meta, file);
     if (!cell) return;
+    const deep = deepestBracket(cell.code);
+    if (deep !== undefined) {
+      file.message(`cell "${cell.id}" nests brackets more than ${MAX_CODE_DEPTH} deep; it is not parsed, checked or run`, {
+        place: { line: cell.codeLine + deep.line, column: deep.column + 1 },
+        ruleId: 'document-too-deep',
+        source: SOURCE,
+      });
+      cell.code = '';
+    }
     const optionsRejected = file.messages.slice(problemsBefore).some((m) => m.ruleId === 'bad-option');
     const first = seen.get(cell.id);
     if (first) {
@@ -123,6 +147,53 @@ function isUnclosedFence(node: Code, source: string): boolean {
   // Inside a block quote or list the closing line carries the container's markers.
   const last = lines.at(-1)!.replace(/^[\s>]*/, '').trim();
   return !(last.length >= fence.length && last[0] === fence[0] && new RegExp(`^\\${fence[0]}{${fence.length},}$`).test(last));
+}
+
+/** Bracket nesting a cell's code may have: TypeScript's parser recurses once per level. */
+export const MAX_CODE_DEPTH = 200;
+
+/**
+ * Where bracket nesting (`(`, `[`, `{`, outside strings and comments, roughly) first goes
+ * deeper than {@link MAX_CODE_DEPTH}: 0-based line and column; undefined when it never does.
+ */
+export function deepestBracket(code: string): { line: number; column: number } | undefined {
+  let depth = 0;
+  let line = 0;
+  let column = 0;
+  let quote: string | undefined;
+  for (let i = 0; i < code.length; i++, column++) {
+    const ch = code[i]!;
+    if (ch === '\n') {
+      line++;
+      column = -1;
+      if (quote === '//') quote = undefined;
+      if (quote === "'" || quote === '"') quote = undefined;
+      continue;
+    }
+    if (quote !== undefined) {
+      if (quote === '//') continue;
+      if (quote === '/*') {
+        if (ch === '*' && code[i + 1] === '/') quote = undefined;
+        continue;
+      }
+      if (ch === '\\') {
+        i++;
+        column++;
+        continue;
+      }
+      if (ch === quote) quote = undefined;
+      continue;
+    }
+    if (ch === '/' && (code[i + 1] === '/' || code[i + 1] === '*')) {
+      quote = code[i + 1] === '/' ? '//' : '/*';
+      continue;
+    }
+    if (ch === "'" || ch === '"' || ch === '`') quote = ch;
+    else if (ch === '(' || ch === '[' || ch === '{') {
+      if (++depth > MAX_CODE_DEPTH) return { line, column };
+    } else if (ch === ')' || ch === ']' || ch === '}') depth = Math.max(0, depth - 1);
+  }
+  return undefined;
 }
 
 /** `ts run …` → the text after `run` ('' when none); anything else → undefined. */

@@ -94,7 +94,13 @@ export function collectLabels(doc: ParsedDocument, results: Map<string, CellOutc
 function staticOutputs(code: string): { kind: 'figure' | 'table'; name: string }[] {
   const ts = typescript();
   const found: { kind: 'figure' | 'table'; name: string }[] = [];
-  const source = ts.createSourceFile('cell.ts', code, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
+  let source: ts.SourceFile;
+  try {
+    source = ts.createSourceFile('cell.ts', code, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
+  } catch (error) {
+    if (error instanceof RangeError) return found;
+    throw error;
+  }
   const walk = (node: ts.Node): void => {
     if (ts.isCallExpression(node)) {
       const callee = node.expression;
@@ -110,7 +116,12 @@ function staticOutputs(code: string): { kind: 'figure' | 'table'; name: string }
     }
     ts.forEachChild(node, walk);
   };
-  walk(source);
+  try {
+    walk(source);
+  } catch (error) {
+    // Code too deep for a recursive walk: parse.ts reports it (document-too-deep).
+    if (!(error instanceof RangeError)) throw error;
+  }
   return found;
 }
 
@@ -270,7 +281,9 @@ export function remarkRefs(options: { labels: Labels }) {
   const { labels } = options;
   return (tree: Root, file: VFile): void => {
     visit(tree, 'text', (node: Text, index, parent: Parent | undefined) => {
-      if (!parent || index === undefined || parent.type === 'link') return;
+      // Text without a position was made by the engine (e.g. an inline value's error box
+      // quoting the expression), not written in the document: it holds no references.
+      if (!parent || index === undefined || parent.type === 'link' || node.position === undefined) return;
       const value = node.value;
       const pieces: PhrasingContent[] = [];
       let last = 0;

@@ -101,7 +101,17 @@ export function typecheckCells(doc: ParsedDocument, options: TypecheckOptions): 
   const cacheFile = options.cacheDir ? path.join(options.cacheDir, `typecheck-${key.slice(0, 32)}.json`) : undefined;
   let problems = cacheFile ? maybeCached(cacheFile) : undefined;
   if (!problems) {
-    const outcome = check(virtuals, runtimePath, projectRoot);
+    let outcome: ReturnType<typeof check>;
+    try {
+      outcome = check(virtuals, runtimePath, projectRoot);
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+      // TypeScript recurses per level of nesting: code nested deeper than its stack allows.
+      const first = doc.cells[0];
+      const start = first ? { line: first.codeLine, column: 1 } : { line: 1, column: 1 };
+      const reason = `the cells or inline expressions nest too deeply to type-check (${error.message})`;
+      return [doc.file.message(reason, { place: start, ruleId: 'type-error', source: SOURCE })];
+    }
     problems = outcome.problems;
     if (cacheFile) store(cacheFile, { version: CACHE_VERSION, files: outcome.files, problems });
   }

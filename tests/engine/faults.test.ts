@@ -245,3 +245,32 @@ describe('a failed build keeps the last good report', () => {
     expect(await readdir(path.join(dir, 'build'))).toEqual(['doc.html']);
   });
 });
+
+describe('the parser and weave never crash or hang', () => {
+  const hostile: Record<string, string> = {
+    'thousands of asterisks': `P\n---${'*'.repeat(8000)}\n---${'*'.repeat(8000)}\n`,
+    'thousands of brackets': `${'['.repeat(20000)}a${']'.repeat(20000)}\n`,
+    'emphasis openers and closers': `${'*a '.repeat(5000)}${'b* '.repeat(5000)}\n`,
+    'deep block quotes': `${'>'.repeat(5000)} a\n`,
+    'deep lists': `${'- '.repeat(3000)}a\n`,
+    'a 60 KB line of angle brackets': `${'<a '.repeat(20000)}\n`,
+    'a cell nested 1000 deep': `\`\`\`ts run id=deep\nexport const a = ${'('.repeat(1000)}1${')'.repeat(1000)};\n\`\`\`\n`,
+  };
+  for (const [name, text] of Object.entries(hostile)) {
+    it(`${name}: a positioned document-too-deep, no cell run`, async () => {
+      const { summary, calls } = await buildDoc('doc.md', text, { deep: () => ({ exports: { a: 1 } }) });
+      expect(calls).toEqual([]);
+      const problem = summary.file.messages.find((m) => m.ruleId === 'document-too-deep');
+      expect(problem?.line).toBeGreaterThanOrEqual(1);
+      expect(problem?.column).toBeGreaterThanOrEqual(1);
+      for (const message of summary.file.messages) expect([message.line, message.column]).not.toContain(undefined);
+    });
+  }
+
+  it('a reference inside a failing inline expression is not reported without a place', async () => {
+    const { summary } = await buildDoc('doc.md', '# T\n\nValue `{ts} (1).toFixed(@fig-0)` here.\n', {});
+    expect(summary.file.messages.length).toBeGreaterThan(0);
+    for (const message of summary.file.messages) expect(message.line, message.reason).toBeTypeOf('number');
+    expect(summary.file.messages.map((m) => m.ruleId)).not.toContain('unknown-ref');
+  });
+});
