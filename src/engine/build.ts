@@ -176,9 +176,9 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
       continue;
     }
     failed.push(id);
-    const ruleId = outcome.kind === 'timeout' ? 'cell-timeout' : 'cell-error';
+    const ruleId = outcome.kind === 'timeout' ? 'cell-timeout' : outcome.kind === 'memory' ? 'cell-memory' : 'cell-error';
     const place = outcome.line ? { line: outcome.line, column: outcome.column ?? 1 } : cell.position;
-    const message = file.message(`cell "${id}" ${outcome.kind === 'timeout' ? 'timed out' : 'failed'}: ${outcome.message}`, {
+    const message = file.message(`cell "${id}" ${outcome.kind === 'timeout' ? 'timed out' : outcome.kind === 'memory' ? 'ran out of memory' : 'failed'}: ${outcome.message}`, {
       place,
       ruleId,
       source: 'report',

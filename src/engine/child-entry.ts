@@ -18,6 +18,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import type { RuntimeContext } from './runtime.ts';
 import { fileSnapshots } from './checkpoint.ts';
 import { decode, encodeResult } from './serialize.ts';
@@ -32,6 +33,10 @@ export interface RunnerJob {
   bundlePath: string;
   /** Where to write the encoded `{ exports, outputs, meta }`. */
   resultPath: string;
+  /** Pid of the launching process: when it dies, the child exits (see `watchdog`). */
+  parentPid?: number;
+  /** Cap on the child's resident memory in MiB (the cell's `memory=`). */
+  memoryMiB?: number;
   /** Encoded `Record<cell id, exports>` of the cell's dependencies, if any. */
   depsPath?: string;
   /** Where checkpoint() writes the cell's snapshot and resume() reads it (checkpoint.ts). */
@@ -64,6 +69,7 @@ export async function runJob(job: RunnerJob): Promise<void> {
   };
 
   process.on('disconnect', () => realExit(1));
+  if (job.parentPid !== undefined || job.memoryMiB !== undefined) watchdog(job.parentPid, job.memoryMiB);
   // The IPC channel must not keep the process alive: a cell whose top-level await never
   // settles then ends with Node's exit code 13 instead of hanging until its timeout.
   process.channel?.unref();
@@ -105,6 +111,41 @@ export async function runJob(job: RunnerJob): Promise<void> {
   }
   finished = true;
   send({ type: 'done' }, () => realExit(0));
+}
+
+/** The line the watchdog prints before it kills a cell over its memory cap (the launcher reads it). */
+export const MEMORY_MARKER = '[literate-report] cell-memory:';
+
+/**
+ * A watchdog on its own thread, so it runs even while the cell spins in a loop:
+ * - the parent died (SIGKILL of the CLI: this process was handed to another parent):
+ *   exit at once, so no cell runs on orphaned;
+ * - resident memory over `memoryMiB` (heap, typed arrays, wasm memory: all of it): print
+ *   {@link MEMORY_MARKER} with the figure and kill this process.
+ */
+function watchdog(parentPid: number | undefined, memoryMiB: number | undefined): void {
+  const code = `
+    const { workerData } = require('node:worker_threads');
+    const { writeSync } = require('node:fs');
+    const { parentPid, limit, marker } = workerData;
+    setInterval(() => {
+      if (parentPid !== undefined && process.ppid !== parentPid) process.kill(process.pid, 'SIGKILL');
+      if (limit !== undefined) {
+        const rss = process.memoryUsage.rss();
+        if (rss > limit) {
+          writeSync(2, '\\n' + marker + ' resident memory ' + Math.round(rss / 1048576) + ' MiB is over memory=' + Math.round(limit / 1048576) + ' MiB\\n');
+          process.kill(process.pid, 'SIGKILL');
+        }
+      }
+    }, 50);
+  `;
+  const worker = new Worker(code, {
+    eval: true,
+    workerData: { parentPid, limit: memoryMiB === undefined ? undefined : memoryMiB * 1024 * 1024, marker: MEMORY_MARKER },
+  });
+  // A watchdog that cannot start must not fail the cell (it only adds protection).
+  worker.on('error', (error) => process.stderr.write(`watchdog: ${error.message}\n`));
+  worker.unref();
 }
 
 function captureWrites(stream: NodeJS.WriteStream, outputs: Output[]): void {

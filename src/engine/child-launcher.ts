@@ -12,7 +12,7 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as esbuild from 'esbuild';
 import type { CellKey } from './hash.ts';
-import type { RunnerJob, RunnerMessage } from './child-entry.ts';
+import { MEMORY_MARKER, type RunnerJob, type RunnerMessage } from './child-entry.ts';
 import { decode, encode, encodeResult } from './serialize.ts';
 import type { Cell, CellFailure, CellResult, Output, ProgressEvent, ResultMeta } from './types.ts';
 import { sha256 } from './digest.ts';
@@ -101,6 +101,8 @@ export function childProcessExecutor(options: ChildProcessExecutorOptions = {}):
           seed: job.seed,
           bundlePath,
           resultPath: join(tmp, 'result.bin'),
+          parentPid: process.pid,
+          memoryMiB: cell.options.memory,
           ...(job.checkpointPath === undefined ? {} : { checkpointPath: job.checkpointPath }),
         };
         if (job.deps.size > 0) {
@@ -129,10 +131,18 @@ export function childProcessExecutor(options: ChildProcessExecutorOptions = {}):
         if (outcome.error !== undefined) {
           return { id: cell.id, kind: 'error', ...mapError(outcome.error, cell, key.sourcefile, job.docPath), outputs: printed };
         }
+        const overMemory = outcome.stderrTail.lastIndexOf(MEMORY_MARKER);
+        if (overMemory >= 0 || /heap out of memory|Allocation failed/i.test(outcome.stderrTail)) {
+          const measured = overMemory >= 0 ? outcome.stderrTail.slice(overMemory + MEMORY_MARKER.length).split('\n')[0]!.trim() : 'the JavaScript heap is full';
+          return {
+            id: cell.id,
+            kind: 'memory',
+            message: `ran out of memory: ${measured}; memory=${cell.options.memory} MiB caps everything the cell's process holds (heap, typed arrays, wasm). Raise memory=<MiB> in the cell's options or use less`,
+            outputs: printed,
+          };
+        }
         if (!outcome.done || outcome.code !== 0) {
-          const why = /heap out of memory|Allocation failed/i.test(outcome.stderrTail)
-            ? `ran out of memory (heap cap ${cell.options.memory} MiB); raise memory=<MiB> in the cell's options or use less`
-            : outcome.signal !== null
+          const why = outcome.signal !== null
               ? `the cell's process was killed by ${outcome.signal}`
               : outcome.code === 13
                 ? 'its top-level await never settled (a promise that never resolves, e.g. a callback that is never called)'

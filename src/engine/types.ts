@@ -162,7 +162,7 @@ export interface CellResult {
 
 export interface CellFailure {
   id: string;
-  kind: 'error' | 'timeout' | 'skipped' | 'crash';
+  kind: 'error' | 'timeout' | 'memory' | 'skipped' | 'crash';
   message: string;
   /** Markdown position of the throwing line, when known. */
   line?: number;

@@ -184,7 +184,7 @@ function renderFailure(cell: Cell, failure: CellFailure, context: RenderContext)
       ` ${because}.`,
     ]);
   }
-  const what = { error: 'failed', timeout: 'timed out', crash: 'crashed' }[failure.kind];
+  const what = { error: 'failed', timeout: 'timed out', memory: 'ran out of memory', crash: 'crashed' }[failure.kind];
   const where = failure.line !== undefined ? ` at line ${failure.line}${failure.column !== undefined ? `:${failure.column}` : ''}` : '';
   return h('div', { className: ['cell-error'], role: 'alert' }, [
     h('strong', `Cell ${cell.id} ${what}${where}`),

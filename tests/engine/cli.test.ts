@@ -47,3 +47,33 @@ it('SIGINT stops the running cells and exits 130', { timeout: 60_000 }, async ()
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+it('SIGKILL of the command: the running cell notices and exits (no orphan spinning)', { timeout: 60_000 }, async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'report-cli-'));
+  try {
+    const pidFile = path.join(dir, 'cell.pid');
+    // No timeout option: the default (1800 s) applies, far beyond this test.
+    await writeFile(
+      path.join(dir, 'doc.md'),
+      ['# T', '', '```ts run id=spin', "import { writeFileSync } from 'node:fs';", `writeFileSync(${JSON.stringify(pidFile)}, String(process.pid));`, 'while (true) {}', '```', ''].join('\n'),
+    );
+    const cli = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src', 'cli.ts'), 'report', path.join(dir, 'doc.md'), '--no-pdf', '--out', path.join(dir, 'build')], {
+      cwd: root,
+      stdio: 'ignore',
+    });
+    const exited = new Promise<void>((resolve) => cli.on('exit', () => resolve()));
+    let pid = 0;
+    for (let i = 0; i < 300 && !pid; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      pid = Number(await readFile(pidFile, 'utf8').catch(() => '0'));
+    }
+    expect(pid).toBeGreaterThan(0);
+    expect(alive(pid)).toBe(true);
+    cli.kill('SIGKILL');
+    await exited;
+    for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(alive(pid)).toBe(false);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
