@@ -18,10 +18,11 @@ const cli = ['--import', 'tsx', path.join(root, 'src', 'cli.ts')];
 describe('report/report.md at the quick profile', () => {
   it('builds HTML and PDF from scratch, then checks clean', { timeout: 15 * 60_000 }, async () => {
     const out = await mkdtemp(path.join(os.tmpdir(), 'report-e2e-'));
-    const quickStore = path.join(root, 'report', 'results', 'profiles', 'quick');
-    await rm(quickStore, { recursive: true, force: true });
+    // A results folder of its own: built from scratch without deleting anything in the
+    // working tree (report/results/profiles/quick stays as the user left it).
+    const store = await mkdtemp(path.join(os.tmpdir(), 'report-e2e-store-'));
     try {
-      const built = await run('node', [...cli, 'report', 'report/report.md', '--profile', 'quick', '--out', out], {
+      const built = await run('node', [...cli, 'report', 'report/report.md', '--profile', 'quick', '--results', store, '--out', out], {
         cwd: root,
         maxBuffer: 64 * 1024 * 1024,
         env: { ...process.env, CI: '1' },
@@ -37,11 +38,12 @@ describe('report/report.md at the quick profile', () => {
       expect(pdf.subarray(0, 5).toString()).toBe('%PDF-');
       expect((await stat(path.join(out, 'report.pdf'))).size).toBeGreaterThan(10_000);
 
-      const checked = await run('node', [...cli, 'check', 'report/report.md', '--profile', 'quick'], { cwd: root });
+      const checked = await run('node', [...cli, 'check', 'report/report.md', '--profile', 'quick', '--results', store], { cwd: root });
       // Exit 0 (execFile rejects otherwise): fresh, type-correct; claims bind only at full.
       expect(checked.stdout).toMatch(/\d+ fresh, 0 stale, 0 missing; clean at profile quick/);
     } finally {
       await rm(out, { recursive: true, force: true });
+      await rm(store, { recursive: true, force: true });
     }
   });
 });

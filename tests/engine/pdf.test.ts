@@ -17,12 +17,20 @@ afterAll(async () => {
 
 describe('findBrowser', () => {
   it('prefers the flag, then $REPORT_BROWSER, then $CHROME_PATH', async () => {
-    const fake = path.join(dir, 'fake-chrome');
-    await writeFile(fake, '#!/bin/sh\n');
-    await chmod(fake, 0o755);
-    expect(await findBrowser({ flag: fake, env: {} })).toEqual({ path: fake, source: 'flag' });
-    expect(await findBrowser({ env: { REPORT_BROWSER: fake } })).toEqual({ path: fake, source: 'env' });
-    expect(await findBrowser({ env: { CHROME_PATH: fake } })).toEqual({ path: fake, source: 'env' });
+    // Three different executables given at once: each source must win over the later ones.
+    const fakes = await Promise.all(
+      ['flag-chrome', 'report-chrome', 'chrome-path'].map(async (name) => {
+        const file = path.join(dir, name);
+        await writeFile(file, '#!/bin/sh\n');
+        await chmod(file, 0o755);
+        return file;
+      }),
+    );
+    const [flag, reportBrowser, chromePath] = fakes as [string, string, string];
+    const env = { REPORT_BROWSER: reportBrowser, CHROME_PATH: chromePath };
+    expect(await findBrowser({ flag, env })).toEqual({ path: flag, source: 'flag' });
+    expect(await findBrowser({ env })).toEqual({ path: reportBrowser, source: 'env' });
+    expect(await findBrowser({ env: { CHROME_PATH: chromePath } })).toEqual({ path: chromePath, source: 'env' });
   });
 
   it('finds a chromium on PATH', async () => {

@@ -62,6 +62,17 @@ describe('charts', () => {
     });
     expectWellFormed(grouped);
     expect(grouped).toContain('split');
+    // The values are drawn: the same chart with other values is another picture.
+    const zeros = await barChart({
+      bars: [
+        { name: 'VAE', value: 0, group: 'train' },
+        { name: 'VAE', value: 0, group: 'test' },
+        { name: 'RBM', value: 0, group: 'train' },
+      ],
+      yTitle: 'FD',
+      groupTitle: 'split',
+    });
+    expect(grouped).not.toBe(zeros);
   });
 
   it('band chart: one panel per quantity, a band for each sd, reference crosses, one shared legend', async () => {
