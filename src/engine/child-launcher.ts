@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -13,6 +13,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as esbuild from 'esbuild';
 import type { CellKey } from './hash.ts';
 import { MEMORY_MARKER, type RunnerJob, type RunnerMessage } from './child-entry.ts';
+import { writeFileAtomic } from './atomic.ts';
 import { decode, encode, encodeResult } from './serialize.ts';
 import type { Cell, CellFailure, CellResult, Output, ProgressEvent, ResultMeta } from './types.ts';
 import { sha256 } from './digest.ts';
@@ -93,8 +94,7 @@ export function childProcessExecutor(options: ChildProcessExecutorOptions = {}):
           entry = /["'][^"'\n]+\.m?ts["']/.test(stripSourceMap(bundle)) ? [...tsxArgs, entryTs] : [runner];
         }
         await mkdir(key.bundleDir, { recursive: true });
-        await writeFile(`${bundlePath}.tmp`, bundle);
-        await rename(`${bundlePath}.tmp`, bundlePath);
+        await writeFileAtomic(bundlePath, bundle);
         const runnerJob: RunnerJob = {
           cellId: cell.id,
           profile: job.profile,
@@ -183,12 +183,7 @@ async function compileRunner(dir: string): Promise<{ runner: string; runtime: st
     });
     const text = result.outputFiles[0]!.text;
     const path = join(dir, `${name}.${sha256(text).slice(0, 16)}.mjs`);
-    if (!existsSync(path)) {
-      await mkdir(dir, { recursive: true });
-      const tmp = `${path}.${process.pid}.tmp`;
-      await writeFile(tmp, text);
-      await rename(tmp, path);
-    }
+    if (!existsSync(path)) await writeFileAtomic(path, text);
     out[name] = path;
   }
   return out;

@@ -4,11 +4,11 @@
  * effects and a fake executor (both in tests/support/).
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { arch, availableParallelism, cpus, hostname, release, tmpdir, type as osType } from 'node:os';
 import { dirname } from 'node:path';
+import { writeFileAtomic } from './atomic.ts';
 import { childProcessExecutor, type Executor } from './child-launcher.ts';
 import type { RunEnvironment } from './types.ts';
 
@@ -67,17 +67,7 @@ export function nodeEffects(options: NodeEffectsOptions = {}): Effects {
     async readFile(path) {
       return new Uint8Array(await readFile(path));
     },
-    async writeFileAtomic(path, data) {
-      await mkdir(dirname(path), { recursive: true });
-      const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-      try {
-        await writeFile(tmp, data);
-        await rename(tmp, path);
-      } catch (error) {
-        await rm(tmp, { force: true });
-        throw error;
-      }
-    },
+    writeFileAtomic,
     async readdir(path) {
       try {
         return await readdir(path);

@@ -5,7 +5,7 @@
  *
  *   <store>/<entry>.<pid>.<random>.tmp     an atomic write cut short
  *   <tmpdir>/report-<pid>-<cell>-XXXXXX/  a child's job folder
- *   <bundle dir>/<doc>.<cell>.<key16>.<pid>.mjs[.tmp], <name>.<hash>.mjs.<pid>.tmp   bundles
+ *   <bundle dir>/<doc>.<cell>.<key16>.<pid>.mjs, <file>.<pid>.<random>.tmp   bundles
  */
 import { join } from 'node:path';
 import type { Effects } from './effects.ts';
@@ -14,7 +14,7 @@ const PATTERNS: { where: 'store' | 'tmp' | 'bundles'; name: RegExp }[] = [
   { where: 'store', name: /\.(\d{1,9})\.[0-9a-f]{8}\.tmp$/ },
   { where: 'tmp', name: /^report-(\d{1,9})-/ },
   { where: 'bundles', name: /\.[0-9a-f]{16}\.(\d{1,9})\.mjs(?:\.tmp)?$/ },
-  { where: 'bundles', name: /\.mjs\.(\d{1,9})\.tmp$/ },
+  { where: 'bundles', name: /\.(\d{1,9})\.[0-9a-f]{8}\.tmp$/ },
 ];
 
 /** Removes what dead processes left in these folders; returns the removed paths. */

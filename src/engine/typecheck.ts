@@ -13,7 +13,8 @@
  * hash of every cell source, inline expression, the runtime and the lockfile, and
  * revalidated against the content of the project files the cells imported.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomicSync } from './atomic.ts';
 import path from 'node:path';
 import type { InlineCode } from 'mdast';
 import type ts from 'typescript';
@@ -282,10 +283,7 @@ function maybeCached(cacheFile: string): Problem[] | undefined {
 
 function store(cacheFile: string, entry: CacheEntry): void {
   try {
-    mkdirSync(path.dirname(cacheFile), { recursive: true });
-    const temporary = `${cacheFile}.${process.pid}.tmp`;
-    writeFileSync(temporary, JSON.stringify(entry));
-    renameSync(temporary, cacheFile);
+    writeFileAtomicSync(cacheFile, JSON.stringify(entry));
   } catch {
     // A cache that cannot be written only costs time.
   }
