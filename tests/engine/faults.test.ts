@@ -274,3 +274,22 @@ describe('the parser and weave never crash or hang', () => {
     expect(summary.file.messages.map((m) => m.ruleId)).not.toContain('unknown-ref');
   });
 });
+
+describe('location independence', () => {
+  it('a document in a folder with spaces, reached through a symlink: builds and checks clean', async () => {
+    const real = path.join(dir, 'real folder');
+    const link = path.join(dir, 'linked folder');
+    const { mkdir, symlink } = await import('node:fs/promises');
+    await mkdir(path.join(real, 'lib'), { recursive: true });
+    await symlink(real, link);
+    await writeFile(path.join(real, 'lib', 'a.ts'), 'export const helper = (x: number): number => x + 1;\n');
+    const text = "# T\n\n```ts run id=a\nimport { helper } from './lib/a.ts';\nexport const a: number = helper(1);\n```\n\nA is `{ts} a` `{claim} a === 2`.\n";
+    await writeFile(path.join(real, 'doc.md'), text);
+    const effects = nodeEffects({ executor: fakeExecutor({ a: () => ({ exports: { a: 2 } }) }), stdout: silent });
+    const built = await build({ docPath: path.join(link, 'doc.md'), projectRoot: link, outDir: path.join(link, 'build'), pdf: false }, effects);
+    expect(built.file.messages.map(String)).toEqual([]);
+    const checked = await check({ docPath: path.join(link, 'doc.md'), projectRoot: link, cacheDir: path.join(dir, 'tc') }, effects);
+    expect(checked.file.messages.map(String)).toEqual([]);
+    expect(checked.fresh).toEqual(['a']);
+  });
+});
