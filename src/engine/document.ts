@@ -85,7 +85,7 @@ export async function loadDocument(options: LoadOptions, effects: Effects): Prom
     throw new ReportError(`bad profile "${profile}": use letters, digits and dashes (e.g. full, quick)`, 2);
   }
   const seed = doc.frontMatter.seed ?? 0;
-  const keys = await keyCells(doc.cells, graph.order, { docPath, projectRoot, profile, seed, runtimePath });
+  const keys = await keyCells(doc.cells, graph.order, { docPath, projectRoot, profile, seed, runtimePath, readFile: (p) => effects.readFile(p) });
   const cellsById = new Map(doc.cells.map((cell) => [cell.id, cell]));
   const usable: string[] = [];
   for (const id of documentProblem === undefined ? graph.order : []) {

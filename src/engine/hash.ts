@@ -76,6 +76,8 @@ export interface KeyContext {
   seed: number;
   /** Absolute path of runtime.ts; `report:runtime` imports resolve to it (external). */
   runtimePath: string;
+  /** Reads a file (the injected effects'); default: the file system. */
+  readFile?: (path: string) => Promise<Uint8Array>;
 }
 
 /** Keys every cell in `order` (dependencies first). Cells not in `order` are not keyed. */
@@ -84,6 +86,7 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
   const docDir = dirname(resolve(context.docPath));
   const projectRoot = resolve(context.projectRoot);
   const bundleDir = findBundleDir(docDir, projectRoot);
+  const read = context.readFile ?? ((path: string) => readFile(path).then((data) => new Uint8Array(data)));
   const fileHashes = new Map<string, Promise<string>>();
   const versions = new Map<string, Promise<string | undefined>>();
   const pending = new Map<string, Promise<CellKey>>();
@@ -91,7 +94,7 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
   const hashFile = (path: string): Promise<string> => {
     let p = fileHashes.get(path);
     if (p === undefined) {
-      p = readFile(path).then((data) => sha256(data));
+      p = read(path).then((data) => sha256(data));
       fileHashes.set(path, p);
     }
     return p;
@@ -99,7 +102,7 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
   const versionOf = (name: string): Promise<string | undefined> => {
     let p = versions.get(name);
     if (p === undefined) {
-      p = readInstalledVersion(name, docDir);
+      p = readInstalledVersion(name, docDir, read);
       versions.set(name, p);
     }
     return p;
@@ -291,10 +294,10 @@ export function packageName(specifier: string): string | undefined {
   return name;
 }
 
-async function readInstalledVersion(name: string, fromDir: string): Promise<string | undefined> {
+async function readInstalledVersion(name: string, fromDir: string, read: (path: string) => Promise<Uint8Array>): Promise<string | undefined> {
   for (let dir = fromDir; ; dir = dirname(dir)) {
     try {
-      const pkg = JSON.parse(await readFile(join(dir, 'node_modules', name, 'package.json'), 'utf8')) as { version?: unknown };
+      const pkg = JSON.parse(new TextDecoder().decode(await read(join(dir, 'node_modules', name, 'package.json')))) as { version?: unknown };
       return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
     } catch {
       // not installed here: try the parent directory
