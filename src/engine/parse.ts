@@ -334,7 +334,9 @@ function readFrontMatter(tree: Root, file: VFile): FrontMatter {
   };
   let data: unknown;
   try {
-    data = parseYaml(node.value);
+    // logLevel 'error': the yaml package would print warnings (e.g. an unknown tag) to stderr,
+    // unpositioned; what matters is reported here as bad-frontmatter.
+    data = parseYaml(node.value, { logLevel: 'error' });
   } catch (error) {
     const detail = error instanceof YAMLParseError ? error.message.split('\n')[0] : String(error);
     file.message(`front matter is not valid YAML: ${detail}`, {
