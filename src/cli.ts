@@ -19,6 +19,7 @@ import { findBrowser, printPdf } from './engine/pdf.ts';
 import { formatProblems, PROBLEM_FORMATS, type ProblemFormat } from './engine/problems.ts';
 import { markSeverity } from './engine/severity.ts';
 import { formatVerdicts, verify } from './engine/verify.ts';
+import { formatMigration, migrateKeys } from './engine/migrate.ts';
 
 const DEFAULT_DOC = 'report/report.md';
 
@@ -62,9 +63,20 @@ export function program(): Command {
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend for cells (sets TFJS_BACKEND)').choices(['tensorflow', 'wasm', 'cpu']))
     .addOption(formatOption())
     .option('--verify [id...]', 're-run these cells (default: all) into a scratch store and compare them bit for bit with the committed results')
+    .option('--migrate-keys', 'run nothing: re-key the results stored under the previous key scheme that are fresh under it (every profile\'s store, or --profile\'s)')
     .action(async (doc: string, flags) => {
       const env = { ...process.env, ...(flags.backend ? { TFJS_BACKEND: flags.backend } : {}) };
       const effects = nodeEffects({ executor: childProcessExecutor({ env }) });
+      if (flags.migrateKeys === true) {
+        const summary = await migrateKeys(
+          { docPath: doc, profile: flags.profile, resultsDir: flags.results, onWait: (message) => process.stdout.write(`${message}\n`) },
+          effects,
+        );
+        const clean = report(summary.file, summary.profile, flags.format);
+        process.stdout.write(formatMigration(summary));
+        if (!clean) process.exitCode = 1;
+        return;
+      }
       if (flags.verify !== undefined) {
         const summary = await verify(
           { docPath: doc, profile: flags.profile, jobs: flags.jobs, resultsDir: flags.results, ids: flags.verify === true ? [] : flags.verify },
@@ -118,8 +130,9 @@ export function program(): Command {
         effects,
       );
       const clean = report(summary.file, summary.profile, flags.format);
+      const legacy = summary.legacy.length > 0 ? ` (${summary.legacy.length} under the previous key scheme: run --migrate-keys)` : '';
       process.stdout.write(
-        `${summary.file.path}: ${summary.fresh.length} fresh, ${summary.stale.length} stale, ${summary.missing.length} missing; ` +
+        `${summary.file.path}: ${summary.fresh.length} fresh${legacy}, ${summary.stale.length} stale, ${summary.missing.length} missing; ` +
           `${clean ? (summary.profile === 'full' ? 'all claims hold' : `clean at profile ${summary.profile} (claims are only binding at full)`) : 'problems found'} (${Math.round(summary.ms)} ms)\n`,
       );
       if (!clean) process.exitCode = 1;

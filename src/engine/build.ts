@@ -20,6 +20,7 @@ import { recordEnvironment } from './provenance.ts';
 import { weave } from './weave.ts';
 import { ReportError } from './errors.ts';
 import { isFatalRule } from './severity.ts';
+import { oldSchemeMessage } from './migrate.ts';
 
 export interface BuildOptions extends LoadOptions {
   /** Parallel cells; default: the number of cores. */
@@ -101,6 +102,7 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
 
   // Plan: which usable cells have a fresh stored result, which must run.
   const available = new Map<string, CellResult>();
+  const legacy: string[] = [];
   const toRun = new Set<string>();
   const forced = new Set<string>();
   for (const id of options.rerun ?? []) {
@@ -117,6 +119,7 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
     const stored = await store.get(id, key, keys.get(id)!.fingerprint);
     if (stored.result) {
       available.set(id, stored.result);
+      if (stored.legacyKey !== undefined) legacy.push(id);
     } else {
       if (stored.problem === 'corrupt') {
         file.message(`stored result of cell "${id}" is corrupt (${stored.detail ?? 'checksum mismatch'}); it is recomputed`, {
@@ -128,6 +131,8 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
       toRun.add(id);
     }
   }
+
+  oldSchemeMessage(file, legacy, store.dir, docPath, profile);
 
   // Where and from what code the cells run, recorded in their results (provenance appendix).
   const environment = toRun.size > 0 ? await effects.environment?.(projectRoot) : undefined;

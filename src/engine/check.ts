@@ -9,6 +9,7 @@ import type { VFile } from 'vfile';
 import type { Effects } from './effects.ts';
 import { loadDocument, runtimePath, type LoadOptions } from './document.ts';
 import { explainStale } from './freshness.ts';
+import { oldSchemeMessage } from './migrate.ts';
 import { typecheckCells } from './typecheck.ts';
 import type { CellOutcome } from './types.ts';
 import { weave } from './weave.ts';
@@ -25,6 +26,8 @@ export interface CheckSummary {
   /** The profile that applied (flag, else front matter, else full). */
   profile: string;
   fresh: string[];
+  /** Fresh cells whose result is still stored under the previous key scheme (`report --migrate-keys`). */
+  legacy: string[];
   stale: string[];
   missing: string[];
   ms: number;
@@ -37,6 +40,7 @@ export async function check(options: CheckOptions, effects: Effects): Promise<Ch
   const file = doc.file;
   const results = new Map<string, CellOutcome>();
   const fresh: string[] = [];
+  const legacy: string[] = [];
   const stale: string[] = [];
   const missing: string[] = [];
 
@@ -46,6 +50,7 @@ export async function check(options: CheckOptions, effects: Effects): Promise<Ch
     if (stored.result) {
       results.set(id, stored.result);
       fresh.push(id);
+      if (stored.legacyKey !== undefined) legacy.push(id);
       continue;
     }
     const previous = await store.latest(id, path.basename(options.docPath));
@@ -57,8 +62,14 @@ export async function check(options: CheckOptions, effects: Effects): Promise<Ch
       reason = `stored result of cell "${id}" is corrupt (${stored.detail ?? 'checksum mismatch'}); ${how}`;
       stale.push(id);
     } else if (previous) {
-      const what = explainStale(previous.meta.fingerprint, keys.get(id)!.fingerprint);
-      const because = what.length > 0 ? what.join('; ') : 'its code, options, an imported file, a dependency or a package version changed';
+      // A result of the previous key scheme is compared with the cell's legacy fingerprint:
+      // its hashes are of source text, not of the code that runs.
+      const stored = previous.meta.fingerprint;
+      const old = stored !== undefined && stored.engine === undefined && keys.get(id)!.legacyKeyV1 !== undefined;
+      const what = explainStale(stored, old ? keys.get(id)!.legacyKeyV1!.fingerprint : keys.get(id)!.fingerprint);
+      const because =
+        (what.length > 0 ? what.join('; ') : 'its code, options, an imported file, a dependency or a package version changed') +
+        (old ? ' since its result stored under the previous key scheme, which hashed source text' : '');
       reason = `result of cell "${id}" is stale (${because}); ${how}`;
       stale.push(id);
     } else {
@@ -67,6 +78,8 @@ export async function check(options: CheckOptions, effects: Effects): Promise<Ch
     }
     file.message(reason, { place: cell.position, ruleId: 'stale-result', source: 'report' });
   }
+
+  oldSchemeMessage(file, legacy, store.dir, loaded.docPath, profile);
 
   if (options.typecheck !== false) {
     typecheckCells(doc, {
@@ -78,5 +91,5 @@ export async function check(options: CheckOptions, effects: Effects): Promise<Ch
   }
 
   await weave(doc, results, { mode: 'check', bibliography });
-  return { file, profile, fresh, stale, missing, ms: effects.now() - started };
+  return { file, profile, fresh, legacy, stale, missing, ms: effects.now() - started };
 }

@@ -105,7 +105,9 @@ export async function loadDocument(options: LoadOptions, effects: Effects): Prom
     if (graph.deps(id).some((dep) => !usable.includes(dep))) continue;
     usable.push(id);
   }
-  const store = new ResultStore(resultsDirFor(docPath, profile, options.resultsDir), effects);
+  // A store not yet migrated to the current key scheme is read through the legacy keys.
+  const legacyKeys = new Map([...keys.values()].flatMap((k) => (k.legacyKeyV1 === undefined ? [] : [[k.key, k.legacyKeyV1] as const])));
+  const store = new ResultStore(resultsDirFor(docPath, profile, options.resultsDir), effects, legacyKeys);
   const bibliography = await readBibliographies(file, doc.tree, doc.frontMatter, docPath, (p) => effects.readFile(p));
   return { doc, graph, keys, store, profile, seed, docPath, projectRoot, usable, bibliography, clean: file.messages.length === 0 };
 }

@@ -8,6 +8,7 @@ import type { KeyFingerprint } from './types.ts';
 export function explainStale(stored: KeyFingerprint | undefined, current: KeyFingerprint | undefined): string[] {
   if (!stored || !current) return [];
   const reasons: string[] = [];
+  if (stored.engine !== current.engine) reasons.push(`the key scheme changed (${stored.engine ?? 'literate-report-engine/1'} → ${current.engine ?? 'literate-report-engine/1'})`);
   if (stored.code !== current.code) reasons.push('its code changed');
   if (stored.options !== current.options) reasons.push(`its options changed ("${stored.options}" → "${current.options}")`);
   const changedFiles = diffKeys(stored.inputs, current.inputs);

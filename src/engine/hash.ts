@@ -1,20 +1,32 @@
 /**
  * Content keys of cells. Each cell is bundled with esbuild; the key is a sha256 over
- * everything the result can depend on:
+ * everything the result can depend on — the code that runs, not the text it is written in:
  *
  *   - the engine format version ({@link ENGINE_FORMAT_VERSION}) and the cell id
  *     (runtime.random() is seeded from it),
- *   - the cell code and its raw option string,
+ *   - the code the cell runs ({@link whatRuns}: esbuild's transform of its TypeScript —
+ *     types erased, comments and whitespace removed) and its raw option string,
  *   - every project file esbuild bundled into the cell (transitively, from the metafile),
- *     by path relative to the project root and content,
+ *     by path relative to the project root and the code it runs (the same transform), in
+ *     path order,
  *   - the keys of the cells it imports with `cell:<id>`,
  *   - the profile and the effective seed (cell option, else document seed),
  *   - the installed version of every npm package it imports (read from
  *     `node_modules/<pkg>/package.json` resolving from the Markdown file's directory, so
  *     an unrelated dependency change invalidates nothing).
  *
- * Not hashed: the tfjs backend, the machine, the esbuild version, files a cell reads at
- * run time with `fs` (import them, or bump the cell's code when they change).
+ * So a comment-only, JSDoc-only, formatting-only or type-only edit of a cell or of a file
+ * it imports changes no key; a changed literal, string, template literal, statement or
+ * name does. (The bundle itself is built with `ignoreAnnotations`, so the `@__PURE__`
+ * comments the transform drops do not change what runs either.)
+ *
+ * Not hashed: the tfjs backend, the machine, the esbuild version (an upgrade that prints
+ * some code differently re-keys the cells whose code it prints differently), files a cell
+ * reads at run time with `fs` (import them, or bump the cell's code when they change).
+ *
+ * Each key also comes with the key the cell had under the previous scheme, engine/1, which
+ * hashed source text ({@link legacyKeyV1}): a store written before this scheme is read
+ * through it (see store.ts) and re-keyed by `report --migrate-keys` (migrate.ts).
  *
  * Problems in a cell (syntax error, unresolvable import, missing package) come back as
  * `CellKey.error` with a Markdown line and column, never as a throw.
@@ -24,11 +36,21 @@ import { readFile } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import * as esbuild from 'esbuild';
-import type { Cell, KeyFingerprint } from './types.ts';
+import type { Cell, KeyFingerprint, LegacyKey } from './types.ts';
 import { sha256 } from './digest.ts';
 
-/** Bumped whenever the stored format or the bundling changes what a result means. */
-export const ENGINE_FORMAT_VERSION = 'literate-report-engine/1';
+/**
+ * Bumped whenever the stored format, the bundling or the key scheme changes what a key
+ * means. engine/2: keys hash the code that runs (esbuild's transform) instead of source text.
+ */
+export const ENGINE_FORMAT_VERSION = 'literate-report-engine/2';
+
+/**
+ * The previous key scheme, kept only so that results stored under it can be read and
+ * migrated (`report --migrate-keys`); remove it with {@link legacyKeyV1} and migrate.ts
+ * once no store holds engine/1 entries.
+ */
+export const LEGACY_ENGINE_FORMAT_VERSION_V1 = 'literate-report-engine/1';
 
 /** Name of the global the runner fills with dependency exports, by cell id. */
 export const CELLS_GLOBAL = '__reportCells';
@@ -65,6 +87,11 @@ export interface CellKey {
   error?: KeyProblem;
   /** The key's ingredients, stored with the result so a stale one can be explained. */
   fingerprint?: KeyFingerprint;
+  /**
+   * The cell's key under the previous scheme (engine/1, source text), computed from the
+   * same sources: an entry stored under it is fresh today, so it can be read and re-keyed.
+   */
+  legacyKeyV1?: LegacyKey;
 }
 
 export interface KeyContext {
@@ -88,6 +115,8 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
   const bundleDir = findBundleDir(docDir, projectRoot);
   const read = context.readFile ?? ((path: string) => readFile(path).then((data) => new Uint8Array(data)));
   const fileHashes = new Map<string, Promise<string>>();
+  const runHashes = new Map<string, Promise<string>>();
+  const tsconfigs = new Map<string, Promise<string | undefined>>();
   const versions = new Map<string, Promise<string | undefined>>();
   const pending = new Map<string, Promise<CellKey>>();
 
@@ -96,6 +125,27 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
     if (p === undefined) {
       p = read(path).then((data) => sha256(data));
       fileHashes.set(path, p);
+    }
+    return p;
+  };
+  /** The tsconfig.json esbuild applies to a file in `dir` (the nearest one up), as text. */
+  const tsconfigIn = (dir: string): Promise<string | undefined> => {
+    let p = tsconfigs.get(dir);
+    if (p === undefined) {
+      p = read(join(dir, 'tsconfig.json')).then(
+        (data) => new TextDecoder().decode(data),
+        () => (dirname(dir) === dir ? undefined : tsconfigIn(dirname(dir))),
+      );
+      tsconfigs.set(dir, p);
+    }
+    return p;
+  };
+  /** sha256 of the code a project file runs ({@link whatRuns}). */
+  const hashRuns = (path: string): Promise<string> => {
+    let p = runHashes.get(path);
+    if (p === undefined) {
+      p = Promise.all([read(path), tsconfigIn(dirname(path))]).then(([data, tsconfig]) => whatRuns(data, path, tsconfig)).then((code) => sha256(code));
+      runHashes.set(path, p);
     }
     return p;
   };
@@ -119,6 +169,7 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
     });
 
     const depKeys: [string, string][] = [];
+    const legacyDepKeys: [string, string][] = [];
     for (const dep of cell.imports) {
       const depKey = await pending.get(dep);
       if (depKey === undefined || depKey.error !== undefined) {
@@ -126,6 +177,7 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
         return fail({ ...importPosition(cell, `cell:${dep}`), message: `imports cell "${dep}", which ${why}`, ruleId: 'cell-dependency' });
       }
       depKeys.push([dep, depKey.key]);
+      if (depKey.legacyKeyV1 !== undefined) legacyDepKeys.push([dep, depKey.legacyKeyV1.key]);
     }
 
     let result: esbuild.BuildResult<{ metafile: true; write: false }>;
@@ -142,6 +194,9 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
         write: false,
         sourcemap: 'inline',
         outfile: join(bundleDir, 'cell.mjs'),
+        // What runs must follow from the code the key hashes, and the key's transform
+        // drops comments, `@__PURE__` annotations included: the bundle ignores them too.
+        ignoreAnnotations: true,
         logLevel: 'silent',
         plugins: [cellImportsPlugin(pending, context.runtimePath)],
       });
@@ -176,13 +231,14 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
     }
 
     const inputHashes: [string, string][] = [];
-    for (const path of inputs) inputHashes.push([path, await hashFile(resolve(projectRoot, path))]);
+    for (const path of inputs) inputHashes.push([path, await hashRuns(resolve(projectRoot, path))]);
+    const code = sha256(await whatRuns(new TextEncoder().encode(cell.code), sourcefile, await tsconfigIn(docDir)));
 
     const key = sha256(
       JSON.stringify({
         engine: ENGINE_FORMAT_VERSION,
         id: cell.id,
-        code: cell.code,
+        code,
         options: cell.rawOptions,
         inputs: inputHashes,
         deps: depKeys,
@@ -193,7 +249,8 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
     );
     const bundle = result.outputFiles[0]?.text ?? '';
     const fingerprint: KeyFingerprint = {
-      code: sha256(cell.code),
+      engine: ENGINE_FORMAT_VERSION,
+      code,
       options: cell.rawOptions,
       inputs: Object.fromEntries(inputHashes),
       deps: Object.fromEntries(depKeys),
@@ -201,7 +258,14 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
       seed,
       packages,
     };
-    return { ...base, key, inputs, packages, bundle, exportsHint: output?.exports ?? [], fingerprint };
+
+    let legacy: LegacyKey | undefined;
+    if (legacyDepKeys.length === depKeys.length) {
+      const rawHashes: [string, string][] = [];
+      for (const path of inputs) rawHashes.push([path, await hashFile(resolve(projectRoot, path))]);
+      legacy = legacyKeyV1({ id: cell.id, code: cell.code, options: cell.rawOptions, inputs: rawHashes, deps: legacyDepKeys, profile: context.profile, seed, packages });
+    }
+    return { ...base, key, inputs, packages, bundle, exportsHint: output?.exports ?? [], fingerprint, ...(legacy === undefined ? {} : { legacyKeyV1: legacy }) };
   };
 
   for (const id of order) {
@@ -226,6 +290,86 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
     if (p !== undefined) keys.set(id, await p);
   }
   return keys;
+}
+
+/** esbuild's loader for a project file, by extension; undefined for files that are not code. */
+const LOADERS: Record<string, esbuild.Loader> = { ts: 'ts', mts: 'ts', cts: 'ts', tsx: 'tsx', js: 'js', mjs: 'js', cjs: 'js', jsx: 'jsx', json: 'json' };
+
+/**
+ * The code a module runs, as the key hashes it: esbuild's transform of the file with the
+ * tsconfig esbuild applies to it when bundling (so `verbatimModuleSyntax` keeps the same
+ * imports), whitespace minified — which erases types, comments (JSDoc, `// @ts-…`, legal
+ * comments) and formatting, and keeps every name, literal, string and template literal.
+ * Names are not minified: renaming a local variable re-keys. A file that is not code (or
+ * that esbuild cannot transform on its own) is hashed as its bytes.
+ */
+export async function whatRuns(source: Uint8Array, path: string, tsconfigRaw?: string): Promise<Uint8Array> {
+  const loader = LOADERS[/\.([a-z]+)$/.exec(path)?.[1] ?? ''];
+  if (loader === undefined) return source;
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(source);
+  } catch {
+    return source;
+  }
+  try {
+    const { code } = await esbuild.transform(text, {
+      loader,
+      target: 'node20',
+      minifyWhitespace: true,
+      legalComments: 'none',
+      logLevel: 'silent',
+      ...(tsconfigRaw === undefined ? {} : { tsconfigRaw }),
+    });
+    return new TextEncoder().encode(`${loader}\n${code}`);
+  } catch {
+    // Not transformable on its own (the bundle built, so esbuild read it some other way):
+    // hashed as written, which re-keys on any edit — never less safe than engine/1.
+    return new TextEncoder().encode(`raw\n${text}`);
+  }
+}
+
+/**
+ * LEGACY: the key of engine/1, which hashed the cell's source text and the raw bytes of
+ * every project file it bundles. Kept only to recognise and migrate results stored under
+ * it (store.ts reads them, migrate.ts re-keys them); delete it with migrate.ts. The JSON
+ * below must stay byte for byte what engine/1 hashed.
+ */
+export function legacyKeyV1(parts: {
+  id: string;
+  code: string;
+  options: string;
+  /** Project file → sha256 of its bytes, in path order. */
+  inputs: [string, string][];
+  /** Imported cell → its legacy key. */
+  deps: [string, string][];
+  profile: string;
+  seed: number;
+  packages: Record<string, string>;
+}): LegacyKey {
+  const key = sha256(
+    JSON.stringify({
+      engine: LEGACY_ENGINE_FORMAT_VERSION_V1,
+      id: parts.id,
+      code: parts.code,
+      options: parts.options,
+      inputs: parts.inputs,
+      deps: parts.deps,
+      profile: parts.profile,
+      seed: parts.seed,
+      packages: Object.entries(parts.packages),
+    }),
+  );
+  const fingerprint: KeyFingerprint = {
+    code: sha256(parts.code),
+    options: parts.options,
+    inputs: Object.fromEntries(parts.inputs),
+    deps: Object.fromEntries(parts.deps),
+    profile: parts.profile,
+    seed: parts.seed,
+    packages: parts.packages,
+  };
+  return { key, fingerprint };
 }
 
 /**

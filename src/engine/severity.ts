@@ -4,8 +4,12 @@
  */
 import type { VFile } from 'vfile';
 
-/** Rules that are reported but do not fail the command (the problem was repaired). */
-export const WARNING_RULES = new Set(['corrupt-result']);
+/**
+ * Rules that are reported but do not fail the command: the problem was repaired
+ * (corrupt-result), or the results are fresh and only stored under the previous key
+ * scheme (old-key-scheme: `report --migrate-keys` re-keys them).
+ */
+export const WARNING_RULES = new Set(['corrupt-result', 'old-key-scheme']);
 /**
  * At reduced profiles (quick, …) the science is not expected to hold: claims and inline
  * values are evaluated and reported, but only the full profile's must be true.

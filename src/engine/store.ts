@@ -15,14 +15,20 @@
  *   .bin   the payload: `serialize.encode({ exports, outputs })`
  *
  * The same values give the same bytes, so re-running an unchanged cell gives no git diff
- * beyond its run time. Writes are atomic (temporary file + rename) and the `.bin` goes
+ * beyond its run time.
+ *
+ * A store written under the previous key scheme (engine/1, keys of source text) is read
+ * through the cells' legacy keys: `get` returns an entry stored under a cell's legacy key
+ * when there is none under its key (the legacy key was computed from today's sources, so
+ * the entry is fresh), flagged `legacyKey`, and `gc` keeps it. `rekey` (used by
+ * `report --migrate-keys`, migrate.ts) moves such an entry to the cell's key. Writes are atomic (temporary file + rename) and the `.bin` goes
  * first, so a `.json` always describes a complete payload. A payload whose checksum does
  * not match is reported as `corrupt`, and the build recomputes it.
  */
 import { dirname, join, relative, resolve } from 'node:path';
 import { isNotFound, type Effects } from './effects.ts';
 import { decode, encodeResult } from './serialize.ts';
-import type { CellResult, KeyFingerprint, Output, ResultMeta } from './types.ts';
+import type { CellResult, KeyFingerprint, LegacyKey, Output, ResultMeta } from './types.ts';
 import { sha256 } from './digest.ts';
 
 export const STORE_FORMAT = 'literate-report-result/1';
@@ -40,6 +46,11 @@ export interface StoredLookup {
   /** Why there is no result: no entry, or an entry that fails its checksum or decoding. */
   problem?: 'missing' | 'corrupt';
   detail?: string;
+  /**
+   * Set when the result is stored under the cell's key of the previous key scheme (it is
+   * fresh, the store is not migrated yet: `report --migrate-keys`): that key.
+   */
+  legacyKey?: string;
 }
 
 /** The `.json` half of an entry. */
@@ -64,6 +75,8 @@ export class ResultStore {
     /** The directory of this profile's entries. */
     readonly dir: string,
     private readonly effects: Effects,
+    /** Cell key → the same cell's key under the previous scheme (see `get`). */
+    private readonly legacyKeys: ReadonlyMap<string, LegacyKey> = new Map(),
   ) {}
 
   /**
@@ -71,9 +84,20 @@ export class ResultStore {
    * an entry whose metadata disagrees with its payload (export names, byte length, figures),
    * whose outputs are not what a cell can emit (a figure named like a path, an unknown
    * extension), or whose recorded fingerprint is not `expected` (the ingredients of `key`
-   * today) is `corrupt`.
+   * today) is `corrupt`. With no entry under `key`, the entry under the cell's legacy key
+   * (if the store was given one for `key`) is returned, flagged `legacyKey`.
    */
   async get(id: string, key: string, expected?: KeyFingerprint): Promise<StoredLookup> {
+    const found = await this.exact(id, key, expected);
+    const legacy = this.legacyKeys.get(key);
+    if (found.problem !== 'missing' || legacy === undefined) return found;
+    const old = await this.exact(id, legacy.key, legacy.fingerprint);
+    if (old.result !== undefined) return { ...old, legacyKey: legacy.key };
+    return old.problem === 'corrupt' ? old : found;
+  }
+
+  /** The entry of `id` under exactly `key` (no legacy key), or why there is none. */
+  async exact(id: string, key: string, expected?: KeyFingerprint): Promise<StoredLookup> {
     const base = entryName(id, key);
     let metadata: EntryMetadata;
     try {
@@ -134,8 +158,19 @@ export class ResultStore {
    * entries' names (`<id>.<key16>`).
    */
   async gc(keep: Iterable<{ id: string; key: string }>, docName: string): Promise<string[]> {
-    const keepList = [...keep];
-    const kept = new Set(keepList.map(({ id, key }) => entryName(id, key)));
+    const keepList: { id: string; key: string }[] = [];
+    const kept = new Set<string>();
+    for (const { id, key } of keep) {
+      kept.add(entryName(id, key));
+      // A result still under its legacy key (store not migrated) is kept and claimed as it is.
+      const legacy = this.legacyKeys.get(key);
+      if (legacy !== undefined && !(await this.has(id, key)) && (await this.has(id, legacy.key))) {
+        kept.add(entryName(id, legacy.key));
+        keepList.push({ id, key: legacy.key });
+      } else {
+        keepList.push({ id, key });
+      }
+    }
     // Entries another document of this store used in its last clean build are its too.
     const claimed = new Set<string>();
     for (const [doc, bases] of await this.claims()) if (doc !== docName) for (const base of bases) claimed.add(base);
@@ -195,10 +230,69 @@ export class ResultStore {
       .filter(({ base, metadata }) => metadata.id === id && (docName === undefined || metadata.doc === docName || claimed?.has(base) === true))
       .sort((a, b) => (b.metadata.meta?.createdAt ?? '').localeCompare(a.metadata.meta?.createdAt ?? ''));
     for (const { metadata } of candidates) {
-      const { result } = await this.get(id, metadata.key);
+      const { result } = await this.exact(id, metadata.key);
       if (result !== undefined) return result;
     }
     return undefined;
+  }
+
+  /** True when the store has an entry file (`.json`) of `id` under `key` (intact or not). */
+  async has(id: string, key: string): Promise<boolean> {
+    return this.effects.exists(join(this.dir, `${entryName(id, key)}.json`));
+  }
+
+  /**
+   * Copies the entry of `id` under `from` to `to` — the same payload bytes, its metadata
+   * with the new key, payload file name and `fingerprint`, and `previousKey: from` — and
+   * returns the new entry as `get` reads it. The caller proves that `from` and `to` key the
+   * same code (migrate.ts: `from` is the cell's legacy key today). The `.bin` is written
+   * before the `.json` (each atomically), so a kill leaves the old entry intact and at most
+   * an unreferenced `.bin`; the old entry is not removed (`remove`).
+   */
+  async rekey(id: string, from: string, to: string, fingerprint: KeyFingerprint): Promise<StoredLookup> {
+    const oldBase = entryName(id, from);
+    const newBase = entryName(id, to);
+    const metadata = JSON.parse(new TextDecoder().decode(await this.effects.readFile(join(this.dir, `${oldBase}.json`)))) as EntryMetadata;
+    const payload = await this.effects.readFile(join(this.dir, `${oldBase}.bin`));
+    const rekeyed: EntryMetadata = {
+      ...metadata,
+      key: to,
+      meta: { ...metadata.meta, fingerprint, previousKey: metadata.meta.previousKey ?? from },
+      payload: { ...metadata.payload, file: `${newBase}.bin` },
+    };
+    await this.effects.writeFileAtomic(join(this.dir, `${newBase}.bin`), payload);
+    await this.effects.writeFileAtomic(join(this.dir, `${newBase}.json`), `${formatJson(rekeyed)}\n`);
+    return this.exact(id, to, fingerprint);
+  }
+
+  /** Removes the entry of `id` under `key`: its `.json` first, so no `.json` is left without its `.bin`. */
+  async remove(id: string, key: string): Promise<void> {
+    const base = entryName(id, key);
+    await this.effects.rm(join(this.dir, `${base}.json`));
+    await this.effects.rm(join(this.dir, `${base}.bin`));
+  }
+
+  /**
+   * Replaces entry names in every document's claims (`.owners/`): `renames` maps an old
+   * `<id>.<key16>` to its new one. Claims that name none of them are not rewritten.
+   */
+  async renameClaims(renames: ReadonlyMap<string, string>): Promise<void> {
+    for (const [doc, bases] of await this.claims()) {
+      if (!bases.some((base) => renames.has(base))) continue;
+      const path = join(this.dir, OWNERS_DIR, `${encodeURIComponent(doc)}.json`);
+      const entries = [...new Set(bases.map((base) => renames.get(base) ?? base))].sort();
+      await this.effects.writeFileAtomic(path, `${JSON.stringify({ doc, entries }, null, 2)}\n`);
+    }
+  }
+
+  /** Every entry of the store: its name (`<id>.<key16>`), cell id and key. */
+  async list(): Promise<{ base: string; id: string; key: string; engine?: string }[]> {
+    return (await this.entries()).map(({ base, metadata }) => ({
+      base,
+      id: metadata.id,
+      key: metadata.key,
+      ...(typeof metadata.meta?.fingerprint?.engine === 'string' ? { engine: metadata.meta.fingerprint.engine } : {}),
+    }));
   }
 
   /**

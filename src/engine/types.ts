@@ -118,6 +118,11 @@ export interface ResultMeta {
   fingerprint?: KeyFingerprint;
   /** Where and from what code the cell ran (recorded, not hashed; the provenance appendix reads it). */
   environment?: RunEnvironment;
+  /**
+   * Set by `report --migrate-keys`: the key the result was computed and first stored under
+   * (a previous key scheme), when it was fresh there — the same code, re-keyed.
+   */
+  previousKey?: string;
 }
 
 /** The machine, Node and code a result was computed with. */
@@ -136,11 +141,16 @@ export interface RunEnvironment {
 
 /** The ingredients of a cell's key (hashes, not contents). */
 export interface KeyFingerprint {
-  /** sha256 of the cell's code. */
+  /**
+   * The key scheme (hash.ts's ENGINE_FORMAT_VERSION). Absent in results stored under
+   * engine/1, whose `code` and `inputs` hashed source text.
+   */
+  engine?: string;
+  /** sha256 of the code the cell runs (hash.ts `whatRuns`; engine/1: of its source text). */
   code: string;
   /** The raw options string. */
   options: string;
-  /** Project file (relative to the project root) → sha256 of its content. */
+  /** Project file (relative to the project root) → sha256 of the code it runs (engine/1: of its bytes). */
   inputs: Record<string, string>;
   /** Imported cell id → its key. */
   deps: Record<string, string>;
@@ -148,6 +158,12 @@ export interface KeyFingerprint {
   seed: number;
   /** npm package → installed version. */
   packages: Record<string, string>;
+}
+
+/** A cell's key under the previous key scheme (engine/1) and its ingredients. */
+export interface LegacyKey {
+  key: string;
+  fingerprint: KeyFingerprint;
 }
 
 /** A cell's result. `kind` tells it from a {@link CellFailure}: use {@link isFailure}. */

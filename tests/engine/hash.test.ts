@@ -2,7 +2,8 @@ import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { keyCells, type KeyContext } from '../../src/engine/hash.ts';
+import { keyCells, legacyKeyV1, type KeyContext } from '../../src/engine/hash.ts';
+import { explainStale } from '../../src/engine/freshness.ts';
 import type { Cell } from '../../src/engine/types.ts';
 import { makeCell } from '../fixtures/exec-helpers/cells.ts';
 
@@ -145,5 +146,106 @@ describe('keyCells', () => {
     const keys = await keyCells(documentCells({ model: `import { missing } from 'cell:data';\nexport const m = missing;` }), order, context);
     expect(keys.get('model')!.error).toMatchObject({ ruleId: 'cell-import', line: 30 });
     expect(keys.get('model')!.error!.message).toContain('missing');
+  });
+});
+
+describe('keys hash the code that runs, not the text it is written in', () => {
+  const CELL = `import { twice } from './lib/a.ts';\nexport const xs = [twice(1), twice(2)];`;
+  const A = "import { scale } from './b.ts';\n\nexport function twice(x: number): number {\n  return scale(x, 2);\n}\n";
+  const B = 'export function scale(x: number, by: number): number {\n  return x * by;\n}\n';
+
+  async function dataKey(cell = CELL): Promise<string> {
+    return (await keysOf(documentCells({ data: cell })))['data']!;
+  }
+  async function withFile(file: 'a' | 'b', text: string): Promise<string> {
+    await writeFile(join(root, 'lib', `${file}.ts`), text);
+    return dataKey();
+  }
+
+  it('a comment-only edit in the cell keeps its key (line, block and JSDoc comments)', async () => {
+    const before = await dataKey();
+    expect(await dataKey(`// the data\nimport { twice } from './lib/a.ts'; // helper\n/** The doubled values. */\nexport const xs = [twice(1), /* first */ twice(2)];`)).toBe(before);
+  });
+
+  it('a whitespace or formatting edit in the cell keeps its key', async () => {
+    const before = await dataKey();
+    expect(await dataKey(`import {twice} from "./lib/a.ts"\n\n\nexport const xs = [\n  twice(1),\n  twice(2),\n];\n`)).toBe(before);
+  });
+
+  it('a type-only edit (annotations, @ts- comments, a type import) keeps the key: types are erased', async () => {
+    const before = await dataKey();
+    expect(await dataKey(`import { twice } from './lib/a.ts';\n// @ts-expect-error\nexport const xs: readonly number[] = [twice(1), twice(2)] as number[];`)).toBe(before);
+    expect(await withFile('b', 'type N = number;\nexport function scale(x: N, by: N): N {\n  return x * by;\n}\n')).toBe(before);
+  });
+
+  it('a comment-only, JSDoc or formatting edit in an imported file keeps the key', async () => {
+    const before = await dataKey();
+    expect(await withFile('a', `// helpers\n${A}`)).toBe(before);
+    expect(await withFile('a', A.replace('export function twice', '/**\n * Twice x.\n * @param x a number\n */\nexport function twice'))).toBe(before);
+    expect(await withFile('b', 'export function scale(x: number, by: number): number { return x * by; /* product */ }')).toBe(before);
+    expect(await withFile('b', 'export function scale(\n  x: number,\n  by: number,\n): number {\n\n  return (x * by);\n}\n')).toBe(before);
+  });
+
+  it('a changed number literal re-keys, in the cell and in an imported file', async () => {
+    const before = await dataKey();
+    expect(await dataKey(CELL.replace('twice(2)', 'twice(3)'))).not.toBe(before);
+    expect(await withFile('a', A.replace('scale(x, 2)', 'scale(x, 2.5)'))).not.toBe(before);
+  });
+
+  it('an edit inside a string or a template literal re-keys, even one that only adds spaces or comment-like text', async () => {
+    const before = await dataKey(`import { twice } from './lib/a.ts';\nexport const label = 'a b';\nexport const xs = [twice(1), twice(2)];\nexport const t = \`x \${xs[0]}\`;`);
+    expect(await dataKey(`import { twice } from './lib/a.ts';\nexport const label = 'a  b';\nexport const xs = [twice(1), twice(2)];\nexport const t = \`x \${xs[0]}\`;`)).not.toBe(before);
+    expect(await dataKey(`import { twice } from './lib/a.ts';\nexport const label = 'a b';\nexport const xs = [twice(1), twice(2)];\nexport const t = \`x  \${xs[0]}\`;`)).not.toBe(before);
+    expect(await dataKey(`import { twice } from './lib/a.ts';\nexport const label = 'a b // c';\nexport const xs = [twice(1), twice(2)];\nexport const t = \`x \${xs[0]}\`;`)).not.toBe(before);
+    const plain = await dataKey();
+    expect(await withFile('b', B.replace('x * by', '`${x * by}`.length'))).not.toBe(plain);
+  });
+
+  it('a renamed local variable may re-key (names are not minified)', async () => {
+    const before = await withFile('b', B);
+    expect(await withFile('b', B.replaceAll('by', 'factor'))).not.toBe(before);
+  });
+
+  it('the fingerprint names only the file whose code changed', async () => {
+    const cells = documentCells();
+    const before = (await keyCells(cells, order, context)).get('data')!.fingerprint!;
+    await writeFile(join(root, 'lib', 'a.ts'), `// a comment\n${A}`);
+    await writeFile(join(root, 'lib', 'b.ts'), B.replace('x * by', 'x * by + 1'));
+    const after = (await keyCells(cells, order, context)).get('data')!.fingerprint!;
+    expect(explainStale(before, after)).toEqual(['lib/b.ts changed']);
+  });
+
+  it('keeps the engine/1 key of the same sources (source text), for the migration', async () => {
+    const keys = await keyCells(documentCells(), order, context);
+    const data = keys.get('data')!;
+    const model = keys.get('model')!;
+    expect(data.legacyKeyV1!.key).not.toBe(data.key);
+    expect(data.fingerprint!.engine).toBe('literate-report-engine/2');
+    expect(data.legacyKeyV1!.fingerprint.engine).toBeUndefined();
+    // engine/1's key, as hash.ts computed it before: source text and raw bytes.
+    const { createHash } = await import('node:crypto');
+    const sha = (x: string | Uint8Array) => createHash('sha256').update(x).digest('hex');
+    const raw = async (p: string) => sha(await readFile(join(root, p)));
+    const expected = sha(
+      JSON.stringify({
+        engine: 'literate-report-engine/1',
+        id: 'data',
+        code: documentCells()[0]!.code,
+        options: 'id=data',
+        inputs: [['lib/a.ts', await raw('lib/a.ts')], ['lib/b.ts', await raw('lib/b.ts')]],
+        deps: [],
+        profile: 'full',
+        seed: 0,
+        packages: [],
+      }),
+    );
+    expect(data.legacyKeyV1!.key).toBe(expected);
+    expect(model.legacyKeyV1!.fingerprint.deps).toEqual({ data: expected });
+    expect(legacyKeyV1({ id: 'data', code: documentCells()[0]!.code, options: 'id=data', inputs: [['lib/a.ts', await raw('lib/a.ts')], ['lib/b.ts', await raw('lib/b.ts')]], deps: [], profile: 'full', seed: 0, packages: {} }).key).toBe(expected);
+    // A comment edit changes the legacy key, not the key.
+    await writeFile(join(root, 'lib', 'a.ts'), `// a comment\n${A}`);
+    const edited = (await keyCells(documentCells(), order, context)).get('data')!;
+    expect(edited.key).toBe(data.key);
+    expect(edited.legacyKeyV1!.key).not.toBe(data.legacyKeyV1!.key);
   });
 });
