@@ -97,9 +97,13 @@ describe('what a build re-runs', () => {
     expect(await readFile(path.join(dir, 'build', 'doc.html'), 'utf8')).toContain('Rewritten prose');
   });
 
-  it('re-runs an edited cell and its dependents only', async () => {
+  it('re-runs an edited cell and its dependents only (not for a comment: keys hash the code that runs)', async () => {
     await run().result;
     await writeFile(path.join(dir, 'doc.md'), DOC({ a: '2 /* edited */' }));
+    const commented = run();
+    await commented.result;
+    expect(commented.executor.calls).toEqual([]);
+    await writeFile(path.join(dir, 'doc.md'), DOC({ a: '2 + 0' }));
     const edited = run();
     await edited.result;
     expect(edited.executor.calls.sort()).toEqual(['a', 'b']);

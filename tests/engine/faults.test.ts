@@ -228,11 +228,11 @@ describe('a failed build keeps the last good report', () => {
   });
 
   it('writes <doc>.failed.html beside the good <doc>.html, which stays; no false unknown-ref', async () => {
-    const good = await buildDoc('doc.md', doc('// good'), calc(false));
+    const good = await buildDoc('doc.md', doc("export const state = 'good';"), calc(false));
     expect(good.summary.failedHtmlPath).toBeUndefined();
     const goodHtml = await readFile(path.join(dir, 'build', 'doc.html'), 'utf8');
 
-    const bad = await buildDoc('doc.md', doc('// now failing'), calc(true));
+    const bad = await buildDoc('doc.md', doc("export const state = 'now failing';"), calc(true));
     expect(bad.summary.failedHtmlPath).toBe(path.join(dir, 'build', 'doc.failed.html'));
     expect(bad.summary.keptPrevious).toBe(true);
     expect(await readFile(path.join(dir, 'build', 'doc.html'), 'utf8')).toBe(goodHtml);
@@ -240,7 +240,7 @@ describe('a failed build keeps the last good report', () => {
     expect(bad.summary.file.messages.map((m) => m.ruleId)).toContain('cell-error');
     expect(bad.summary.file.messages.map((m) => m.ruleId)).not.toContain('unknown-ref');
 
-    const fixed = await buildDoc('doc.md', doc('// good'), calc(false));
+    const fixed = await buildDoc('doc.md', doc("export const state = 'good';"), calc(false));
     expect(fixed.summary.failedHtmlPath).toBeUndefined();
     expect(await readdir(path.join(dir, 'build'))).toEqual(['doc.html']);
   });

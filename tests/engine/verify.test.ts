@@ -122,7 +122,7 @@ describe('verify', () => {
   });
 
   it('a cell without a committed result for its key, or an unknown id, is not "same"', async () => {
-    await writeFile(path.join(dir, 'doc.md'), DOC.replace('export const a: number = 2;', 'export const a: number = 2; // edited'));
+    await writeFile(path.join(dir, 'doc.md'), DOC.replace('export const a: number = 2;', 'export const a: number = 2 + 0;'));
     const summary = await run(deterministic, { ids: ['a'] }).result;
     expect(summary.verdicts).toMatchObject([{ id: 'a', status: 'uncommitted' }]);
     expect(summary.ok).toBe(false);
