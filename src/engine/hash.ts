@@ -22,7 +22,8 @@
  *
  * Not hashed: the tfjs backend, the machine, the esbuild version (an upgrade that prints
  * some code differently re-keys the cells whose code it prints differently), files a cell
- * reads at run time with `fs` (import them, or bump the cell's code when they change).
+ * reads at run time with `fs` (import them, or change the cell's code — not just a comment —
+ * when they change; `--rerun <id>` re-runs a cell regardless).
  *
  * Each key also comes with the key the cell had under the previous scheme, engine/1, which
  * hashed source text ({@link legacyKeyV1}): a store written before this scheme is read

@@ -172,7 +172,7 @@ describe('keys hash the code that runs, not the text it is written in', () => {
     expect(await dataKey(`import {twice} from "./lib/a.ts"\n\n\nexport const xs = [\n  twice(1),\n  twice(2),\n];\n`)).toBe(before);
   });
 
-  it('a type-only edit (annotations, @ts- comments, a type import) keeps the key: types are erased', async () => {
+  it('a type-only edit (annotations, a type alias, `as`, @ts- comments) keeps the key: types are erased', async () => {
     const before = await dataKey();
     expect(await dataKey(`import { twice } from './lib/a.ts';\n// @ts-expect-error\nexport const xs: readonly number[] = [twice(1), twice(2)] as number[];`)).toBe(before);
     expect(await withFile('b', 'type N = number;\nexport function scale(x: N, by: N): N {\n  return x * by;\n}\n')).toBe(before);
