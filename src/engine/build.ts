@@ -20,7 +20,7 @@ import { recordEnvironment } from './provenance.ts';
 import { weave } from './weave.ts';
 import { ReportError } from './errors.ts';
 import { isFatalRule } from './severity.ts';
-import { oldSchemeMessage } from './migrate.ts';
+import { carryCheckpoint, oldSchemeMessage } from './migrate.ts';
 
 export interface BuildOptions extends LoadOptions {
   /** Parallel cells; default: the number of cores. */
@@ -133,6 +133,11 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
   }
 
   oldSchemeMessage(file, legacy, store.dir, docPath, profile);
+  // A snapshot a killed run left under the cell's previous-scheme key resumes under its key.
+  for (const id of toRun) {
+    const legacyKey = keys.get(id)!.legacyKeyV1?.key;
+    if (legacyKey !== undefined && !options.rerunAll && !forced.has(id)) await carryCheckpoint(projectRoot, id, legacyKey, keys.get(id)!.key, effects);
+  }
 
   // Where and from what code the cells run, recorded in their results (provenance appendix).
   const environment = toRun.size > 0 ? await effects.environment?.(projectRoot) : undefined;

@@ -141,8 +141,11 @@ async function migrateStore(loaded: Awaited<ReturnType<typeof loadDocument>>, op
   return out;
 }
 
-/** Moves the snapshot of `id` from its legacy key to its key, unless one is there already. */
-async function carryCheckpoint(projectRoot: string, id: string, from: string, to: string, effects: Effects): Promise<boolean> {
+/**
+ * Moves the snapshot of `id` from its legacy key to its key, unless one is there already
+ * (also done by `report` before it runs a cell: a run killed under engine/1 resumes).
+ */
+export async function carryCheckpoint(projectRoot: string, id: string, from: string, to: string, effects: Effects): Promise<boolean> {
   const source = checkpointPath(projectRoot, id, from);
   const target = checkpointPath(projectRoot, id, to);
   if (source === target || !(await effects.exists(source)) || (await effects.exists(target))) return false;

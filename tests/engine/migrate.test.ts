@@ -264,6 +264,26 @@ describe('a store written under the previous key scheme', () => {
     expect(summary.stores[0]!.checkpoints).toEqual(['a']);
     expect(await readFile(checkpointPath(dir, 'a', a.key), 'utf8')).toBe('state');
   });
+
+  it('report resumes a run killed under the previous scheme: the snapshot moves to the new key before the cell runs', async () => {
+    const loaded = await loadDocument({ docPath: docPath(), projectRoot: dir }, effects());
+    const c = loaded.keys.get('c')!;
+    await rm(results(`${entryName('c', c.legacyKeyV1!.key)}.json`));
+    const from = checkpointPath(dir, 'c', c.legacyKeyV1!.key);
+    await mkdir(path.dirname(from), { recursive: true });
+    await writeFile(from, 'epoch 3');
+    const seen: string[] = [];
+    const ex = executor();
+    const run = ex.run.bind(ex);
+    ex.run = async (job, hooks) => {
+      seen.push(await readFile(job.checkpointPath!, 'utf8'));
+      return run(job, hooks);
+    };
+    const { calls } = await runBuild({}, ex);
+    expect(calls).toEqual(['c']);
+    expect(seen).toEqual(['epoch 3']);
+    expect(await readdir(path.dirname(from))).toEqual([]);
+  });
 });
 
 it('migrates the quick profile store too (every profile without --profile, only one with it)', async () => {
