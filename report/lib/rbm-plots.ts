@@ -19,7 +19,7 @@ const THEME: Config = {
   view: { stroke: null },
   title: { fontSize: 13, fontWeight: 'normal', anchor: 'start', color: '#000' },
   axis: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: 'normal', labelColor: '#222', titleColor: '#000', domainColor: '#444', tickColor: '#444', gridColor: '#e3e3e3', labelFlush: false },
-  legend: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: 'normal', labelLimit: 400 },
+  legend: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: 'normal', labelLimit: 400, titleLimit: 400, symbolStrokeWidth: 2, symbolSize: 300 },
   line: { strokeWidth: 2 },
   point: { filled: true },
 };
@@ -76,12 +76,12 @@ export async function encodedLineChart(options: EncodedLineChartOptions): Promis
   const values = options.points.map((p) => ({ ...p, lo: p.lo ?? p.y, hi: p.hi ?? p.y, panel: options.panel?.(p) ?? '', line: `${p.colour}|${p.dash}` }));
   const x = { field: 'x', type: 'quantitative', title: options.xTitle, scale: options.logX ? { type: 'log', nice: false } : { zero: false } };
   const yScale = options.yDomain ? { domain: options.yDomain } : { zero: options.zeroY ?? false };
-  const color = { field: 'colour', type: 'nominal', title: options.colourTitle, scale: { domain: colours, range: OKABE_ITO.slice(0, colours.length) } };
-  const dash = { field: 'dash', type: 'nominal', title: options.dashTitle, scale: { domain: dashes, range: [[1, 0], [6, 4], [2, 2], [8, 3, 2, 3]].slice(0, dashes.length) } };
+  const color = { field: 'colour', type: 'nominal', title: options.colourTitle, legend: { symbolType: 'stroke' }, scale: { domain: colours, range: OKABE_ITO.slice(0, colours.length) } };
+  const dash = { field: 'dash', type: 'nominal', title: options.dashTitle, legend: { symbolType: 'stroke' }, scale: { domain: dashes, range: [[1, 0], [6, 4], [2, 2], [8, 3, 2, 3]].slice(0, dashes.length) } };
   const layers = [
     { mark: { type: 'line', clip: true }, encoding: { x, y: { field: 'y', type: 'quantitative', title: options.yTitle, scale: yScale }, color, strokeDash: dash, detail: { field: 'line' }, order: { field: 'x', type: 'quantitative' } } },
-    { mark: { type: 'point', size: 22, filled: true, clip: true }, encoding: { x, y: { field: 'y', type: 'quantitative', scale: yScale }, color: { ...color, legend: null } } },
-    { mark: { type: 'rule', strokeWidth: 1.2, clip: true }, encoding: { x, y: { field: 'lo', type: 'quantitative', scale: yScale }, y2: { field: 'hi' }, color: { ...color, legend: null } } },
+    { mark: { type: 'point', size: 22, filled: true, clip: true }, encoding: { x, y: { field: 'y', type: 'quantitative', scale: yScale }, color } },
+    { mark: { type: 'rule', strokeWidth: 1.2, clip: true }, encoding: { x, y: { field: 'lo', type: 'quantitative', scale: yScale }, y2: { field: 'hi' }, color } },
   ];
   const size = { width: options.width ?? 300, height: options.height ?? 200 };
   const spec = options.panel
