@@ -55,7 +55,7 @@ export function ebmRow(entry: EbmEntry, name: string, objective: string): ModelR
     name,
     section: '4.1',
     objective,
-    nats: entry.nats ? `${entry.nats.mean.toFixed(1)} (${entry.nats.what})` : undefined,
+    nats: entry.nats ? `AIS ${entry.nats.mean.toFixed(1)}` : undefined,
     ...fromMetrics(entry.runs.map((r) => r.metrics)),
     params: entry.params,
     trainMinutes: { mean: entry.trainMinutes, sd: 0, n: 1 },
