@@ -141,8 +141,9 @@ export function gibbsReadings(rbm: Rbm, start: Float32Array, readAt: number[], r
       const [next, p] = tf.tidy(() => {
         const h = bernoulli(hiddenProbabilities(rbm, state), rng.seed());
         const prob = visibleProbabilities(rbm, h, wT);
-        return [clamp(bernoulli(prob, rng.seed())), readAt.includes(s) ? clamp(prob) : null];
-      }) as [tf.Tensor2D, tf.Tensor2D | null];
+        // tf.tidy keeps the tensors of the returned array; the null (no reading at this step) passes through.
+        return [clamp(bernoulli(prob, rng.seed())), readAt.includes(s) ? clamp(prob) : null] as unknown as tf.TensorContainer;
+      }) as unknown as [tf.Tensor2D, tf.Tensor2D | null];
       state.dispose();
       state = next;
       if (p) {

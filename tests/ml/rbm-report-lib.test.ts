@@ -10,26 +10,11 @@ import { createDbm, disposeDbm } from '../../src/ml/models/dbm.ts';
 import { disposeRbm, rbmFromData, type RbmData } from '../../src/ml/models/rbm.ts';
 import { dbmChains, FRAME_PIXELS, frameAndMean, initVisibleBiasFromData } from '../../report/lib/dbm-chains.ts';
 import { weightGrid } from '../../report/lib/rbm-plots.ts';
+import { gibbsReadings, pairedBootstrap, stat, unitStats } from '../../report/lib/rbm-analysis.ts';
 import { useTestBackend } from './setup-backend.ts';
-
-// rbm-analysis.ts is loaded untyped: `tsc` (strict) rejects one `tf.tidy` in it that returns
-// `[tensor, null]`, which runs correctly; editing the file would re-key the stored results of
-// five section-4.1 cells, so the type fix waits for their next re-run.
-type Analysis = {
-  stat: (values: readonly number[]) => { mean: number; sd: number; n: number };
-  pairedBootstrap: (a: ArrayLike<number>, b: ArrayLike<number>, rng: Rng, resamples?: number) => { diff: number; lo: number; hi: number };
-  unitStats: (model: RbmData, images: Float32Array) => Record<string, number>;
-  gibbsReadings: (rbm: ReturnType<typeof rbmFromData>, start: Float32Array, readAt: number[], rng: Rng, clampTo?: { mask: Float32Array; values: Float32Array }) => Float32Array[];
-};
-let stat: Analysis['stat'];
-let pairedBootstrap: Analysis['pairedBootstrap'];
-let unitStats: Analysis['unitStats'];
-let gibbsReadings: Analysis['gibbsReadings'];
 
 beforeAll(async () => {
   await useTestBackend();
-  const path = new URL('../../report/lib/rbm-analysis.ts', import.meta.url).href;
-  ({ stat, pairedBootstrap, unitStats, gibbsReadings } = (await import(path)) as Analysis);
 });
 
 function model(weights: (i: number, j: number) => number, nComponents: number, hiddenBias = 0): RbmData {
