@@ -4,7 +4,9 @@
  * Times, in one run and on one tfjs backend (wasm by default, via initBackend): a
  * 256×784×512 matMul, one epoch of the course's MLP GAN (batch 128) and of the 784-400-20
  * VAE (batch 128), a DCGAN step (batch 64), the RBM (bench/rbm.ts) and the kernel
- * benchmark (bench/ml-kernels.ts); then, when /usr/bin/python3 has torch and sklearn, the
+ * benchmark (bench/ml-kernels.ts); one step of each model of the report as it trains it
+ * (bench/model-steps.ts: gan-512, vae-course, ae, flow — flow with
+ * registerFastConvolutions(), as report/lib/flow-runs.ts); then, when /usr/bin/python3 has torch and sklearn, the
  * same workloads in bench/torch_bench.py with one thread (per-core comparison) and with
  * torch's default thread count. Epochs are extrapolated from N timed steps (the output
  * says how many). Data are synthetic, of MNIST's shape: timings do not depend on pixels.
@@ -31,9 +33,10 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendName } from '../src/ml/backend.ts';
 import { Rng } from '../src/ml/random.ts';
 import { COURSE_ADAM, createDiscriminator, createGenerator, ganStep, type GanModels } from '../src/ml/models/gan.ts';
-import { createDcDiscriminator, createDcGenerator } from '../src/ml/models/dcgan.ts';
 import { COURSE_VAE_ADAM, PAPER_VAE, createVae, vaeStep } from '../src/ml/models/vae.ts';
 import { createStepRunner } from '../src/ml/trainer.ts';
+import { registerFastConvolutions, unregisterFastConvolutions } from '../src/ml/kernels/fast-conv.ts';
+import { createModelStep, type ModelStepKey } from './model-steps.ts';
 
 const EPOCH_IMAGES = 60_000;
 
@@ -81,13 +84,13 @@ export interface BenchOptions {
 
 /** Workload key from a row title (results.json written before rows carried `key`). */
 function keyOf(workload: string): string | undefined {
-  const table: Array<[RegExp, string]> = [[/^matMul/, 'matmul'], [/^MLP GAN/, 'gan'], [/^VAE/, 'vae'], [/^DCGAN/, 'dcgan'], [/^RBM/, 'rbm']];
+  const table: Array<[RegExp, string]> = [[/^matMul/, 'matmul'], [/^MLP GAN \(course\), batch 128/, 'gan'], [/^VAE/, 'vae'], [/^DCGAN/, 'dcgan'], [/^RBM/, 'rbm']];
   return table.find(([re]) => re.test(workload))?.[1];
 }
 
 /** A comparison row: tfjs and PyTorch figures in the same unit. */
 export interface ComparisonRow {
-  /** Workload key: matmul, gan, vae, dcgan, rbm. */
+  /** Workload key: matmul, gan, vae, dcgan, rbm, gan-512, vae-course, ae, flow. */
   key?: string;
   workload: string;
   unit: 'GFLOP/s' | 's/epoch' | 'ms/step' | 's/iteration';
@@ -185,9 +188,27 @@ function benchGan(backend: BackendName, quick: boolean): Timing {
   return benchGanLike({ generator: createGenerator({ latentDim: 10, rng }), discriminator: createDiscriminator({ rng }) }, 128, plan(backend, quick, 8));
 }
 
-function benchDcgan(backend: BackendName, quick: boolean): Timing {
-  const rng = new Rng(0);
-  return benchGanLike({ generator: createDcGenerator({ latentDim: 10, rng }), discriminator: createDcDiscriminator({ rng }) }, 64, plan(backend, quick, 4));
+/** Timed steps per repeat of each model step on wasm (≈ 0.5–1.5 s of steps per repeat on an idle core). */
+const MODEL_STEPS: Readonly<Record<ModelStepKey, number>> = { 'gan-512': 4, dcgan: 4, 'vae-course': 6, ae: 8, flow: 2 };
+
+/**
+ * One step of a model of the report (bench/model-steps.ts), at the report's batch size; flow
+ * with fast convolutions, as report/lib/flow-runs.ts trains it (the DCGAN cells do not
+ * register them, so neither does the DCGAN here).
+ */
+function benchModelStep(key: ModelStepKey, backend: BackendName, quick: boolean): Timing & { params: number } {
+  const fast = key === 'flow' && backend === 'wasm';
+  if (fast) registerFastConvolutions();
+  try {
+    const model = createModelStep(key);
+    try {
+      return { ...timeSteps(model.step, plan(backend, quick, MODEL_STEPS[key])), params: model.params };
+    } finally {
+      model.dispose();
+    }
+  } finally {
+    if (fast) unregisterFastConvolutions();
+  }
 }
 
 function benchVae(backend: BackendName, quick: boolean): Timing {
@@ -204,6 +225,8 @@ function benchVae(backend: BackendName, quick: boolean): Timing {
 
 export interface TorchResult {
   name: string;
+  /** Trainable parameters of the model (model workloads). */
+  params?: number;
   msPerStep: number;
   cpuMsPerStep?: number;
   msPerEpoch?: number;
@@ -378,6 +401,8 @@ export interface BenchReport {
   extra: ExtraRow[];
   tfjsTimings: Record<string, Timing>;
   torch: { one: Record<string, TorchResult>; default: Record<string, TorchResult> };
+  /** Trainable parameters of each model workload on each side (they must agree). */
+  params?: Record<string, { tfjs?: number; torch?: number }>;
   failures: string[];
 }
 
@@ -413,19 +438,27 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
       log(`    PyTorch ${server.header.threads} thread(s): ${figure}, CPU share ${r.cpuShare?.toFixed(2) ?? '—'}`);
     }
   };
-  const measure = async (name: string, run: () => Timing) => {
+  const params: Record<string, { tfjs?: number; torch?: number }> = {};
+  const measure = async (name: string, run: () => Timing & { params?: number }) => {
     if (!wants(name)) return;
-    const t = run();
+    const { params: count, ...t } = run();
     timings[name] = t;
     log(`  ${name}: ${t.msPerStep.toFixed(2)} ms/step (min ${t.minMsPerStep.toFixed(2)}, CPU ${t.cpuMsPerStep.toFixed(2)} ms, ${t.steps} steps, CPU share ${t.cpuShare.toFixed(2)})`);
     await runTorch(name);
+    if (count !== undefined) {
+      const torchCount = torch.one[name]?.params ?? torch.default[name]?.params;
+      params[name] = { tfjs: count, torch: torchCount };
+      log(`    parameters: tfjs ${count}, PyTorch ${torchCount ?? '—'}`);
+      if (torchCount !== undefined && torchCount !== count) failures.push(`${name}: parameter counts differ (tfjs ${count}, PyTorch ${torchCount}): not the same model`);
+    }
   };
 
   try {
     await measure('matmul', () => benchMatMul(backend, options.quick));
     await measure('vae', () => benchVae(backend, options.quick));
     await measure('gan', () => benchGan(backend, options.quick));
-    await measure('dcgan', () => benchDcgan(backend, options.quick));
+    await measure('dcgan', () => benchModelStep('dcgan', backend, options.quick));
+    for (const key of ['gan-512', 'vae-course', 'ae', 'flow'] as const) await measure(key, () => benchModelStep(key, backend, options.quick));
 
     if (wants('rbm')) {
       const rbm = await maybeImport<{ benchRbm(): Promise<{ name: string; ms: number; note?: string }[]> }>('rbm.ts');
@@ -494,10 +527,27 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
       cpuShare: { tfjs: t(name)?.cpuShare },
     });
   }
+  const paramNote = (name: string) => {
+    const p = params[name];
+    if (!p) return '';
+    return p.torch === undefined ? `; ${p.tfjs} parameters` : p.torch === p.tfjs ? `; ${p.tfjs} parameters on both sides` : `; parameters differ: tfjs ${p.tfjs}, PyTorch ${p.torch}`;
+  };
   add('dcgan', {
-    workload: 'DCGAN, batch 64', unit: 'ms/step', target: 6, note: `${steps('dcgan')} timed steps`,
+    workload: 'DCGAN, batch 64', unit: 'ms/step', target: 6, note: `ganStep via the trainer; ${steps('dcgan')} timed steps${paramNote('dcgan')}`,
     tfjs: t('dcgan')?.msPerStep, tfjsCpu: t('dcgan')?.cpuMsPerStep, cpuShare: { tfjs: t('dcgan')?.cpuShare },
   });
+  const modelRows: Array<[string, string, string]> = [
+    ['gan-512', 'course GAN (MLP), batch 512', 'ganStep via the trainer'],
+    ['vae-course', 'course VAE 784-128-100, batch 3000', 'vaeStep via the trainer'],
+    ['ae', 'stacked AE 784-128-100, fine-tuning, batch 3000', 'autoencoderStep(finetune) via the trainer, MSE'],
+    ['flow', 'flow matching, U-Net [32, 64] (4.4), batch 128', `flowMatchingStep via the trainer, EMA${backend === 'wasm' ? ', registerFastConvolutions()' : ''}`],
+  ];
+  for (const [name, workload, how] of modelRows) {
+    add(name, {
+      workload, unit: 'ms/step', note: `${how}; ${steps(name)} timed steps${paramNote(name)}`,
+      tfjs: t(name)?.msPerStep, tfjsCpu: t(name)?.cpuMsPerStep, cpuShare: { tfjs: t(name)?.cpuShare },
+    });
+  }
   const rbmRow = extra.find((r) => r.name.startsWith('rbm 784-100 iteration + pseudo-likelihood'));
   add('rbm', {
     workload: 'RBM 784-100, batch 10: one iteration (PCD-1) + pseudo-likelihood', unit: 's/iteration',
@@ -520,6 +570,7 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
     extra,
     tfjsTimings: timings,
     torch,
+    params,
     failures,
   };
 }
@@ -537,7 +588,7 @@ function parseArgs(argv: readonly string[]): BenchOptions {
     else if (arg === '--rerender') options.rerender = true;
     else if (arg === '--only') options.only = new Set((argv[++i] ?? '').split(',').filter(Boolean));
     else if (arg === '--kernel-groups') options.kernelGroups = new Set((argv[++i] ?? '').split(',').filter(Boolean));
-    else throw new Error(`unknown argument ${arg} (use --backend wasm|cpu, --quick, --no-torch, --only matmul,gan,vae,dcgan,rbm,kernels,engine, --kernel-groups matmul,conv,fastconv,steps,mlp,batch)`);
+    else throw new Error(`unknown argument ${arg} (use --backend wasm|cpu, --quick, --no-torch, --only matmul,gan,vae,dcgan,rbm,gan-512,vae-course,ae,flow,kernels,engine, --kernel-groups matmul,conv,fastconv,steps,mlp,batch)`);
   }
   return options;
 }
