@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --backend wasm|cpu] [--quick] [--no-torch] [--only gan,vae,...] [--kernel-groups fastconv,steps,...] [--rerender]`
+ * `npm run bench [-- --backend wasm|cpu] [--quick] [--no-torch] [--torch-one-thread] [--only gan,vae,...] [--kernel-groups fastconv,steps,...] [--rerender]`
  *
  * Times, in one run and on one tfjs backend (wasm by default, via initBackend): a
  * 256×784×512 matMul, one epoch of the course's MLP GAN (batch 128) and of the 784-400-20
@@ -75,6 +75,8 @@ export interface BenchOptions {
   backend: BackendName;
   quick: boolean;
   torch: boolean;
+  /** Only the one-thread PyTorch column (skips the all-threads server: half the PyTorch time). */
+  torchOneThread?: boolean;
   only?: ReadonlySet<string>;
   /** Row groups of bench/ml-kernels.ts (matmul, conv, fastconv, steps, mlp, batch); default all. */
   kernelGroups?: ReadonlySet<string>;
@@ -421,7 +423,7 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
       servers.one = await TorchServer.start('one', options.quick);
       // PyTorch's default thread count is the number of physical cores (1 on a 2-vCPU SMT
       // machine), so the second column uses every logical CPU instead.
-      servers.default = await TorchServer.start('all', options.quick);
+      if (!options.torchOneThread) servers.default = await TorchServer.start('all', options.quick);
     } else {
       failures.push(`PyTorch: ${PYTHON} cannot import torch and sklearn`);
     }
@@ -585,10 +587,11 @@ function parseArgs(argv: readonly string[]): BenchOptions {
       options.backend = value;
     } else if (arg === '--quick') options.quick = true;
     else if (arg === '--no-torch') options.torch = false;
+    else if (arg === '--torch-one-thread') options.torchOneThread = true;
     else if (arg === '--rerender') options.rerender = true;
     else if (arg === '--only') options.only = new Set((argv[++i] ?? '').split(',').filter(Boolean));
     else if (arg === '--kernel-groups') options.kernelGroups = new Set((argv[++i] ?? '').split(',').filter(Boolean));
-    else throw new Error(`unknown argument ${arg} (use --backend wasm|cpu, --quick, --no-torch, --only matmul,gan,vae,dcgan,rbm,gan-512,vae-course,ae,flow,kernels,engine, --kernel-groups matmul,conv,fastconv,steps,mlp,batch)`);
+    else throw new Error(`unknown argument ${arg} (use --backend wasm|cpu, --quick, --no-torch, --torch-one-thread, --only matmul,gan,vae,dcgan,rbm,gan-512,vae-course,ae,flow,kernels,engine, --kernel-groups matmul,conv,fastconv,steps,mlp,batch)`);
   }
   return options;
 }
@@ -598,7 +601,7 @@ function parseArgs(argv: readonly string[]): BenchOptions {
  * other backends and partial runs (--quick, --only, --no-torch) write beside it.
  */
 export function resultsBaseName(options: BenchOptions): string {
-  const partial = options.quick || options.only !== undefined || !options.torch;
+  const partial = options.quick || options.only !== undefined || !options.torch || options.torchOneThread === true;
   return `results${options.backend === 'wasm' ? '' : `-${options.backend}`}${partial ? '-partial' : ''}`;
 }
 

@@ -66,5 +66,6 @@ describe('bench/run.ts', () => {
     expect(resultsBaseName({ backend: 'wasm', quick: true, torch: true })).toBe('results-partial');
     expect(resultsBaseName({ backend: 'wasm', quick: false, torch: false })).toBe('results-partial');
     expect(resultsBaseName({ backend: 'cpu', quick: false, torch: true, only: new Set(['gan']) })).toBe('results-cpu-partial');
+    expect(resultsBaseName({ backend: 'wasm', quick: false, torch: true, torchOneThread: true })).toBe('results-partial');
   });
 });
