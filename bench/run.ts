@@ -327,6 +327,11 @@ function fmt(value: number | undefined, digits = 2): string {
   return value >= 100 ? value.toFixed(0) : value.toFixed(digits);
 }
 
+/** A ratio as `3.0×`, or `—` when there is none. */
+function times(value: number | undefined): string {
+  return value === undefined || !Number.isFinite(value) ? '—' : `${fmt(value, 1)}×`;
+}
+
 export function toMarkdown(report: BenchReport): string {
   const { backend } = report;
   const loaded = report.machine.loadStart > 1 || report.machine.loadEnd > 1;
@@ -351,8 +356,8 @@ export function toMarkdown(report: BenchReport): string {
     const verdict = (ratio?: number) => (r.target === undefined || ratio === undefined ? '' : ratio <= r.target ? 'met' : 'missed');
     const target = r.target === undefined ? '' : `≤ ${r.target}×: ${verdict(r.ratio1) || '—'} (CPU time: ${verdict(r.cpuRatio1) || '—'})`;
     lines.push(
-      `| ${r.workload} | ${r.unit} | ${fmt(r.tfjs)} | ${fmt(r.torch1)} | ${fmt(r.ratio1, 1)}× | ${fmt(r.torchDefault)} | ${fmt(r.ratioDefault, 1)}× | ` +
-        `${fmt(r.cpuRatio1, 1)}× | ${target} | ${share} | ${r.note} |`,
+      `| ${r.workload} | ${r.unit} | ${fmt(r.tfjs)} | ${fmt(r.torch1)} | ${times(r.ratio1)} | ${fmt(r.torchDefault)} | ${times(r.ratioDefault)} | ` +
+        `${times(r.cpuRatio1)} | ${target} | ${share} | ${r.note} |`,
     );
   }
   const anchored = report.comparison.filter((r) => r.key !== undefined && IDLE_ANCHORS[r.key] !== undefined && r.tfjs !== undefined);
