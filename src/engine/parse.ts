@@ -18,6 +18,7 @@ import { visit } from 'unist-util-visit';
 import type { VFile } from 'vfile';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { guardText, pruneDeepNodes } from './limits.ts';
+import { keyedOptions, parseResourceOption, readSlurmSection, RESOURCE_OPTIONS, type CellResources } from './resources.ts';
 import type { Cell, CellOptions, FrontMatter } from './types.ts';
 
 declare module 'mdast' {
@@ -210,6 +211,9 @@ function readCell(node: Code, rawOptions: string, file: VFile): Cell | undefined
     file.message(reason, { place, ruleId: 'bad-option', source: SOURCE });
   };
   const options: CellOptions = { ...DEFAULT_OPTIONS };
+  const resources: CellResources = {};
+  /** The options given as `timeout=`/`memory=` and as `time=`/`mem=`, to check that they agree. */
+  const given: { timeout?: number; memory?: number; time?: { text: string; seconds: number }; mem?: { text: string; mib: number } } = {};
   let id: string | undefined;
 
   for (const token of rawOptions.split(/\s+/).filter(Boolean)) {
@@ -231,13 +235,13 @@ function readCell(node: Code, rawOptions: string, file: VFile): Cell | undefined
         break;
       case 'timeout': {
         const n = Number(value);
-        if (value !== '' && Number.isFinite(n) && n > 0) options.timeout = n;
+        if (value !== '' && Number.isFinite(n) && n > 0) options.timeout = given.timeout = n;
         else problem(`timeout=${value}: expected a positive number of seconds`);
         break;
       }
       case 'memory': {
         const n = Number(value);
-        if (value !== '' && Number.isInteger(n) && n > 0) options.memory = n;
+        if (value !== '' && Number.isInteger(n) && n > 0) options.memory = given.memory = n;
         else problem(`memory=${value}: expected a positive integer of MiB`);
         break;
       }
@@ -247,10 +251,44 @@ function readCell(node: Code, rawOptions: string, file: VFile): Cell | undefined
         else problem(`seed=${value}: expected an integer`);
         break;
       }
+      case 'cpus':
+      case 'mem':
+      case 'gpus':
+      case 'time':
+      case 'partition': {
+        const parsed = parseResourceOption(key, value);
+        if ('problem' in parsed) {
+          problem(`${key}=${value}: ${parsed.problem}`);
+          break;
+        }
+        if (key === 'time') given.time = { text: value, seconds: parsed.value as number };
+        else if (key === 'mem') given.mem = { text: value, mib: parsed.value as number };
+        else if (key === 'cpus') resources.cpus = parsed.value as number;
+        else if (key === 'gpus') resources.gpus = parsed.value as string;
+        else resources.partition = parsed.value as string;
+        break;
+      }
       default:
-        problem(`unknown cell option "${key}"; known options: id, echo, timeout, memory, seed`);
+        problem(`unknown cell option "${key}"; known options: id, echo, timeout, memory, seed, ${RESOURCE_OPTIONS.join(', ')}`);
     }
   }
+
+  // time= and mem= are Slurm's words for timeout= and memory=: either sets both executors' limit.
+  if (given.time !== undefined) {
+    if (given.timeout !== undefined && given.timeout !== given.time.seconds) {
+      problem(`time=${given.time.text} (${given.time.seconds} s) and timeout=${given.timeout} disagree; they are the same limit, give one of them`);
+    }
+    options.timeout = given.time.seconds;
+  }
+  if (given.mem !== undefined) {
+    if (given.memory !== undefined && given.memory !== given.mem.mib) {
+      problem(`mem=${given.mem.text} (${given.mem.mib} MiB) and memory=${given.memory} disagree; they are the same limit, give one of them`);
+    }
+    options.memory = given.mem.mib;
+  }
+  if (given.time !== undefined || given.timeout !== undefined) resources.timeSeconds = options.timeout;
+  if (given.mem !== undefined || given.memory !== undefined) resources.memMiB = options.memory;
+  if (Object.keys(resources).length > 0) options.resources = resources;
 
   if (id === undefined) {
     if (!/(^|\s)id=/.test(rawOptions)) problem('cell has no id; add id=<name> after `ts run`');
@@ -261,7 +299,7 @@ function readCell(node: Code, rawOptions: string, file: VFile): Cell | undefined
     id,
     code: node.value,
     options,
-    rawOptions,
+    rawOptions: keyedOptions(rawOptions),
     position: place,
     codeLine: place.start.line + 1,
     imports: [],
@@ -353,6 +391,12 @@ function readFrontMatter(tree: Root, file: VFile): FrontMatter {
   }
   const frontMatter: FrontMatter = {};
   for (const [key, value] of Object.entries(data as Record<string, unknown>)) {
+    if (key === 'slurm') {
+      const { defaults, problems } = readSlurmSection(value);
+      for (const reason of problems) problem(reason);
+      if (problems.length === 0) frontMatter.slurm = defaults;
+      continue;
+    }
     const expected = FRONT_MATTER_TYPES[key];
     if (expected === 'string' && typeof value !== 'string') {
       // A YAML date or number is accepted when it reads naturally as text.

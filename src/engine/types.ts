@@ -28,6 +28,7 @@
  *   problems.ts  problems as `file:line:col  rule-id  message` (or --format pretty)
  */
 import type { Position } from 'unist';
+import type { CellResources, SlurmDefaults } from './resources.ts';
 
 /** Options from the info string: ```ts run id=x echo=false timeout=600 */
 export interface CellOptions {
@@ -39,6 +40,12 @@ export interface CellOptions {
   memory: number;
   /** Overrides the document seed for this cell. */
   seed?: number;
+  /**
+   * What the cell asks of a cluster (resources.ts): `cpus=`, `mem=`, `gpus=`, `time=`,
+   * `partition=`, and `timeout=`/`memory=` when given (they mean `time`/`mem`). Only what
+   * the options say; absent when they say none of it. Not part of the key.
+   */
+  resources?: CellResources;
 }
 
 export interface Cell {
@@ -46,7 +53,11 @@ export interface Cell {
   /** Source code of the cell (the fence's content). */
   code: string;
   options: CellOptions;
-  /** The raw info string after `ts run` (hashed so any option change re-runs the cell). */
+  /**
+   * The info string after `ts run`, hashed so any option change re-runs the cell — except
+   * resource options (`cpus=`, `mem=`, `gpus=`, `time=`, `partition=`), which are left out
+   * (resources.ts `keyedOptions`; a cell without them keeps its string as written).
+   */
   rawOptions: string;
   /** Position of the whole fenced block in the Markdown file. */
   position: Position;
@@ -68,6 +79,8 @@ export interface FrontMatter {
   'number-sections'?: boolean;
   /** Append the provenance appendix (provenance.ts). Default false. */
   provenance?: boolean;
+  /** Defaults for cells run as Slurm jobs (`--executor slurm`), validated by parse.ts. */
+  slurm?: SlurmDefaults;
   [key: string]: unknown;
 }
 

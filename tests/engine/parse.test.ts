@@ -32,7 +32,8 @@ describe('parseDocument', () => {
     expect(doc.cells).toHaveLength(1);
     const cell = doc.cells[0];
     expect(cell?.id).toBe('b');
-    expect(cell?.options).toEqual({ echo: false, timeout: 60, memory: 512, seed: 9 });
+    // timeout= and memory= given are also the cell's resource requests (for --executor slurm).
+    expect(cell?.options).toEqual({ echo: false, timeout: 60, memory: 512, seed: 9, resources: { timeSeconds: 60, memMiB: 512 } });
     expect(cell?.rawOptions).toBe('id=b echo=false timeout=60 memory=512 seed=9');
     expect(cell?.codeLine).toBe(7);
     expect(cell?.imports).toEqual(['a', 'c']);
