@@ -20,6 +20,8 @@ import { formatProblems, PROBLEM_FORMATS, type ProblemFormat } from './engine/pr
 import { markSeverity } from './engine/severity.ts';
 import { formatVerdicts, verify } from './engine/verify.ts';
 import { formatMigration, migrateKeys } from './engine/migrate.ts';
+import { parseSlurmFlags } from './engine/resources.ts';
+import { slurmExecutor } from './engine/slurm.ts';
 
 const DEFAULT_DOC = 'report/report.md';
 
@@ -62,11 +64,25 @@ export function program(): Command {
     .option('--browser <path>', 'Chrome/Chromium used to print the PDF (also REPORT_BROWSER)')
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend for cells (sets TFJS_BACKEND)').choices(['tensorflow', 'wasm', 'cpu']))
     .addOption(formatOption())
+    .addOption(new Option('--executor <name>', 'where cells run: local child processes, or one Slurm job each (sbatch)').choices(['local', 'slurm']).default('local'))
+    .option('--slurm <key=value>', 'Slurm default over the front matter\'s slurm: (partition, account, qos, constraint, cpus, mem, gpus, time, extra); repeatable', (value: string, previous: string[] = []) => [...previous, value])
     .option('--verify [id...]', 're-run these cells (default: all) into a scratch store and compare them bit for bit with the committed results')
     .option('--migrate-keys', 'run nothing: re-key the results stored under the previous key scheme that are fresh under it (every profile\'s store, or --profile\'s)')
     .action(async (doc: string, flags) => {
       const env = { ...process.env, ...(flags.backend ? { TFJS_BACKEND: flags.backend } : {}) };
-      const effects = nodeEffects({ executor: childProcessExecutor({ env }) });
+      if (flags.slurm !== undefined && flags.executor !== 'slurm') throw new ReportError('--slurm sets defaults for --executor slurm; add --executor slurm', 2);
+      if (flags.executor === 'slurm' && flags.verify !== undefined) throw new ReportError('--verify runs cells on this machine; leave out --executor slurm', 2);
+      let slurmDefaults;
+      try {
+        slurmDefaults = parseSlurmFlags(flags.slurm ?? []);
+      } catch (error) {
+        throw new ReportError((error as Error).message, 2);
+      }
+      const pollMs = Number(process.env['REPORT_SLURM_POLL_MS'] ?? '') || undefined;
+      const executor = flags.executor === 'slurm'
+        ? slurmExecutor({ env, defaults: slurmDefaults, ...(pollMs === undefined ? {} : { pollMs, queueMs: pollMs * 2 }) })
+        : childProcessExecutor({ env });
+      const effects = nodeEffects({ executor });
       if (flags.migrateKeys === true) {
         const summary = await migrateKeys(
           { docPath: doc, profile: flags.profile, resultsDir: flags.results, onWait: (message) => process.stdout.write(`${message}\n`) },

@@ -144,30 +144,63 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
   const snapshotsDone: Promise<void>[] = [];
   const display = progressDisplay(effects.stdout, effects.now);
   for (const id of available.keys()) display.onEvent({ id, state: 'fresh' });
-  const outcomes = await runCells(
-    {
-      cells: doc.cells,
-      order: usable,
-      deps: (id) => graph.deps(id),
-      toRun,
-      keys,
-      available,
-    },
-    {
-      executor: withCheckpoints(recordEnvironment(effects.executor, environment), (job) => checkpointPath(projectRoot, job.cell.id, job.key.key)),
-      jobs: Math.max(1, options.jobs ?? os.availableParallelism()),
-      store,
-      profile,
-      seed,
-      docPath,
-      projectRoot,
-      onEvent: (event) => {
-        // The result is stored: the cell's snapshot (if it took any) has served.
-        if (event.state === 'ran') snapshotsDone.push(effects.rm(checkpointPath(projectRoot, event.id, keys.get(event.id)!.key)));
-        display.onEvent(event);
+  const { executor } = effects;
+  // A batch executor (Slurm) is told the whole plan first: it submits every cell at once,
+  // each depending on the jobs of the cells it imports, so the scheduler only waits.
+  const ahead = executor.prepare !== undefined && options.jobs === undefined;
+  let outcomes: Map<string, CellOutcome>;
+  try {
+    if (executor.prepare !== undefined && toRun.size > 0) {
+      const forcedIds = options.rerunAll ? toRun : forced;
+      await executor.prepare({
+        cells: usable
+          .filter((id) => toRun.has(id))
+          .map((id) => ({
+            job: {
+              cell: doc.cells.find((c) => c.id === id)!,
+              key: keys.get(id)!,
+              deps: new Map(graph.deps(id).flatMap((dep) => (available.has(dep) ? [[dep, available.get(dep)!] as const] : []))),
+              profile,
+              seed: doc.cells.find((c) => c.id === id)!.options.seed ?? seed,
+              docPath,
+              projectRoot,
+              checkpointPath: checkpointPath(projectRoot, id, keys.get(id)!.key),
+            },
+            pending: graph.deps(id).filter((dep) => toRun.has(dep)),
+            adopt: !forcedIds.has(id),
+          })),
+        ahead,
+        frontMatter: doc.frontMatter,
+        onStatus: (id, status) => display.onEvent({ id, state: status.state === 'running' ? 'running' : 'stale', status: status.text }),
+      });
+    }
+    outcomes = await runCells(
+      {
+        cells: doc.cells,
+        order: usable,
+        deps: (id) => graph.deps(id),
+        toRun,
+        keys,
+        available,
       },
-    },
-  );
+      {
+        executor: withCheckpoints(recordEnvironment(executor, environment), (job) => checkpointPath(projectRoot, job.cell.id, job.key.key)),
+        jobs: ahead ? Math.max(1, toRun.size) : Math.max(1, options.jobs ?? os.availableParallelism()),
+        store,
+        profile,
+        seed,
+        docPath,
+        projectRoot,
+        onEvent: (event) => {
+          // The result is stored: the cell's snapshot (if it took any) has served.
+          if (event.state === 'ran') snapshotsDone.push(effects.rm(checkpointPath(projectRoot, event.id, keys.get(event.id)!.key)));
+          display.onEvent(event);
+        },
+      },
+    );
+  } finally {
+    await executor.close?.();
+  }
   await Promise.all(snapshotsDone);
 
   const results = new Map<string, CellOutcome>(available);

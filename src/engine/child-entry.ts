@@ -14,9 +14,15 @@
  * inside the cell sends `error` (message and source-mapped stack) and exits 1. When the
  * parent goes away (IPC disconnect), the runner exits.
  *
+ * Run as a batch job (slurm.ts) there is no parent and no IPC channel: the job names an
+ * events file, to which every message is appended as a JSON line with a time stamp (and a
+ * first `start` line saying where the job runs); dependencies computed by other jobs of
+ * the same build are read from their result files; the watchdog enforces the timeout.
+ *
  * This file must not run anything at import time except when it is the entry point.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { arch, availableParallelism, cpus, hostname, release, type as osType } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { RuntimeContext } from './runtime.ts';
@@ -41,6 +47,12 @@ export interface RunnerJob {
   depsPath?: string;
   /** Where checkpoint() writes the cell's snapshot and resume() reads it (checkpoint.ts). */
   checkpointPath?: string;
+  /** Batch jobs: append every message to this file as a JSON line ({@link JobEvent}). */
+  eventsPath?: string;
+  /** Batch jobs: dependencies computed by other jobs of the build, id → their result file. */
+  depResults?: Record<string, string>;
+  /** Batch jobs: the watchdog kills the cell after this many seconds (no launcher does it). */
+  timeoutSeconds?: number;
 }
 
 /** Messages from the runner to the executor. */
@@ -49,14 +61,38 @@ export type RunnerMessage =
   | { type: 'done' }
   | { type: 'error'; message: string; stack?: string };
 
+/**
+ * A line of a batch job's events file: a message, or where the job started, or why the
+ * watchdog killed it; `t` is the job's clock (ms since the epoch).
+ */
+export type JobEvent = (
+  | RunnerMessage
+  | { type: 'start'; host: string; pid: number; cpu: string; cores: number; os: string; node: string }
+  | { type: 'killed'; reason: 'timeout' | 'memory'; detail: string }
+) & { t: number };
+
 /** Same as hash.ts's CELLS_GLOBAL (not imported: hash.ts loads esbuild, too slow for a child). */
 const CELLS_GLOBAL = '__reportCells';
 
 export async function runJob(job: RunnerJob): Promise<void> {
+  const events = job.eventsPath;
   const send = (message: RunnerMessage, then?: () => void): void => {
+    if (events !== undefined) appendEvent(events, message);
     if (process.send !== undefined && process.connected) process.send(message, undefined, {}, () => then?.());
     else then?.();
   };
+  if (events !== undefined) {
+    const cpu = cpus()[0]?.model ?? 'unknown';
+    appendEvent(events, {
+      type: 'start',
+      host: hostname(),
+      pid: process.pid,
+      cpu: cpu.replace(/\s+/g, ' ').trim(),
+      cores: availableParallelism(),
+      os: `${osType()} ${release()} ${arch()}`,
+      node: process.version,
+    });
+  }
   const realExit = process.exit.bind(process);
   let finished = false;
   const fail = (error: unknown): void => {
@@ -69,7 +105,9 @@ export async function runJob(job: RunnerJob): Promise<void> {
   };
 
   process.on('disconnect', () => realExit(1));
-  if (job.parentPid !== undefined || job.memoryMiB !== undefined) watchdog(job.parentPid, job.memoryMiB);
+  if (job.parentPid !== undefined || job.memoryMiB !== undefined || job.timeoutSeconds !== undefined) {
+    watchdog(job.parentPid, job.memoryMiB, job.timeoutSeconds, events);
+  }
   // The IPC channel must not keep the process alive: a cell whose top-level await never
   // settles then ends with Node's exit code 13 instead of hanging until its timeout.
   process.channel?.unref();
@@ -90,7 +128,9 @@ export async function runJob(job: RunnerJob): Promise<void> {
     ...(job.checkpointPath === undefined ? {} : { checkpoint: fileSnapshots(job.checkpointPath) }),
   };
   (globalThis as Record<symbol, unknown>)[Symbol.for('literate-report.runtime')] = context;
-  (globalThis as Record<string, unknown>)[CELLS_GLOBAL] = job.depsPath === undefined ? {} : decode(readFileSync(job.depsPath));
+  const deps = (job.depsPath === undefined ? {} : decode(readFileSync(job.depsPath))) as Record<string, unknown>;
+  for (const [id, path] of Object.entries(job.depResults ?? {})) deps[id] = (decode(readFileSync(path)) as { exports: unknown }).exports;
+  (globalThis as Record<string, unknown>)[CELLS_GLOBAL] = deps;
   captureWrites(process.stdout, context.outputs);
   captureWrites(process.stderr, context.outputs);
 
@@ -115,33 +155,59 @@ export async function runJob(job: RunnerJob): Promise<void> {
 
 /** The line the watchdog prints before it kills a cell over its memory cap (the launcher reads it). */
 export const MEMORY_MARKER = '[literate-report] cell-memory:';
+/** The line the watchdog prints before it kills a cell at its timeout (batch jobs only). */
+export const TIMEOUT_MARKER = '[literate-report] cell-timeout:';
+
+/** Appends one event line (synchronously: the process may be killed the next instant). */
+function appendEvent(path: string, message: RunnerMessage | Omit<Extract<JobEvent, { type: 'start' }>, 't'>): void {
+  try {
+    appendFileSync(path, `${JSON.stringify({ ...message, t: Date.now() })}\n`);
+  } catch (error) {
+    process.stderr.write(`[literate-report] cannot append to ${path}: ${(error as Error).message}\n`);
+  }
+}
 
 /**
  * A watchdog on its own thread, so it runs even while the cell spins in a loop:
  * - the parent died (SIGKILL of the CLI: this process was handed to another parent):
  *   exit at once, so no cell runs on orphaned;
  * - resident memory over `memoryMiB` (heap, typed arrays, wasm memory: all of it): print
- *   {@link MEMORY_MARKER} with the figure and kill this process.
+ *   {@link MEMORY_MARKER} with the figure and kill this process;
+ * - (batch jobs) the cell ran past `timeoutSeconds`: print {@link TIMEOUT_MARKER} and kill
+ *   this process. Either kill is also appended to the events file, when there is one.
  */
-function watchdog(parentPid: number | undefined, memoryMiB: number | undefined): void {
+function watchdog(parentPid: number | undefined, memoryMiB: number | undefined, timeoutSeconds: number | undefined, eventsPath: string | undefined): void {
   const code = `
     const { workerData } = require('node:worker_threads');
-    const { writeSync } = require('node:fs');
-    const { parentPid, limit, marker } = workerData;
+    const { appendFileSync, writeSync } = require('node:fs');
+    const { parentPid, limit, marker, deadline, timeoutMarker, timeoutSeconds, eventsPath } = workerData;
+    const kill = (reason, line, detail) => {
+      writeSync(2, '\\n' + line + ' ' + detail + '\\n');
+      if (eventsPath !== undefined) {
+        try { appendFileSync(eventsPath, JSON.stringify({ type: 'killed', reason, detail, t: Date.now() }) + '\\n'); } catch {}
+      }
+      process.kill(process.pid, 'SIGKILL');
+    };
     setInterval(() => {
       if (parentPid !== undefined && process.ppid !== parentPid) process.kill(process.pid, 'SIGKILL');
       if (limit !== undefined) {
         const rss = process.memoryUsage.rss();
-        if (rss > limit) {
-          writeSync(2, '\\n' + marker + ' resident memory ' + Math.round(rss / 1048576) + ' MiB is over memory=' + Math.round(limit / 1048576) + ' MiB\\n');
-          process.kill(process.pid, 'SIGKILL');
-        }
+        if (rss > limit) kill('memory', marker, 'resident memory ' + Math.round(rss / 1048576) + ' MiB is over memory=' + Math.round(limit / 1048576) + ' MiB');
       }
+      if (deadline !== undefined && Date.now() > deadline) kill('timeout', timeoutMarker, 'still running after ' + timeoutSeconds + ' s');
     }, 50);
   `;
   const worker = new Worker(code, {
     eval: true,
-    workerData: { parentPid, limit: memoryMiB === undefined ? undefined : memoryMiB * 1024 * 1024, marker: MEMORY_MARKER },
+    workerData: {
+      parentPid,
+      limit: memoryMiB === undefined ? undefined : memoryMiB * 1024 * 1024,
+      marker: MEMORY_MARKER,
+      deadline: timeoutSeconds === undefined ? undefined : Date.now() + timeoutSeconds * 1000,
+      timeoutMarker: TIMEOUT_MARKER,
+      timeoutSeconds,
+      eventsPath,
+    },
   });
   // A watchdog that cannot start must not fail the cell (it only adds protection).
   worker.on('error', (error) => process.stderr.write(`watchdog: ${error.message}\n`));

@@ -15,7 +15,7 @@ import type { CellKey } from './hash.ts';
 import { MEMORY_MARKER, type RunnerJob, type RunnerMessage } from './child-entry.ts';
 import { writeFileAtomic } from './atomic.ts';
 import { decode, encode, encodeResult } from './serialize.ts';
-import type { Cell, CellFailure, CellResult, Output, ProgressEvent, ResultMeta } from './types.ts';
+import type { Cell, CellFailure, CellResult, FrontMatter, Output, ProgressEvent, ResultMeta } from './types.ts';
 import { sha256 } from './digest.ts';
 
 export interface CellJob {
@@ -41,6 +41,37 @@ export interface ExecutorHooks {
 export interface Executor {
   /** Runs a cell; never rejects for a problem of the cell (that is a CellFailure). */
   run(job: CellJob, hooks: ExecutorHooks): Promise<CellResult | CellFailure>;
+  /**
+   * Batch executors only (slurm.ts): told every cell of the build before the scheduler
+   * calls `run`, so that they can all be submitted at once, each depending on the jobs of
+   * the cells it imports. `run` then waits for the cell's job.
+   */
+  prepare?(plan: BatchPlan): Promise<void>;
+  /** Called once when the build ends, however it ends: stop and forget what is still held. */
+  close?(): Promise<void>;
+}
+
+/** A build's cells as a batch executor sees them (see `Executor.prepare`). */
+export interface BatchPlan {
+  /**
+   * The cells to run, dependencies first. `job.deps` holds the stored results of the cells
+   * it imports that are fresh; `pending` names the imported cells that run in this build.
+   * `adopt`: a job an earlier (killed) build submitted for the same cell and key may be
+   * taken over (false for cells `--rerun` forces).
+   */
+  cells: { job: CellJob; pending: string[]; adopt: boolean }[];
+  /** Submit every cell now (true), or each when `run` is called (`--jobs` given). */
+  ahead: boolean;
+  /** The document's front matter (an executor reads its own section, e.g. `slurm:`). */
+  frontMatter: FrontMatter;
+  /** Where a cell is outside this process, for the display: queued (with why) or running (where). */
+  onStatus(id: string, status: ExecutorStatus): void;
+}
+
+export interface ExecutorStatus {
+  state: 'pending' | 'running';
+  /** e.g. `pending (Priority) · job 1234`, `running on node17 · job 1234`. */
+  text: string;
 }
 
 export interface ChildProcessExecutorOptions {
@@ -69,8 +100,7 @@ const runtimeTs = fileURLToPath(new URL('./runtime.ts', import.meta.url));
  * process group is killed (SIGKILL).
  */
 export function childProcessExecutor(options: ChildProcessExecutorOptions = {}): Executor {
-  const tsxArgs = ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href];
-  const compiled = new Map<string, Promise<{ runner: string; runtime: string }>>();
+  const prepare = runnerPreparer(options);
   return {
     async run(job, hooks) {
       const { cell, key } = job;
@@ -78,21 +108,7 @@ export function childProcessExecutor(options: ChildProcessExecutorOptions = {}):
       const tmp = await mkdtemp(join(tmpdir(), `report-${process.pid}-${cell.id}-`));
       const bundlePath = join(key.bundleDir, `${basename(job.docPath)}.${cell.id}.${key.key.slice(0, 16)}.${process.pid}.mjs`);
       try {
-        let bundle = key.bundle;
-        let entry: string[];
-        if (options.tsx === true) {
-          entry = [...tsxArgs, entryTs];
-        } else {
-          let p = compiled.get(key.bundleDir);
-          if (p === undefined) {
-            p = compileRunner(key.bundleDir);
-            compiled.set(key.bundleDir, p);
-            p.catch(() => compiled.delete(key.bundleDir));
-          }
-          const { runner, runtime } = await p;
-          bundle = bundle.split(JSON.stringify(runtimeTs)).join(JSON.stringify(runtime));
-          entry = /["'][^"'\n]+\.m?ts["']/.test(stripSourceMap(bundle)) ? [...tsxArgs, entryTs] : [runner];
-        }
+        const { bundle, entry } = await prepare(key);
         await mkdir(key.bundleDir, { recursive: true });
         await writeFileAtomic(bundlePath, bundle);
         const runnerJob: RunnerJob = {
@@ -159,6 +175,30 @@ export function childProcessExecutor(options: ChildProcessExecutorOptions = {}):
         await rm(bundlePath, { force: true });
       }
     },
+  };
+}
+
+/**
+ * What runs a cell's bundle, for any executor: the bundle text to write (its `report:runtime`
+ * import pointed at the compiled runtime) and the Node arguments before the job file — the
+ * compiled runner, or child-entry.ts through tsx (`tsx: true`, or a bundle that still
+ * imports a `.ts` file). The runner is compiled once per bundle folder.
+ */
+export function runnerPreparer(options: { tsx?: boolean }): (key: CellKey) => Promise<{ bundle: string; entry: string[] }> {
+  const tsxArgs = ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href];
+  const compiled = new Map<string, Promise<{ runner: string; runtime: string }>>();
+  return async (key) => {
+    if (options.tsx === true) return { bundle: key.bundle, entry: [...tsxArgs, entryTs] };
+    let p = compiled.get(key.bundleDir);
+    if (p === undefined) {
+      p = compileRunner(key.bundleDir);
+      compiled.set(key.bundleDir, p);
+      p.catch(() => compiled.delete(key.bundleDir));
+    }
+    const { runner, runtime } = await p;
+    const bundle = key.bundle.split(JSON.stringify(runtimeTs)).join(JSON.stringify(runtime));
+    const entry = /["'][^"'\n]+\.m?ts["']/.test(stripSourceMap(bundle)) ? [...tsxArgs, entryTs] : [runner];
+    return { bundle, entry };
   };
 }
 

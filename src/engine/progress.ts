@@ -7,6 +7,10 @@
  * Elsewhere (CI logs): plain lines only — a start line, at most one progress line per
  * cell every 10 s, a finish line.
  * Always: a final summary `ran 2, fresh 18, failed 0, skipped 0 in 4m20s`.
+ *
+ * A batch executor's cells (Slurm) also have a status — `pending (Priority) · job 1234`,
+ * `running on node17 · job 1234` — shown on their live line (and, off a terminal, printed
+ * once each time it changes). A cell's clock starts when it starts running.
  */
 import { createLogUpdate } from 'log-update';
 import type { CellEvent } from './scheduler.ts';
@@ -37,6 +41,12 @@ const PLAIN_INTERVAL_MS = 10_000;
 
 interface Running {
   startedAt: number;
+  /** From a batch executor: where the cell is (queued, or running where). */
+  status?: string;
+  /** The status says the cell runs (its clock started). */
+  runs?: boolean;
+  /** When the first status came (the job was queued). */
+  queuedAt?: number;
   progress?: ProgressEvent;
   /** First progress seen: the step rate for the ETA is measured from it. */
   first?: { at: number; step: number };
@@ -78,6 +88,24 @@ export function progressDisplay(stdout: DisplayStream, now: () => number): Progr
     onEvent(event) {
       const t = now();
       const { id } = event;
+      if (event.status !== undefined && (event.state === 'running' || event.state === 'stale')) {
+        let r = running.get(id);
+        if (r === undefined) {
+          r = { startedAt: t, lastPlainLine: t };
+          running.set(id, r);
+        }
+        r.queuedAt ??= t;
+        if (event.state === 'running' && r.runs !== true) {
+          r.runs = true;
+          r.startedAt = t;
+        }
+        if (r.status !== event.status) {
+          r.status = event.status;
+          if (live === undefined) line(`${event.state === 'running' ? '▶' : '…'} ${id} ${event.status}`);
+        }
+        redraw();
+        return;
+      }
       switch (event.state) {
         case 'running': {
           let r = running.get(id);
@@ -97,13 +125,18 @@ export function progressDisplay(stdout: DisplayStream, now: () => number): Progr
           }
           break;
         }
-        case 'ran':
+        case 'ran': {
+          const r = running.get(id);
           running.delete(id);
-          line(`✓ ${id} ran in ${formatDuration(event.ms ?? 0)}`);
+          // A batch job's time is counted from when it started running, not from when it was queued.
+          const queued = r?.runs === true && r.queuedAt !== undefined ? r.startedAt - r.queuedAt : 0;
+          const ms = r?.runs === true ? t - r.startedAt : (event.ms ?? 0);
+          line(`✓ ${id} ran in ${formatDuration(ms)}${queued >= 1000 ? ` after ${formatDuration(queued)} queued` : ''}`);
           break;
+        }
         case 'failed':
           running.delete(id);
-          line(`✗ ${id} ${event.failure?.kind === 'timeout' ? 'timed out' : 'failed'}${event.failure ? `: ${firstLine(event.failure.message)}` : ''}`);
+          line(`✗ ${id} ${event.failure?.kind === 'timeout' ? 'timed out' : event.failure?.kind === 'memory' ? 'ran out of memory' : 'failed'}${event.failure ? `: ${firstLine(event.failure.message)}` : ''}`);
           break;
         case 'skipped':
           running.delete(id);
@@ -125,14 +158,18 @@ export function progressDisplay(stdout: DisplayStream, now: () => number): Progr
   };
 }
 
-/** `epoch 12/50  loss 0.123  ETA 3m10s` (or `running 12s` before any progress). */
+/** `epoch 12/50  loss 0.123  ETA 3m10s` (or `running 12s` before any progress), then the batch status if any. */
 function describe(r: Running, t: number): string {
   const p = r.progress;
-  if (p === undefined) return `running ${formatDuration(t - r.startedAt)}`;
+  if (p === undefined) {
+    if (r.status !== undefined) return `${r.status}  ${formatDuration(t - r.startedAt)}`;
+    return `running ${formatDuration(t - r.startedAt)}`;
+  }
   const parts = [`${p.label ?? 'step'} ${p.step}${p.total === undefined ? '' : `/${p.total}`}`];
   for (const [name, value] of Object.entries(p.metrics ?? {})) parts.push(`${name} ${formatNumber(value)}`);
   const eta = estimate(r);
   if (eta !== undefined) parts.push(`ETA ${formatDuration(eta)}`);
+  if (r.status !== undefined) parts.push(`· ${r.status}`);
   return parts.join('  ');
 }
 

@@ -14,13 +14,17 @@ import type { PhrasingContent, Root, RootContent, Table, TableCell } from 'mdast
 import type { Executor } from './child-launcher.ts';
 import { isFailure, type CellOutcome, type RunEnvironment } from './types.ts';
 
-/** An executor that records `environment` in the metadata of every result it returns. */
+/**
+ * An executor that records `environment` in the metadata of every result it returns. What
+ * the executor recorded itself (the Slurm executor: the compute node's CPU, cores, OS and
+ * Node) wins over this machine's; the git commit is this machine's (the project is shared).
+ */
 export function recordEnvironment(executor: Executor, environment: RunEnvironment | undefined): Executor {
   if (environment === undefined) return executor;
   return {
     async run(job, hooks) {
       const outcome = await executor.run(job, hooks);
-      return isFailure(outcome) ? outcome : { ...outcome, meta: { ...outcome.meta, environment } };
+      return isFailure(outcome) ? outcome : { ...outcome, meta: { ...outcome.meta, environment: { ...environment, ...outcome.meta.environment } } };
     },
   };
 }

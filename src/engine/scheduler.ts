@@ -33,6 +33,12 @@ export interface CellEvent {
   failure?: CellFailure;
   /** Printed text as it arrives, with `running`. */
   text?: string;
+  /**
+   * Where the cell is outside this process, from a batch executor (build.ts forwards it):
+   * e.g. `pending (Priority) · job 1234` with state `stale`, `running on node17 · job 1234`
+   * with state `running`.
+   */
+  status?: string;
 }
 
 export interface RunContext {
