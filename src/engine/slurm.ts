@@ -579,7 +579,7 @@ export class SlurmExecutor implements Executor {
     }
     const limit = `${t.resources.timeSeconds} s`;
     if (t.events.killed?.reason === 'timeout' || tail.includes(TIMEOUT_MARKER) || state === 'TIMEOUT' || (state === 'CANCELLED' && /DUE TO TIME LIMIT/.test(tail))) {
-      const by = state === 'TIMEOUT' ? `${job} reached its Slurm time limit (--time=${slurmMinutes(t.resources.timeSeconds)} min)` : `${job} was stopped`;
+      const by = state === 'TIMEOUT' ? `Slurm ended job ${t.jobId} at its time limit, --time=${slurmMinutes(t.resources.timeSeconds)} min` : `${job} was stopped at it`;
       return this.settle(t, {
         id: t.id,
         kind: 'timeout',
@@ -594,12 +594,12 @@ export class SlurmExecutor implements Executor {
         : marker >= 0
           ? tail.slice(marker + MEMORY_MARKER.length).split('\n')[0]!.trim()
           : state === 'OUT_OF_MEMORY'
-            ? `Slurm ended ${job} as OUT_OF_MEMORY`
+            ? `Slurm ended job ${t.jobId} as OUT_OF_MEMORY`
             : 'the JavaScript heap is full';
       return this.settle(t, {
         id: t.id,
         kind: 'memory',
-        message: `ran out of memory: ${measured}; mem=${t.resources.memMiB} MiB (--mem of the job) caps everything the cell's process holds. Raise mem=<size> in the cell's options or use less`,
+        message: `${measured}; mem=${t.resources.memMiB} MiB (--mem of the job) caps everything the cell's process holds. Raise mem=<size> in the cell's options or use less`,
         ...outputs,
       });
     }
@@ -616,7 +616,7 @@ export class SlurmExecutor implements Executor {
       why = t.info.exitCode === 13
         ? 'its top-level await never settled (a promise that never resolves, e.g. a callback that is never called)'
         : `the cell's process in ${job} exited with code ${t.info.exitCode ?? '?'}${t.info.signal ? ` (signal ${t.info.signal})` : ''} before finishing`;
-    } else why = `Slurm ended ${job} as ${state}${t.info.reason === undefined ? '' : ` (${t.info.reason})`}${t.info.nodes === undefined ? '' : ` on ${t.info.nodes}`}`;
+    } else why = `Slurm ended job ${t.jobId} as ${state}${t.info.reason === undefined ? '' : ` (${t.info.reason})`}${t.info.nodes === undefined ? '' : ` on ${t.info.nodes}`}`;
     const text = tail.trim();
     return this.settle(t, { id: t.id, kind: 'crash', message: text === '' ? why : `${why}\n${text}`, ...outputs });
   }
