@@ -205,7 +205,7 @@ export function parseSlurmFlags(flags: string[]): SlurmDefaults {
     const eq = flag.indexOf('=');
     if (eq <= 0) throw new Error(`--slurm ${flag}: expected key=value (keys: ${SLURM_KEYS.join(', ')})`);
     const problem = applySlurmDefault(defaults, flag.slice(0, eq), flag.slice(eq + 1));
-    if (problem !== undefined) throw new Error(`--slurm ${flag}: ${problem}`);
+    if (problem !== undefined) throw new Error(problem.startsWith(`${flag}:`) ? `--slurm ${problem}` : `--slurm ${flag}: ${problem}`);
   }
   return defaults;
 }

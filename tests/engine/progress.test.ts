@@ -51,6 +51,30 @@ describe('progressDisplay', () => {
     expect(written.at(-1)).toBe('ran 1, fresh 0, failed 0, skipped 0 in 3.0s\n');
   });
 
+  it('shows a batch job\'s Slurm status: queued with why, running where; time counted from the start', () => {
+    const plain = recorder(false);
+    plain.display.onEvent({ id: 'train', state: 'stale', status: 'pending · job 12' });
+    plain.display.onEvent({ id: 'train', state: 'running' }); // the scheduler waits on the job: no line of its own
+    plain.clock.ms = 2000;
+    plain.display.onEvent({ id: 'train', state: 'stale', status: 'pending (Priority) · job 12' });
+    plain.clock.ms = 65_000;
+    plain.display.onEvent({ id: 'train', state: 'running', status: 'running on node7 · job 12' });
+    plain.clock.ms = 95_000;
+    plain.display.onEvent({ id: 'train', state: 'ran', ms: 95_000 });
+    expect(plain.written.join('')).toBe(
+      ['… train pending · job 12', '… train pending (Priority) · job 12', '▶ train running on node7 · job 12', '✓ train ran in 30.0s after 1m05s queued', ''].join('\n'),
+    );
+
+    const tty = recorder(true);
+    tty.display.onEvent({ id: 'b', state: 'stale', status: 'pending (after a) · job 13' });
+    tty.display.onEvent({ id: 'a', state: 'running', status: 'running on node7 · job 12' });
+    tty.clock.ms = 4000;
+    tty.display.onEvent({ id: 'a', state: 'running', progress: { id: 'a', step: 2, total: 10, label: 'epoch' } });
+    const frame = tty.written.at(-1)!;
+    expect(frame).toContain('⠿ b  pending (after a) · job 13  4.0s');
+    expect(frame).toContain('⠿ a  epoch 2/10  · running on node7 · job 12');
+  });
+
   it('formats durations', () => {
     expect([formatDuration(850), formatDuration(12_345), formatDuration(192_000), formatDuration(3_780_000)]).toEqual(['850ms', '12.3s', '3m12s', '1h03m']);
   });
