@@ -78,26 +78,23 @@ else
   say "$CONF exists and was not written by this script; using it as it is"
 fi
 
-: >"$SLURM_CI_DIR/started.new"
 if ! pgrep -u munge -x munged >/dev/null 2>&1; then
   mkdir -p /run/munge && chown munge:munge /run/munge && chmod 755 /run/munge
   [ -s /etc/munge/munge.key ] || { mungekey --create --keyfile=/etc/munge/munge.key 2>/dev/null && chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key; }
   runuser -u munge -- munged || soft_fail "munged did not start"
   sleep 0.5
-  pgrep -u munge -x munged >>"$SLURM_CI_DIR/started.new"
+  pgrep -u munge -x munged >>"$SLURM_CI_DIR/started"
 fi
 if ! pgrep -x slurmctld >/dev/null 2>&1; then
   slurmctld -i || soft_fail "slurmctld did not start (see /var/log/slurm/slurmctld.log)"
   sleep 1
-  pgrep -x slurmctld >>"$SLURM_CI_DIR/started.new"
+  pgrep -x slurmctld >>"$SLURM_CI_DIR/started"
 fi
 if ! pgrep -x slurmd >/dev/null 2>&1; then
   slurmd || soft_fail "slurmd did not start (see /var/log/slurm/slurmd.log)"
   sleep 1
-  pgrep -x slurmd >>"$SLURM_CI_DIR/started.new"
+  pgrep -x slurmd >>"$SLURM_CI_DIR/started"
 fi
-cat "$SLURM_CI_DIR/started.new" >>"$SLURM_CI_DIR/started"
-rm -f "$SLURM_CI_DIR/started.new"
 
 for _ in $(seq 1 30); do
   if answers; then
