@@ -80,7 +80,12 @@ export function program(): Command {
       }
       const pollMs = Number(process.env['REPORT_SLURM_POLL_MS'] ?? '') || undefined;
       const executor = flags.executor === 'slurm'
-        ? slurmExecutor({ env, defaults: slurmDefaults, ...(pollMs === undefined ? {} : { pollMs, queueMs: pollMs * 2 }) })
+        ? slurmExecutor({
+            env,
+            defaults: slurmDefaults,
+            ...(process.env['REPORT_SLURM_NODE'] ? { nodePath: process.env['REPORT_SLURM_NODE'] } : {}),
+            ...(pollMs === undefined ? {} : { pollMs, queueMs: pollMs * 2 }),
+          })
         : childProcessExecutor({ env });
       const effects = nodeEffects({ executor });
       if (flags.migrateKeys === true) {

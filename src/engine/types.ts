@@ -13,6 +13,9 @@
  *   child-launcher.ts one cell in one child process (timeout, memory cap, error → Markdown line)
  *   child-entry.ts    the child process's entry point: sets up the runtime, imports the cell,
  *                     saves its exports
+ *   slurm.ts          the other executor: one sbatch job per cell (afterok dependencies,
+ *                     states, cancel, adoption); slurm-commands.ts Slurm's commands and output;
+ *                     resources.ts cpus=/mem=/gpus=/time=/partition= and the slurm: defaults
  *   runtime.ts   the module cells import as 'report:runtime'
  *   checkpoint.ts snapshots of long cells (checkpoint/resume), outside the store
  *   inline.ts    `{ts} expr` inline values and `{claim} expr` claims

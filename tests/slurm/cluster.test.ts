@@ -38,8 +38,8 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   // No job of this test may outlive it.
-  const names = spawnSync('squeue', ['-h', '-o', '%i %j'], { encoding: 'utf8' }).stdout;
-  const ours = names.split('\n').filter((l) => / report-/.test(l)).map((l) => l.split(' ')[0]!);
+  const names = spawnSync('squeue', ['-h', '-o', '%i %j'], { encoding: 'utf8' }).stdout ?? '';
+  const ours = names.split('\n').filter((l) => / report-(it|int|ad)-/.test(l)).map((l) => l.split(' ')[0]!);
   if (ours.length > 0) spawnSync('scancel', ours);
   await rm(dir, { recursive: true, force: true });
 });
@@ -103,27 +103,27 @@ function diamondDoc(logDir: string): string {
     '  mem: 256',
     '---',
     '',
-    ...cell('a', '', ["import { random } from 'report:runtime';", 'const r = random();', 'export const xs = new Float64Array(4096).map(() => r());']),
-    ...cell('b', '', ["import { xs } from 'cell:a';", 'export const squares = Float32Array.from(xs, (x) => x * x);']),
-    ...cell('c', 'cpus=1', ["import { xs } from 'cell:a';", "import { random } from 'report:runtime';", 'const r = random();', 'export const jitter = Float64Array.from(xs, (x) => x + r() * 1e-6);']),
-    ...cell('d', '', [
-      "import { squares } from 'cell:b';",
-      "import { jitter } from 'cell:c';",
+    ...cell('it-a', '', ["import { random } from 'report:runtime';", 'const r = random();', 'export const xs = new Float64Array(4096).map(() => r());']),
+    ...cell('it-b', '', ["import { xs } from 'cell:it-a';", 'export const squares = Float32Array.from(xs, (x) => x * x);']),
+    ...cell('it-c', 'cpus=1', ["import { xs } from 'cell:it-a';", "import { random } from 'report:runtime';", 'const r = random();', 'export const jitter = Float64Array.from(xs, (x) => x + r() * 1e-6);']),
+    ...cell('it-d', '', [
+      "import { squares } from 'cell:it-b';",
+      "import { jitter } from 'cell:it-c';",
       'export const sums = new Float64Array([squares.reduce((s, v) => s + v, 0), jitter.reduce((s, v) => s + v, 0)]);',
       'export const shape = { n: squares.length, ok: true };',
     ]),
-    '```ts run id=broken mem=256',
+    '```ts run id=it-broken mem=256',
     'const n = 3;',
     "if (n > 2) throw new Error('broken on purpose: ' + n);",
     'export const broken = n;',
     '```',
     '',
-    '```ts run id=after-broken mem=256',
-    "import { broken } from 'cell:broken';",
+    '```ts run id=it-after-broken mem=256',
+    "import { broken } from 'cell:it-broken';",
     'export const never = broken + 1;',
     '```',
     '',
-    '```ts run id=sleepy timeout=3 mem=256',
+    '```ts run id=it-sleepy timeout=3 mem=256',
     'while (true) {}',
     'export const sleepy = 1;',
     '```',
@@ -153,13 +153,13 @@ describe.skipIf(why !== undefined)('a real one-node Slurm', () => {
     // Problems at their lines: the throw, the timeout at its fence; the same locally.
     const problems = (stderr: string) => stderr.split('\n').filter((l) => /^doc\.md:\d+:\d+\s/.test(l)).map((l) => l.split(/\s+/).slice(0, 2).join(' '));
     const lines = (await readFile(path.join(project, 'doc.md'), 'utf8')).split('\n');
-    const fence = lines.findIndex((l) => l.startsWith('```ts run id=sleepy')) + 1;
+    const fence = lines.findIndex((l) => l.startsWith('```ts run id=it-sleepy')) + 1;
     const thrown = lines.findIndex((l) => l.includes('broken on purpose')) + 1;
     const column = lines[thrown - 1]!.indexOf('new Error') + 1;
     expect(problems(onSlurm.stderr)).toEqual([`doc.md:${thrown}:${column} cell-error`, `doc.md:${fence}:1 cell-timeout`]);
     expect(problems(local.stderr)).toEqual(problems(onSlurm.stderr));
-    expect(onSlurm.stderr).toMatch(/cell "sleepy" timed out: did not finish within its timeout of 3 s/);
-    expect(onSlurm.stdout).toMatch(/- after-broken skipped: the cell it imports, "broken", failed/);
+    expect(onSlurm.stderr).toMatch(/cell "it-sleepy" timed out: did not finish within its timeout of 3 s/);
+    expect(onSlurm.stdout).toMatch(/- it-after-broken skipped: the cell it imports, "it-broken", failed/);
     expect(onSlurm.stdout).toMatch(/ran 4, fresh 0, failed 2, skipped 1/);
 
     // The same entries, the same payload bytes.
@@ -180,15 +180,15 @@ describe.skipIf(why !== undefined)('a real one-node Slurm', () => {
       const [id, what, t] = line.split(' ');
       times.set(`${id} ${what}`, Number(t));
     }
-    expect(times.get('b start')!).toBeGreaterThanOrEqual(times.get('a end')!);
-    expect(times.get('c start')!).toBeGreaterThanOrEqual(times.get('a end')!);
-    expect(times.get('d start')!).toBeGreaterThanOrEqual(Math.max(times.get('b end')!, times.get('c end')!));
+    expect(times.get('it-b start')!).toBeGreaterThanOrEqual(times.get('it-a end')!);
+    expect(times.get('it-c start')!).toBeGreaterThanOrEqual(times.get('it-a end')!);
+    expect(times.get('it-d start')!).toBeGreaterThanOrEqual(Math.max(times.get('it-b end')!, times.get('it-c end')!));
 
     // The failed cell's dependant: its job was cancelled and never ran; nothing is left queued.
-    const after = jobs('report-after-broken-');
+    const after = jobs('report-it-after-broken-');
     expect(after.map((j) => j.state)).toEqual(['CANCELLED']);
-    expect(times.has('after-broken start')).toBe(false);
-    expect(jobs().filter((j) => j.state === 'PENDING' || j.state === 'RUNNING')).toEqual([]);
+    expect(times.has('it-after-broken start')).toBe(false);
+    expect(jobs('report-it-').filter((j) => j.state === 'PENDING' || j.state === 'RUNNING')).toEqual([]);
   });
 
   it('Ctrl-C cancels every job of the build: nothing is left in squeue', async () => {
