@@ -21,7 +21,7 @@ import { markSeverity } from './engine/severity.ts';
 import { formatVerdicts, verify } from './engine/verify.ts';
 import { formatMigration, migrateKeys } from './engine/migrate.ts';
 import { parseSlurmFlags } from './engine/resources.ts';
-import { slurmExecutor } from './engine/slurm.ts';
+import { onPath, slurmExecutor } from './engine/slurm.ts';
 
 const DEFAULT_DOC = 'report/report.md';
 
@@ -77,6 +77,9 @@ export function program(): Command {
         slurmDefaults = parseSlurmFlags(flags.slurm ?? []);
       } catch (error) {
         throw new ReportError((error as Error).message, 2);
+      }
+      if (flags.executor === 'slurm' && !onPath('sbatch', env)) {
+        throw new ReportError('--executor slurm: sbatch is not on the PATH; run the build on a login node of a Slurm cluster (see "Running on a cluster" in the README)', 2);
       }
       const pollMs = Number(process.env['REPORT_SLURM_POLL_MS'] ?? '') || undefined;
       const executor = flags.executor === 'slurm'

@@ -34,7 +34,7 @@
  *   else is cancelled and submitted afresh. Folders of cells no longer planned are removed,
  *   their live jobs cancelled.
  */
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { hostname, userInfo } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -159,8 +159,6 @@ interface Tracked {
   outcome?: CellResult | CellFailure;
   waiters: ((outcome: CellResult | CellFailure) => void)[];
 }
-
-const DONE_FILES = ['events.jsonl', 'output.txt', 'result.bin'];
 
 /** Executors with jobs in flight, cancelled from the exit handler (Ctrl-C ends the process with process.exit). */
 const live = new Set<SlurmExecutor>();
@@ -415,8 +413,9 @@ export class SlurmExecutor implements Executor {
       const submitted = await this.commands.run('sbatch', args);
       const jobId = submitted.code === 0 ? parseSbatch(submitted.stdout) : undefined;
       if (jobId === undefined) {
-        const why = submitted.code === 127 ? 'sbatch is not on the PATH (run the build on a login node of the cluster)' : (submitted.stderr.trim() || submitted.stdout.trim() || `exit code ${submitted.code}`);
-        this.settle(t, { id: t.id, kind: 'error', message: `Slurm refused the job: ${why.replace(/^sbatch: error: /gm, '')}` });
+        const why = submitted.stderr.trim() || submitted.stdout.trim() || `exit code ${submitted.code}`;
+        const message = submitted.code === 127 ? 'cannot submit: sbatch is not on the PATH (run the build on a login node of the cluster)' : `Slurm refused the job: ${why.replace(/^sbatch: error: /gm, '')}`;
+        this.settle(t, { id: t.id, kind: 'error', message });
         return;
       }
       t.jobId = jobId;
@@ -792,5 +791,15 @@ export function shellQuote(s: string): string {
   return /^[A-Za-z0-9_./=:,+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-/** Names of the files a job folder holds once its job ran (for tests and the README). */
-export const JOB_FILES = ['job.json', 'job.sh', 'slurm.json', ...DONE_FILES];
+/** True when `command` is an executable file in a folder of `env`'s PATH (the CLI checks for sbatch before a build). */
+export function onPath(command: string, env: NodeJS.ProcessEnv = process.env): boolean {
+  return (env['PATH'] ?? '').split(':').some((folder) => {
+    if (folder === '') return false;
+    try {
+      accessSync(join(folder, command), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}

@@ -274,6 +274,20 @@ describe('slurm executor (fake Slurm on the PATH)', () => {
   });
 });
 
+describe('slurm executor with --jobs (fake Slurm)', () => {
+  it('submits each cell when the cells it imports have results, without Slurm dependencies', { timeout: 60_000 }, async () => {
+    await writeFile(path.join(dir, 'doc.md'), ['```ts run id=one', 'export const one = new Uint8Array([1, 2, 3]);', '```', '', '```ts run id=two', "import { one } from 'cell:one';", 'export const two = one.map((x) => x * 2);', '```', ''].join('\n'));
+    const summary = await build(
+      { docPath: path.join(dir, 'doc.md'), projectRoot: dir, outDir: path.join(dir, 'build'), pdf: false, jobs: 1 },
+      nodeEffects({ executor: executor(), stdout: { write: () => {}, isTTY: false } }),
+    );
+    expect(summary.ran).toEqual(['one', 'two']);
+    const [one, two] = await fake.jobs();
+    expect(two!.options['dependency']).toBeUndefined();
+    expect(two!.submitted).toBeGreaterThanOrEqual(one!.ended!);
+  });
+});
+
 describe('slurm executor and the command line (fake Slurm)', () => {
   const cli = (doc: string, extra: string[] = []) =>
     spawn(process.execPath, ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href, path.join(root, 'src', 'cli.ts'), 'report', doc, '--no-pdf', '--out', path.join(dir, 'build'), '--executor', 'slurm', ...extra], {
@@ -308,6 +322,23 @@ describe('slurm executor and the command line (fake Slurm)', () => {
     '```',
     '',
   ].join('\n');
+
+  it('refuses --executor slurm where sbatch is not on the PATH, and --slurm without it', { timeout: 60_000 }, async () => {
+    await writeFile(path.join(dir, 'doc.md'), '# Nothing\n');
+    const run = (args: string[], env: NodeJS.ProcessEnv) =>
+      new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href, path.join(root, 'src', 'cli.ts'), 'report', path.join(dir, 'doc.md'), '--no-pdf', ...args], { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
+        let stderr = '';
+        child.stderr.on('data', (t) => (stderr += t));
+        child.on('exit', (code) => resolve({ code, stderr }));
+      });
+    const noSlurm = await run(['--executor', 'slurm'], { ...process.env, PATH: dir });
+    expect(noSlurm).toEqual({ code: 2, stderr: expect.stringContaining('--executor slurm: sbatch is not on the PATH') });
+    const flagAlone = await run(['--slurm', 'partition=gpu'], process.env);
+    expect(flagAlone).toEqual({ code: 2, stderr: expect.stringContaining('--slurm sets defaults for --executor slurm') });
+    const badFlag = await run(['--executor', 'slurm', '--slurm', 'time=soon'], { ...process.env, ...fake.env });
+    expect(badFlag).toEqual({ code: 2, stderr: expect.stringContaining('--slurm time=soon: expected a time limit') });
+  });
 
   it('Ctrl-C cancels every job the build submitted and exits 130', { timeout: 90_000 }, async () => {
     await writeFile(path.join(dir, 'doc.md'), longDoc);
