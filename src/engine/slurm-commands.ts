@@ -9,7 +9,7 @@
  * `Key=Value` fields (JobState, Reason, NodeList, ExitCode=<code>:<signal>) until the job is
  * purged (MinJobAge), then `Invalid job id specified`. Accounting (`sacct`) is not needed.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 
 export type SlurmCommand = 'sbatch' | 'squeue' | 'scontrol' | 'scancel';
 
@@ -24,6 +24,12 @@ export interface SlurmCommands {
   run(command: SlurmCommand, args: string[]): Promise<CommandResult>;
   /** The same, synchronously: the exit handler (Ctrl-C) cancels jobs with it. */
   runSync(command: SlurmCommand, args: string[]): CommandResult;
+  /**
+   * Runs the command once more in `seconds`, from a detached process that outlives this one:
+   * the exit handler cancels by name a job whose sbatch was still under way (it may be
+   * queued a moment after the process is gone).
+   */
+  later?(command: SlurmCommand, args: string[], seconds: number): void;
 }
 
 /** The commands found on the PATH of `env`, each given `timeoutMs` (a controller that does not answer). */
@@ -41,6 +47,14 @@ export function systemSlurmCommands(env: NodeJS.ProcessEnv = process.env, timeou
       const result = spawnSync(command, args, { env, timeout: timeoutMs, encoding: 'utf8' });
       const notFound = (result.error as { code?: unknown } | undefined)?.code === 'ENOENT';
       return { code: notFound ? 127 : (result.status ?? 1), stdout: result.stdout ?? '', stderr: result.stderr ?? result.error?.message ?? '' };
+    },
+    later(command, args, seconds) {
+      try {
+        const quoted = [command, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+        spawn('sh', ['-c', `sleep ${Math.max(0, Math.round(seconds))}; ${quoted} >/dev/null 2>&1`], { env, detached: true, stdio: 'ignore' }).unref();
+      } catch {
+        // best effort: the next build cancels or adopts the job by its name anyway
+      }
     },
   };
 }

@@ -261,7 +261,10 @@ export class SlurmExecutor implements Executor {
       t.cancelled = true;
     }
     if (ids.length > 0) this.commands.runSync('scancel', ids);
-    for (const name of names) this.commands.runSync('scancel', [`--name=${name}`, `--user=${user()}`]);
+    for (const name of names) {
+      this.commands.runSync('scancel', [`--name=${name}`, `--user=${user()}`]);
+      this.commands.later?.('scancel', [`--name=${name}`, `--user=${user()}`], 10);
+    }
     if (ids.length + names.length > 0) this.log(`cancelled ${ids.length + names.length} Slurm job${ids.length + names.length === 1 ? '' : 's'} of this build${ids.length > 0 ? ` (${ids.join(', ')})` : ''}`);
   }
 
