@@ -99,7 +99,7 @@ const diamond = [
 ].join('\n');
 
 describe('slurm executor (fake Slurm on the PATH)', () => {
-  it('submits every cell ahead with afterok dependencies and stores what a local build stores, bit for bit', { timeout: 120_000 }, async () => {
+  it('submits every cell ahead with afterok dependencies and stores what a local build stores, bit for bit', { timeout: 240_000 }, async () => {
     await writeFile(path.join(dir, 'doc.md'), diamond);
     const slurm = await buildWith('slurm');
     expect(slurm.messages).toEqual([]);
@@ -141,7 +141,7 @@ describe('slurm executor (fake Slurm on the PATH)', () => {
     for (const doc of await readdir(slurmCache)) expect(await readdir(path.join(slurmCache, doc))).toEqual([]);
   });
 
-  it('shows a pending reason, then live progress and printed text from the job', { timeout: 60_000 }, async () => {
+  it('shows a pending reason, then live progress and printed text from the job', { timeout: 120_000 }, async () => {
     await fake.fates([{ name: '^report-slow-', pendingMs: 1200, reason: 'Resources' }]);
     await writeFile(path.join(dir, 'doc.md'), '# P\n');
     const cell = makeCell(
@@ -176,7 +176,7 @@ describe('slurm executor (fake Slurm on the PATH)', () => {
     expect(isFailure(outcome) ? undefined : outcome.meta.environment?.node).toBe(process.version);
   });
 
-  it('maps the runner\'s timeout, Slurm\'s TIMEOUT, OUT_OF_MEMORY and a throw to their rule ids at the Markdown lines', { timeout: 90_000 }, async () => {
+  it('maps the runner\'s timeout, Slurm\'s TIMEOUT, OUT_OF_MEMORY and a throw to their rule ids at the Markdown lines', { timeout: 180_000 }, async () => {
     await fake.fates([
       { name: '^report-slurm-timeout-', final: 'TIMEOUT' },
       { name: '^report-slurm-oom-', final: 'OUT_OF_MEMORY' },
@@ -222,7 +222,7 @@ describe('slurm executor (fake Slurm on the PATH)', () => {
     ]);
   });
 
-  it('skips the dependants of a failed cell and cancels their jobs before they run; independent cells still run', { timeout: 90_000 }, async () => {
+  it('skips the dependants of a failed cell and cancels their jobs before they run; independent cells still run', { timeout: 180_000 }, async () => {
     await writeFile(
       path.join(dir, 'doc.md'),
       [
@@ -261,7 +261,7 @@ describe('slurm executor (fake Slurm on the PATH)', () => {
     expect(jobs.filter((j) => !['COMPLETED', 'FAILED', 'CANCELLED'].includes(j.state))).toEqual([]);
   });
 
-  it('reports a job Slurm refuses (a partition it does not have) at the cell, and skips its dependants', { timeout: 60_000 }, async () => {
+  it('reports a job Slurm refuses (a partition it does not have) at the cell, and skips its dependants', { timeout: 120_000 }, async () => {
     await writeFile(
       path.join(dir, 'doc.md'),
       ['```ts run id=p partition=nowhere', 'export const p = 1;', '```', '', '```ts run id=q', "import { p } from 'cell:p';", 'export const q = p;', '```', ''].join('\n'),
@@ -275,7 +275,7 @@ describe('slurm executor (fake Slurm on the PATH)', () => {
 });
 
 describe('slurm executor with --jobs (fake Slurm)', () => {
-  it('submits each cell when the cells it imports have results, without Slurm dependencies', { timeout: 60_000 }, async () => {
+  it('submits each cell when the cells it imports have results, without Slurm dependencies', { timeout: 120_000 }, async () => {
     await writeFile(path.join(dir, 'doc.md'), ['```ts run id=one', 'export const one = new Uint8Array([1, 2, 3]);', '```', '', '```ts run id=two', "import { one } from 'cell:one';", 'export const two = one.map((x) => x * 2);', '```', ''].join('\n'));
     const summary = await build(
       { docPath: path.join(dir, 'doc.md'), projectRoot: dir, outDir: path.join(dir, 'build'), pdf: false, jobs: 1 },
@@ -323,7 +323,7 @@ describe('slurm executor and the command line (fake Slurm)', () => {
     '',
   ].join('\n');
 
-  it('refuses --executor slurm where sbatch is not on the PATH, and --slurm without it', { timeout: 60_000 }, async () => {
+  it('refuses --executor slurm where sbatch is not on the PATH, and --slurm without it', { timeout: 120_000 }, async () => {
     await writeFile(path.join(dir, 'doc.md'), '# Nothing\n');
     const run = (args: string[], env: NodeJS.ProcessEnv) =>
       new Promise<{ code: number | null; stderr: string }>((resolve) => {
@@ -340,7 +340,7 @@ describe('slurm executor and the command line (fake Slurm)', () => {
     expect(badFlag).toEqual({ code: 2, stderr: expect.stringContaining('--slurm time=soon: expected a time limit') });
   });
 
-  it('Ctrl-C cancels every job the build submitted and exits 130', { timeout: 90_000 }, async () => {
+  it('Ctrl-C cancels every job the build submitted and exits 130', { timeout: 180_000 }, async () => {
     await writeFile(path.join(dir, 'doc.md'), longDoc);
     const child = cli(path.join(dir, 'doc.md'));
     let stderr = '';
@@ -356,7 +356,7 @@ describe('slurm executor and the command line (fake Slurm)', () => {
     await until(async () => !alive(pid), 10_000);
   });
 
-  it('a re-run of a killed build adopts its queued jobs instead of submitting them again', { timeout: 120_000 }, async () => {
+  it('a re-run of a killed build adopts its queued jobs instead of submitting them again', { timeout: 240_000 }, async () => {
     await fake.fates([{ name: '^report-held-', pendingMs: 6000, reason: 'Priority' }]);
     await writeFile(
       path.join(dir, 'doc.md'),
@@ -402,7 +402,7 @@ describe('slurm executor and the command line (fake Slurm)', () => {
     expect((await fake.jobs()).map((j) => j.state)).toEqual(['COMPLETED', 'COMPLETED']);
   });
 
-  it('a re-run takes the result of a job that finished while no build watched, and cancels jobs of cells whose key changed', { timeout: 120_000 }, async () => {
+  it('a re-run takes the result of a job that finished while no build watched, and cancels jobs of cells whose key changed', { timeout: 240_000 }, async () => {
     await fake.fates([{ name: '^report-slowstart-', pendingMs: 2500 }]);
     const doc = (k: number) =>
       ['```ts run id=slowstart', 'export const s = 5;', '```', '', '```ts run id=stale', `await new Promise((r) => setTimeout(r, 60_000));`, `export const k = ${k};`, '```', ''].join('\n');
