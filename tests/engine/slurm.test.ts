@@ -295,7 +295,7 @@ describe('slurm executor and the command line (fake Slurm)', () => {
       env: { ...process.env, ...fake.env, REPORT_SLURM_POLL_MS: '100' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-  const until = async (what: () => Promise<boolean>, ms = 60_000): Promise<void> => {
+  const until = async (what: () => Promise<boolean>, ms = 150_000): Promise<void> => {
     for (const end = Date.now() + ms; Date.now() < end; ) {
       if (await what()) return;
       await new Promise((r) => setTimeout(r, 100));
