@@ -12,7 +12,8 @@ import { runCells } from './scheduler.ts';
 import { loadDocument, type LoadedDocument, type LoadOptions } from './document.ts';
 import { lockStore } from './lock.ts';
 import { sweepStale } from './sweep.ts';
-import { progressDisplay } from './progress.ts';
+import { progressDisplay, type ProgressDisplay } from './progress.ts';
+import type { BatchPlan } from './child-launcher.ts';
 import { isFailure, type CellOutcome, type CellResult } from './types.ts';
 import { fileHighlightCache } from './highlight.ts';
 import { checkpointPath, withCheckpoints } from './checkpoint.ts';
@@ -144,63 +145,39 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
   const snapshotsDone: Promise<void>[] = [];
   const display = progressDisplay(effects.stdout, effects.now);
   for (const id of available.keys()) display.onEvent({ id, state: 'fresh' });
-  const { executor } = effects;
   // A batch executor (Slurm) is told the whole plan first: it submits every cell at once,
   // each depending on the jobs of the cells it imports, so the scheduler only waits.
-  const ahead = executor.prepare !== undefined && options.jobs === undefined;
-  let outcomes: Map<string, CellOutcome>;
-  try {
-    if (executor.prepare !== undefined && toRun.size > 0) {
-      const forcedIds = options.rerunAll ? toRun : forced;
-      await executor.prepare({
-        cells: usable
-          .filter((id) => toRun.has(id))
-          .map((id) => ({
-            job: {
-              cell: doc.cells.find((c) => c.id === id)!,
-              key: keys.get(id)!,
-              deps: new Map(graph.deps(id).flatMap((dep) => (available.has(dep) ? [[dep, available.get(dep)!] as const] : []))),
-              profile,
-              seed: doc.cells.find((c) => c.id === id)!.options.seed ?? seed,
-              docPath,
-              projectRoot,
-              checkpointPath: checkpointPath(projectRoot, id, keys.get(id)!.key),
-            },
-            pending: graph.deps(id).filter((dep) => toRun.has(dep)),
-            adopt: !forcedIds.has(id),
-          })),
-        ahead,
-        frontMatter: doc.frontMatter,
-        onStatus: (id, status) => display.onEvent({ id, state: status.state === 'running' ? 'running' : 'stale', status: status.text }),
-      });
-    }
-    outcomes = await runCells(
-      {
-        cells: doc.cells,
-        order: usable,
-        deps: (id) => graph.deps(id),
-        toRun,
-        keys,
-        available,
-      },
-      {
-        executor: withCheckpoints(recordEnvironment(executor, environment), (job) => checkpointPath(projectRoot, job.cell.id, job.key.key)),
-        jobs: ahead ? Math.max(1, toRun.size) : Math.max(1, options.jobs ?? os.availableParallelism()),
-        store,
-        profile,
-        seed,
-        docPath,
-        projectRoot,
-        onEvent: (event) => {
-          // The result is stored: the cell's snapshot (if it took any) has served.
-          if (event.state === 'ran') snapshotsDone.push(effects.rm(checkpointPath(projectRoot, event.id, keys.get(event.id)!.key)));
-          display.onEvent(event);
-        },
-      },
-    );
-  } finally {
-    await executor.close?.();
+  const ahead = effects.executor.prepare !== undefined && options.jobs === undefined;
+  if (effects.executor.prepare !== undefined && toRun.size > 0) {
+    await effects.executor.prepare(batchPlan(loaded, toRun, available, options.rerunAll ? toRun : forced, ahead, display)).catch(async (error: unknown) => {
+      await effects.executor.close?.();
+      throw error;
+    });
   }
+  const outcomes = await runCells(
+    {
+      cells: doc.cells,
+      order: usable,
+      deps: (id) => graph.deps(id),
+      toRun,
+      keys,
+      available,
+    },
+    {
+      executor: withCheckpoints(recordEnvironment(effects.executor, environment), (job) => checkpointPath(projectRoot, job.cell.id, job.key.key)),
+      jobs: ahead ? Math.max(1, toRun.size) : Math.max(1, options.jobs ?? os.availableParallelism()),
+      store,
+      profile,
+      seed,
+      docPath,
+      projectRoot,
+      onEvent: (event) => {
+        // The result is stored: the cell's snapshot (if it took any) has served.
+        if (event.state === 'ran') snapshotsDone.push(effects.rm(checkpointPath(projectRoot, event.id, keys.get(event.id)!.key)));
+        display.onEvent(event);
+      },
+    },
+  ).finally(() => effects.executor.close?.());
   await Promise.all(snapshotsDone);
 
   const results = new Map<string, CellOutcome>(available);
@@ -274,4 +251,32 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
   }
 
   return { file, profile, html, htmlPath, pdfPath, ran, fresh: [...available.keys()], failed, skipped, removed, ms: effects.now() - started };
+}
+
+/** What a batch executor is told before the scheduler starts: every cell to run, with the fresh results and the cells of this build it imports. */
+function batchPlan(
+  loaded: LoadedDocument,
+  toRun: Set<string>,
+  available: Map<string, CellResult>,
+  forced: Set<string>,
+  ahead: boolean,
+  display: ProgressDisplay,
+): BatchPlan {
+  const { doc, graph, keys, usable, profile, seed, docPath, projectRoot } = loaded;
+  return {
+    cells: usable
+      .filter((id) => toRun.has(id))
+      .map((id) => {
+        const cell = doc.cells.find((c) => c.id === id)!;
+        const fresh = graph.deps(id).flatMap((dep) => (available.has(dep) ? [[dep, available.get(dep)!] as const] : []));
+        return {
+          job: { cell, key: keys.get(id)!, deps: new Map(fresh), profile, seed: cell.options.seed ?? seed, docPath, projectRoot, checkpointPath: checkpointPath(projectRoot, id, keys.get(id)!.key) },
+          pending: graph.deps(id).filter((dep) => toRun.has(dep)),
+          adopt: !forced.has(id),
+        };
+      }),
+    ahead,
+    frontMatter: doc.frontMatter,
+    onStatus: (id, status) => display.onEvent({ id, state: status.state === 'running' ? 'running' : 'stale', status: status.text }),
+  };
 }
