@@ -277,6 +277,7 @@ function batchPlan(
       }),
     ahead,
     frontMatter: doc.frontMatter,
-    onStatus: (id, status) => display.onEvent({ id, state: status.state === 'running' ? 'running' : 'stale', status: status.text }),
+    onStatus: (id, status) =>
+      display.onEvent({ id, state: status.state === 'running' ? 'running' : 'stale', status: status.text, ...(status.since === undefined ? {} : { since: status.since }) }),
   };
 }

@@ -72,6 +72,8 @@ export interface ExecutorStatus {
   state: 'pending' | 'running';
   /** e.g. `pending (Priority) · job 1234`, `running on node17 · job 1234`. */
   text: string;
+  /** With `running`, once known: when the cell started, on this machine's clock (ms since the epoch). */
+  since?: number;
 }
 
 export interface ChildProcessExecutorOptions {

@@ -99,6 +99,8 @@ export function progressDisplay(stdout: DisplayStream, now: () => number): Progr
           r.runs = true;
           r.startedAt = t;
         }
+        // The executor's own start time (a batch job may be seen running a poll after it started).
+        if (event.state === 'running' && event.since !== undefined) r.startedAt = Math.min(t, event.since);
         if (r.status !== event.status) {
           r.status = event.status;
           if (live === undefined) line(`${event.state === 'running' ? '▶' : '…'} ${id} ${event.status}`);

@@ -39,6 +39,8 @@ export interface CellEvent {
    * with state `running`.
    */
   status?: string;
+  /** With a `running` status: when the cell started running, if the executor knows (ms since the epoch). */
+  since?: number;
 }
 
 export interface RunContext {

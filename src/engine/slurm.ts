@@ -154,6 +154,8 @@ interface Tracked {
   lastProgress?: ProgressEvent;
   hooks?: ExecutorHooks;
   status?: string;
+  /** When the job's process started, on this machine's clock (from the job's own clock: no skew). */
+  startedAt?: number;
   /** Tries at reading a result file that was not (yet) complete. */
   resultTries: number;
   outcome?: CellResult | CellFailure;
@@ -512,7 +514,14 @@ export class SlurmExecutor implements Executor {
       const text = t.eventsRest + new TextDecoder().decode(events);
       const end = text.lastIndexOf('\n');
       t.eventsRest = text.slice(end + 1);
-      for (const event of parseEvents(text.slice(0, end + 1))) this.onEvent(t, event);
+      const batch = parseEvents(text.slice(0, end + 1));
+      for (const event of batch) this.onEvent(t, event);
+      const start = t.events.start;
+      if (start !== undefined && t.startedAt === undefined && batch.length > 0) {
+        // How long ago it started, by the job's clock: read late (a poll later, or with its end), it is still timed right.
+        t.startedAt = Date.now() - Math.max(0, batch.at(-1)!.t - start.t);
+        this.status(t);
+      }
     }
     const output = await readFrom(join(t.dir, 'output.txt'), t.outputOffset);
     if (output.length > 0) {
@@ -530,7 +539,6 @@ export class SlurmExecutor implements Executor {
       case 'start':
         t.events.start = event;
         if (!isOver(t.info.state)) t.info = { ...t.info, state: 'RUNNING', nodes: event.host };
-        this.status(t);
         break;
       case 'progress': {
         const { type: _, t: __, ...rest } = event;
@@ -660,8 +668,9 @@ export class SlurmExecutor implements Executor {
     const onStatus = this.plan?.onStatus;
     if (onStatus === undefined || t.jobId === undefined || t.outcome !== undefined) return;
     const status = describeStatus(t, (id) => this.tracked.get(id));
-    if (status.text === t.status) return;
-    t.status = status.text;
+    const said = `${status.text}\0${status.since ?? ''}`;
+    if (said === t.status) return;
+    t.status = said;
     onStatus(t.id, status);
   }
 
@@ -706,7 +715,7 @@ function describeStatus(t: Tracked, get: (id: string) => Tracked | undefined): E
     return { state: 'pending', text: `pending${reason === undefined ? '' : ` (${reason})`} · ${job}` };
   }
   if (state === 'RUNNING' || state === 'COMPLETING' || state === 'CONFIGURING') {
-    return { state: 'running', text: `running${nodes === undefined ? '' : ` on ${nodes}`} · ${job}` };
+    return { state: 'running', text: `running${nodes === undefined ? '' : ` on ${nodes}`} · ${job}`, ...(t.startedAt === undefined ? {} : { since: t.startedAt }) };
   }
   return { state: 'pending', text: `${state.toLowerCase()}${reason === undefined ? '' : ` (${reason})`} · ${job}` };
 }

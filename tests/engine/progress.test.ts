@@ -72,6 +72,10 @@ describe('progressDisplay', () => {
     tty.display.onEvent({ id: 'a', state: 'running', progress: { id: 'a', step: 2, total: 10, label: 'epoch' } });
     const frame = tty.written.at(-1)!;
     expect(frame).toContain('⠿ b  pending (after a) · job 13  4.0s');
+    // Seen running a poll late (or with its end): timed from when the job says it started.
+    tty.display.onEvent({ id: 'c', state: 'running', status: 'running on node8 · job 14', since: 1000 });
+    tty.display.onEvent({ id: 'c', state: 'ran', ms: 9000 });
+    expect(tty.written.join('')).toContain('✓ c ran in 3.0s');
     expect(frame).toContain('⠿ a  epoch 2/10  · running on node7 · job 12');
   });
 
