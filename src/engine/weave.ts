@@ -24,6 +24,7 @@ import { loadLibrary, remarkCitations, type BibliographySource } from './cite.ts
 import { highlightBlocks, highlightKey, memoryHighlightCache, type HighlightCache, type Tokens } from './highlight.ts';
 import { collectScope, formatValue, remarkInline } from './inline.ts';
 import { remarkProvenance } from './provenance.ts';
+import { rehypeSourceLines } from './source-lines.ts';
 import type { ParsedDocument } from './parse.ts';
 import {
   collectLabels,
@@ -47,6 +48,8 @@ export interface WeaveOptions {
    * blocks (build.ts keeps one on disk; default: in memory), or false for plain code.
    */
   highlight?: HighlightCache | false;
+  /** Mark top-level blocks with `data-line="<start>-<end>"` (Markdown lines), for the preview. Default false. */
+  sourceLines?: boolean;
 }
 
 type Results = Map<string, CellOutcome>;
@@ -81,6 +84,7 @@ export async function weave(doc: ParsedDocument, results: Results, options: Weav
         code: (_state: unknown, node: Code) => renderCode(node, { results, labels, mode: options.mode, cells, tokens }),
       },
     })
+    .use(options.sourceLines === true ? [rehypeSourceLines] : [])
     .use(rehypeKatex, { errorColor: '#b3261e', strict: 'ignore' })
     .use(rehypeStringify);
 
