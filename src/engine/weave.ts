@@ -50,6 +50,11 @@ export interface WeaveOptions {
   highlight?: HighlightCache | false;
   /** Mark top-level blocks with `data-line="<start>-<end>"` (Markdown lines), for the preview. Default false. */
   sourceLines?: boolean;
+  /**
+   * Cells without a result are still to run (the preview's page while cells run): an inline
+   * value that needs one shows as pending (…), as in check mode, not as an error. Default false.
+   */
+  pending?: boolean;
 }
 
 type Results = Map<string, CellOutcome>;
@@ -74,7 +79,7 @@ export async function weave(doc: ParsedDocument, results: Results, options: Weav
   const processor = unified()
     .use(remarkEquations, { labels })
     .use(remarkMathCheck)
-    .use(remarkInline, { scope, owners, missing, quietMissing: options.mode === 'check' })
+    .use(remarkInline, { scope, owners, missing, quietMissing: options.mode === 'check' || options.pending === true })
     .use(remarkCitations, { library, bibliographyNamed: options.bibliography !== undefined, render: options.mode === 'build' })
     .use(frontMatter.provenance === true ? [[remarkProvenance, { cells: doc.cells.map((c) => c.id), results, seed: frontMatter.seed ?? 0 }]] : [])
     .use(remarkRefs, { labels })
