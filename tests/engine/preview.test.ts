@@ -4,6 +4,7 @@
  * refuses, what a save rebuilds and re-runs, the events the page receives (page, cells'
  * progress, problems), and the stop and run buttons.
  */
+import { writeFileSync } from 'node:fs';
 import { mkdtemp, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import os from 'node:os';
@@ -246,6 +247,25 @@ describe('rebuilding on save', () => {
     await writeFile(path.join(dir, 'lib', 'unrelated.ts'), 'export const u = 3;\n');
     await stateWhere(reader, (s) => s.phase === 'idle' && s.last?.failed === 1 && executor.calls.includes('d'));
     expect(executor.calls).toEqual(['d']);
+  });
+
+  it('rebuilds again when a file it read changed during the rebuild without an event (a save caught mid-write)', async () => {
+    let changed: ((file: string) => void) | undefined;
+    const docPath = path.join(dir, 'doc.md');
+    const executor = fakeExecutor({
+      ...cells,
+      b: (deps) => {
+        // The rest of the save lands while the rebuild runs, and the watcher reports nothing.
+        writeFileSync(docPath, DOC({ prose: 'Fully written.', b: '3 + 0' }));
+        return { exports: { total: (deps.a!.a as number) + 3 } };
+      },
+    });
+    const { preview } = await start(executor, { watch: (onChange) => ((changed = onChange), { set: () => {}, close: async () => {} }) });
+    await preview.idle();
+    reader = await openEvents(preview.url);
+    await writeFile(docPath, DOC({ prose: 'Half written.', b: '3 + 0' }));
+    changed!(docPath);
+    await pageWith(reader, 'Fully written.');
   });
 
   it('shows problems at their place in the page and prints them in the terminal; a fix clears them', async () => {
