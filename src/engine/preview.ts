@@ -150,6 +150,7 @@ function clientScript(): Promise<string> {
   clientBundle ??= esbuild
     .build({ entryPoints: [clientEntry], bundle: true, format: 'esm', platform: 'browser', target: 'es2020', write: false, logLevel: 'silent' })
     .then((result) => result.outputFiles[0]!.text);
+  clientBundle.catch(() => (clientBundle = undefined));
   return clientBundle;
 }
 
@@ -215,7 +216,7 @@ class PreviewSession implements Preview {
     this.host = this.http.host;
     this.watcher = (this.options.watch ?? chokidarWatcher)((changed) => this.onFileChange(changed));
     this.setWatched([]);
-    void clientScript();
+    clientScript().catch(() => {}); // bundled ahead of the first page request; a failure is retried there
     this.generation++;
     this.startBuild();
   }
@@ -344,14 +345,15 @@ class PreviewSession implements Preview {
     try {
       summary = await build(buildOptions, { ...this.effects, executor: this.executor });
     } catch (error) {
-      if (!(error instanceof ReportError)) throw error;
+      // A document that cannot be built (unreadable, a bad profile) or a fault of the build
+      // itself: said in the page and the terminal; the preview goes on and builds on the next save.
       this.live = undefined;
-      this.error = error.message;
-      this.effects.stdout.write(`preview: ${error.message}\n`);
+      this.error = describeError(error);
+      this.effects.stdout.write(`preview: ${error instanceof ReportError ? error.message : (error as Error).stack ?? this.error}\n`);
       this.setWatched([]);
       this.phase = 'idle';
       this.clearCells();
-      if (current()) this.publish(errorPage(path.basename(this.docPath), error.message), { generation, final: true });
+      if (current()) this.publish(errorPage(path.basename(this.docPath), this.error), { generation, final: true });
       return;
     }
     this.live = undefined;
@@ -452,8 +454,7 @@ class PreviewSession implements Preview {
           this.problems = problemViews(loaded.doc.file, loaded);
           this.publish(html, { generation, final: false });
         } catch (error) {
-          if (!(error instanceof ReportError)) throw error;
-          this.error = error.message;
+          this.error = describeError(error);
           this.pushState();
         } finally {
           await this.rescheduleIfChanged(files, generation);
@@ -557,7 +558,9 @@ class PreviewSession implements Preview {
         } else {
           if (event.state === 'failed' && this.executor.stopped(event.id)) this.cells.set(event.id, { id: event.id, phase: 'stopped' });
           else this.cells.delete(event.id);
-          if (event.state === 'ran' || event.state === 'failed' || event.state === 'skipped') void this.cellFinished(event.id, event.failure);
+          if (event.state === 'ran' || event.state === 'failed' || event.state === 'skipped') {
+            this.cellFinished(event.id, event.failure).catch((error: unknown) => this.effects.stdout.write(`preview: ${describeError(error)}\n`));
+          }
         }
         this.pushState();
       },
@@ -693,6 +696,10 @@ function stoppable(inner: Executor): StoppableExecutor {
 }
 
 // ---- helpers ------------------------------------------------------------------------------
+
+function describeError(error: unknown): string {
+  return error instanceof ReportError ? error.message : `the preview could not build the document: ${(error as Error)?.message ?? String(error)}`;
+}
 
 /** Problems of values computed from results: not shown while the cells they read are running. */
 const RESULT_RULES = new Set(['inline-error', 'claim-error', 'claim-false']);

@@ -69,7 +69,11 @@ function renderBar() {
   const counts = [errors ? `${errors} error${errors === 1 ? '' : 's'}` : '', warnings ? `${warnings} warning${warnings === 1 ? '' : 's'}` : '']
     .filter(Boolean)
     .join(', ');
-  pill.className = `preview-pill preview-${!connected ? 'offline' : state.error || errors ? 'failing' : state.phase}`;
+  const className = `preview-pill preview-${!connected ? 'offline' : state.error || errors ? 'failing' : state.phase}`;
+  // Unchanged: left alone (state events come with every progress step; a button replaced under the pointer loses its click).
+  if (pill.className === className && pill.dataset.text === text + counts) return;
+  pill.className = className;
+  pill.dataset.text = text + counts;
   pill.replaceChildren(
     el('span', { className: 'preview-dot', 'aria-hidden': 'true' }),
     el('span', { className: 'preview-text' }, text),
