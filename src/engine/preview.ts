@@ -30,7 +30,7 @@ import { build, type BuildOptions, type BuildSummary } from './build.ts';
 import type { Effects } from './effects.ts';
 import { loadDocument, type LoadedDocument, type LoadOptions } from './document.ts';
 import { ReportError } from './errors.ts';
-import type { Executor } from './child-launcher.ts';
+import type { BatchPlan, Executor } from './child-launcher.ts';
 import { fileHighlightCache } from './highlight.ts';
 import { formatProblems, type ProblemFormat } from './problems.ts';
 import { etaMs, progressDisplay, type ProgressDisplay } from './progress.ts';
@@ -637,6 +637,9 @@ function stoppable(inner: Executor): StoppableExecutor {
     message: 'stopped from the preview; press its Run button (or change it) to run it again',
   });
   return {
+    // A batch executor (Slurm) is told the plan and closed as without the preview.
+    ...(inner.prepare === undefined ? {} : { prepare: (plan: BatchPlan) => inner.prepare!(plan) }),
+    ...(inner.close === undefined ? {} : { close: () => inner.close!() }),
     async run(job, hooks) {
       const { id } = job.cell;
       const key = job.key.key;
