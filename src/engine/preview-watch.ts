@@ -1,12 +1,16 @@
 /**
  * File watching for the preview: a set of files, replaced after every build (the document,
  * the project files its cells import, its bibliographies), and one callback per change.
- * chokidar watches the files' folders: editors that save by writing a temporary file and
- * renaming it over the original (vim, many IDEs) replace the file's inode, and a file may be
- * deleted and written again; a watch on the folder sees all of it as changes of the file.
+ *
+ * Node's fs.watch watches the files' folders (one watch per folder, not recursive) and the
+ * events are filtered by file name. A folder's watch sees every way a file is saved: written
+ * in place, replaced by rename (vim, many IDEs: a watch on the file itself would follow the
+ * old inode), deleted and written again. chokidar was tried first: it drops a second change
+ * of a file within 50 ms of the first (two quick saves: the second was never rebuilt) and
+ * loses a deleted file unless it is the only one watched.
  */
-import { dirname, resolve } from 'node:path';
-import { watch as chokidarWatch } from 'chokidar';
+import { watch, type FSWatcher } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 
 export interface Watcher {
   /** Watches exactly these absolute paths from now on. */
@@ -14,33 +18,50 @@ export interface Watcher {
   close(): Promise<void>;
 }
 
-/** Makes a watcher calling `onChange(path)` when a watched file is written, created or removed. */
+/** Makes a watcher calling `onChange(path)` when a watched file is written, created, replaced or removed. */
 export type WatchFactory = (onChange: (path: string) => void) => Watcher;
 
-export const chokidarWatcher: WatchFactory = (onChange) => {
-  // The folders of the files are watched (one level deep), not the files: a watch on a file
-  // is lost when the file is deleted and created again (chokidar 4 re-adds it only when it is
-  // the single file watched), a folder's is not. Events of other files in them are ignored.
-  const watcher = chokidarWatch([], { ignoreInitial: true, persistent: true, depth: 0 });
+export const folderWatcher: WatchFactory = (onChange) => {
   let files = new Set<string>();
-  let folders = new Set<string>();
-  for (const event of ['add', 'change', 'unlink'] as const) {
-    watcher.on(event, (changed: string) => {
-      if (files.has(resolve(changed))) onChange(resolve(changed));
-    });
-  }
-  // A watch that fails (a folder removed, too many watches) must not end the preview.
-  watcher.on('error', () => {});
+  const folders = new Map<string, FSWatcher>();
+
+  const watchFolder = (folder: string): void => {
+    try {
+      const watcher = watch(folder, { persistent: true }, (_event, name) => {
+        // No name (some platforms, some events): any watched file of the folder may have changed.
+        if (name === null) {
+          for (const file of files) if (dirname(file) === folder) onChange(file);
+          return;
+        }
+        const file = join(folder, name.toString());
+        if (files.has(file)) onChange(file);
+      });
+      // A folder that goes away (or a watch the system withdraws) is watched again at the next set().
+      watcher.on('error', () => {
+        watcher.close();
+        if (folders.get(folder) === watcher) folders.delete(folder);
+      });
+      folders.set(folder, watcher);
+    } catch {
+      // The folder does not exist (yet): the next set() tries again.
+    }
+  };
+
   return {
     set(paths) {
       files = new Set(paths.map((p) => resolve(p)));
-      const next = new Set([...files].map((p) => dirname(p)));
-      const gone = [...folders].filter((p) => !next.has(p));
-      const added = [...next].filter((p) => !folders.has(p));
-      if (gone.length > 0) watcher.unwatch(gone);
-      if (added.length > 0) watcher.add(added);
-      folders = next;
+      const wanted = new Set([...files].map((p) => dirname(p)));
+      for (const [folder, watcher] of folders) {
+        if (!wanted.has(folder)) {
+          watcher.close();
+          folders.delete(folder);
+        }
+      }
+      for (const folder of wanted) if (!folders.has(folder)) watchFolder(folder);
     },
-    close: () => watcher.close(),
+    async close() {
+      for (const watcher of folders.values()) watcher.close();
+      folders.clear();
+    },
   };
 };

@@ -38,7 +38,7 @@ import { markSeverity } from './severity.ts';
 import { weave } from './weave.ts';
 import { isFailure, type CellOutcome, type CellResult } from './types.ts';
 import { startPreviewHttp, type PreviewHttp } from './preview-server.ts';
-import { chokidarWatcher, type WatchFactory, type Watcher } from './preview-watch.ts';
+import { folderWatcher, type WatchFactory, type Watcher } from './preview-watch.ts';
 
 export interface PreviewOptions extends LoadOptions {
   /** Parallel cells (as `report --jobs`). */
@@ -57,7 +57,7 @@ export interface PreviewOptions extends LoadOptions {
   stateIntervalMs?: number;
   /** How problems are printed in the terminal. Default `lines`. */
   format?: ProblemFormat;
-  /** File watching (default chokidar); tests may drive it by hand. */
+  /** File watching (default: fs.watch on the files' folders); tests may drive it by hand. */
   watch?: WatchFactory;
 }
 
@@ -214,7 +214,7 @@ class PreviewSession implements Preview {
     this.url = this.http.url;
     this.port = this.http.port;
     this.host = this.http.host;
-    this.watcher = (this.options.watch ?? chokidarWatcher)((changed) => this.onFileChange(changed));
+    this.watcher = (this.options.watch ?? folderWatcher)((changed) => this.onFileChange(changed));
     this.setWatched([]);
     clientScript().catch(() => {}); // bundled ahead of the first page request; a failure is retried there
     this.generation++;

@@ -90,7 +90,7 @@ describe('the preview in a browser', () => {
       expect(await status.locator('progress').count()).toBe(1);
 
       // The problem is shown right after the paragraph at its line.
-      const problem = page.locator('[data-preview="problem"]');
+      const problem = page.locator('[data-preview="problem"]', { hasText: 'unknown-ref' });
       await expect.poll(() => problem.count(), { timeout: 20_000 }).toBe(1);
       expect(await problem.textContent()).toContain('unknown-ref');
       expect(await problem.evaluate((box) => box.previousElementSibling?.textContent ?? '')).toContain('The last paragraph mentions');
@@ -112,7 +112,9 @@ describe('the preview in a browser', () => {
       expect(await page.evaluate('window.marker')).toBe('same page'); // no reload
       expect(await scrollY()).toBe(scrolled);
       // The preview's additions survive the morph.
-      expect(await page.locator('[data-preview="problem"]').count()).toBe(1);
+      expect(await page.locator('[data-preview="problem"]', { hasText: 'unknown-ref' }).count()).toBe(1);
+      // (The stopped cell's problem is shown in its cell.)
+      expect(await page.locator('#cell-slow [data-preview="problem"]').textContent()).toContain('stopped from the preview');
       expect(await page.locator('.preview-pill').count()).toBe(1);
       expect(await page.locator('main').textContent()).not.toContain('The first version.');
     } finally {

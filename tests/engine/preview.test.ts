@@ -1,6 +1,6 @@
 /**
  * The live preview (src/engine/preview*.ts) over real HTTP on an ephemeral port, real files
- * in a temporary folder watched by chokidar, and the fake executor: what it serves and
+ * in a temporary folder (watched by fs.watch on their folders), and the fake executor: what it serves and
  * refuses, what a save rebuilds and re-runs, the events the page receives (page, cells'
  * progress, problems), and the stop and run buttons.
  */
@@ -203,6 +203,19 @@ describe('rebuilding on save', () => {
     expect(await (await fetch(preview.url)).text()).toContain('Prose v2, edited.');
     const state = await stateWhere(reader, (s) => s.version === next.data.version && s.phase === 'idle');
     expect(state.last).toMatchObject({ ran: 0, fresh: 3, failed: 0 });
+  });
+
+  it('rebuilds every save, however close together (a second save right after the first page is not lost)', async () => {
+    const { preview } = await start();
+    await preview.idle();
+    reader = await openEvents(preview.url);
+    for (let i = 1; i <= 5; i++) {
+      await writeFile(path.join(dir, 'doc.md'), DOC({ prose: `Quick save ${i}.` }));
+      await pageWith(reader, `Quick save ${i}.`);
+    }
+    // Saves that come faster than the rebuilds: the last one is shown.
+    for (let i = 6; i <= 10; i++) await writeFile(path.join(dir, 'doc.md'), DOC({ prose: `Quick save ${i}.` }));
+    await pageWith(reader, 'Quick save 10.');
   });
 
   it('re-runs only the stale cells: a cell edit re-runs it and its dependents, a project file edit the cells importing it', async () => {
