@@ -335,7 +335,7 @@ function scanModule(cell: Cell): { imports: CellImport[]; exports: string[] } {
  * most cells did not change): at most {@link SCANS_KEPT} codes, the oldest dropped first.
  */
 const scans = new Map<string, { specifiers: readonly string[]; exports: readonly string[] }>();
-const SCANS_KEPT = 2000;
+const SCANS_KEPT = 500;
 function scanCached(code: string): { specifiers: readonly string[]; exports: readonly string[] } {
   const kept = scans.get(code);
   if (kept !== undefined) {
