@@ -44,7 +44,9 @@ host="$(hostname -s)"
 node_line="$(slurmd -C 2>/dev/null | head -1)"
 [ -n "$node_line" ] || soft_fail "slurmd -C printed nothing"
 
+ours=0
 if [ ! -f "$CONF" ] || grep -qF "$MARK" "$CONF"; then
+  ours=1
   mkdir -p /etc/slurm /var/lib/slurm/slurmctld /var/lib/slurm/slurmd /var/log/slurm
   cat >"$CONF" <<EOF
 $MARK
@@ -86,7 +88,11 @@ if ! pgrep -u munge -x munged >/dev/null 2>&1; then
   pgrep -u munge -x munged >>"$SLURM_CI_DIR/started"
 fi
 if ! pgrep -x slurmctld >/dev/null 2>&1; then
-  slurmctld -i || soft_fail "slurmctld did not start (see /var/log/slurm/slurmctld.log)"
+  # On a cluster this script configured, start clean (-c): no jobs recovered from a saved state
+  # of an earlier run, whose names would be those of this run's jobs. Someone else's cluster
+  # keeps its state (-i: ignore errors in it).
+  if [ "$ours" = 1 ]; then clean=-c; else clean=-i; fi
+  slurmctld "$clean" || soft_fail "slurmctld did not start (see /var/log/slurm/slurmctld.log)"
   sleep 1
   pgrep -x slurmctld >>"$SLURM_CI_DIR/started"
 fi

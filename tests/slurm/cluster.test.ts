@@ -62,17 +62,32 @@ async function runCli(doc: string, args: string[]): Promise<{ code: number | nul
   return { code, stdout, stderr };
 }
 
-/** Jobs Slurm knows whose name starts with `prefix`: id, name, state. */
-function jobs(prefix = 'report-'): { id: string; name: string; state: string }[] {
+/** Every job Slurm still knows (running, queued, or ended within MinJobAge): id, name, state. */
+function allJobs(): { id: number; name: string; state: string }[] {
   const out = execFileSync('squeue', ['-h', '-t', 'all', '-o', '%i|%j|%T'], { encoding: 'utf8' });
   return out
     .split('\n')
     .filter(Boolean)
     .map((l) => {
       const [id, name, state] = l.split('|');
-      return { id: id!, name: name!, state: state! };
-    })
-    .filter((j) => j.name.startsWith(prefix));
+      return { id: Number(id), name: name!, state: state! };
+    });
+}
+
+/**
+ * The highest job id Slurm knows now. A cluster remembers ended jobs for MinJobAge (and a
+ * restarted controller recovers its saved ones), and this test's job names are the same on
+ * every run (cell id + key), so each test looks only at jobs submitted after it started.
+ */
+function lastJobId(): number {
+  return Math.max(0, ...allJobs().map((j) => j.id).filter(Number.isFinite));
+}
+
+/** Jobs submitted after `since` whose name starts with `prefix`, in submission order. */
+function jobs(since: number, prefix = 'report-'): { id: number; name: string; state: string }[] {
+  return allJobs()
+    .filter((j) => j.id > since && j.name.startsWith(prefix))
+    .sort((a, b) => a.id - b.id);
 }
 
 async function until(what: () => boolean | Promise<boolean>, ms: number): Promise<void> {
@@ -137,6 +152,7 @@ function diamondDoc(logDir: string): string {
 
 describe.skipIf(why !== undefined)('a real one-node Slurm', () => {
   it('builds a diamond, a failing cell and a timing-out cell: the local store bit for bit, the DAG order, skips, the timeout at its fence', async () => {
+    const since = lastJobId();
     const project = path.join(dir, 'diamond');
     const logDir = path.join(project, 'logs');
     await mkdir(logDir, { recursive: true });
@@ -185,13 +201,14 @@ describe.skipIf(why !== undefined)('a real one-node Slurm', () => {
     expect(times.get('it-d start')!).toBeGreaterThanOrEqual(Math.max(times.get('it-b end')!, times.get('it-c end')!));
 
     // The failed cell's dependant: its job was cancelled and never ran; nothing is left queued.
-    const after = jobs('report-it-after-broken-');
+    const after = jobs(since, 'report-it-after-broken-');
     expect(after.map((j) => j.state)).toEqual(['CANCELLED']);
     expect(times.has('it-after-broken start')).toBe(false);
-    expect(jobs('report-it-').filter((j) => j.state === 'PENDING' || j.state === 'RUNNING')).toEqual([]);
+    expect(jobs(since, 'report-it-').filter((j) => j.state === 'PENDING' || j.state === 'RUNNING')).toEqual([]);
   });
 
   it('Ctrl-C cancels every job of the build: nothing is left in squeue', async () => {
+    const since = lastJobId();
     const project = path.join(dir, 'interrupt');
     await mkdir(project, { recursive: true });
     await writeFile(
@@ -213,17 +230,18 @@ describe.skipIf(why !== undefined)('a real one-node Slurm', () => {
     let stderr = '';
     child.stderr.on('data', (t) => (stderr += t));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    await until(() => jobs('report-int-long-').some((j) => j.state === 'RUNNING'), 120_000);
-    expect(jobs('report-int-after-').map((j) => j.state)).toEqual(['PENDING']);
+    await until(() => jobs(since, 'report-int-long-').some((j) => j.state === 'RUNNING'), 120_000);
+    expect(jobs(since, 'report-int-after-').map((j) => j.state)).toEqual(['PENDING']);
     child.kill('SIGINT');
     expect(await exited).toBe(130);
     expect(stderr).toMatch(/cancelled 2 Slurm jobs of this build/);
-    await until(() => jobs('report-int-').every((j) => j.state === 'CANCELLED'), 30_000);
+    await until(() => jobs(since, 'report-int-').every((j) => j.state === 'CANCELLED'), 30_000);
     const live = execFileSync('squeue', ['-h', '-o', '%j'], { encoding: 'utf8' }).split('\n').filter((n) => n.startsWith('report-int-'));
     expect(live).toEqual([]);
   });
 
   it('a re-run of a killed build adopts its queued jobs instead of submitting them again', async () => {
+    const since = lastJobId();
     const project = path.join(dir, 'adopt');
     await mkdir(project, { recursive: true });
     // --begin holds the jobs pending for a while (reason BeginTime), long enough to kill the build.
@@ -248,17 +266,17 @@ describe.skipIf(why !== undefined)('a real one-node Slurm', () => {
     );
     const child = cli(path.join(project, 'doc.md'), ['--executor', 'slurm']);
     const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-    await until(() => jobs('report-ad-').length === 2, 120_000);
+    await until(() => jobs(since, 'report-ad-').length === 2, 120_000);
     await new Promise((r) => setTimeout(r, 1000)); // the job ids are recorded
     child.kill('SIGKILL');
     await exited;
-    const before = jobs('report-ad-');
+    const before = jobs(since, 'report-ad-');
     expect(before.map((j) => j.state)).toEqual(['PENDING', 'PENDING']);
 
     const again = await runCli(path.join(project, 'doc.md'), ['--executor', 'slurm']);
     expect(again.code).toBe(0);
     expect(again.stderr.match(/adopted Slurm job \d+/g)).toHaveLength(2);
-    const after = jobs('report-ad-');
+    const after = jobs(since, 'report-ad-');
     expect(after.map((j) => j.id).sort()).toEqual(before.map((j) => j.id).sort());
     expect(after.map((j) => j.state)).toEqual(['COMPLETED', 'COMPLETED']);
     expect(again.stdout).toMatch(/ran 2, fresh 0, failed 0, skipped 0/);
