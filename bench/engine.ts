@@ -22,9 +22,9 @@ export interface BenchRow {
   note?: string;
 }
 
-const CELLS = 20;
+export const CELLS = 20;
 
-function documentText(proseVersion: number): string {
+export function documentText(proseVersion: number): string {
   const parts = ['---', 'title: Engine benchmark', 'seed: 1', '---', '', '# Engine benchmark', ''];
   for (let i = 0; i < CELLS; i++) {
     const imports = i > 0 && i % 2 === 0 ? `import { value${i - 1} } from 'cell:c${i - 1}';\n` : '';

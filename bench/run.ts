@@ -110,7 +110,7 @@ export interface ComparisonRow {
 }
 
 export interface ExtraRow {
-  section: 'rbm' | 'kernels' | 'engine';
+  section: 'rbm' | 'kernels' | 'engine' | 'preview';
   name: string;
   ms: number;
   gflops?: number;
@@ -379,10 +379,10 @@ export function toMarkdown(report: BenchReport): string {
       lines.push(`| ${r.workload} | ${r.unit} | ${fmt(r.tfjs)} | ${fmt(anchor.value)} (${anchor.label}) | ${fmt(ratio, 1)}× | ${target} |`);
     }
   }
-  for (const section of ['rbm', 'kernels', 'engine'] as const) {
+  for (const section of ['rbm', 'kernels', 'engine', 'preview'] as const) {
     const rows = report.extra.filter((r) => r.section === section);
     if (rows.length === 0) continue;
-    const title = { rbm: 'RBM (bench/rbm.ts)', kernels: 'Kernels (bench/ml-kernels.ts)', engine: 'Engine (bench/engine.ts)' }[section];
+    const title = { rbm: 'RBM (bench/rbm.ts)', kernels: 'Kernels (bench/ml-kernels.ts)', engine: 'Engine (bench/engine.ts)', preview: 'Preview (bench/preview.ts)' }[section];
     if (rows.some((r) => r.cpuMs !== undefined)) {
       // Process CPU time: what the kernel itself cost, less inflated by waiting for a core on a loaded machine.
       lines.push('', `### ${title}`, '', '| Benchmark | ms | GFLOP/s | CPU ms | GFLOP/s on CPU time | Note |', '|---|---:|---:|---:|---:|---|');
@@ -513,6 +513,23 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
   }
   // ---- end of engine hook ---------------------------------------------------------------
 
+  // The preview's round trip (save → new page over server-sent events) and its memory over
+  // 500 rebuilds: bench/preview.ts.
+  if (wants('preview')) {
+    const preview = await maybeImport<{ benchPreview(): Promise<{ name: string; ms: number; note?: string }[]> }>('preview.ts');
+    if (preview) {
+      try {
+        log('  preview: bench/preview.ts');
+        for (const r of await preview.benchPreview()) {
+          extra.push({ section: 'preview', ...r });
+          log(`    ${r.name}: ${r.ms.toFixed(0)} ms ${r.note ?? ''}`);
+        }
+      } catch (error) {
+        failures.push(`Preview: ${(error as Error).message.split('\n')[0]}`);
+      }
+    }
+  }
+
   const msPerStepToSPerEpoch = (batch: number) => EPOCH_IMAGES / batch / 1000;
   const steps = (name: string) => timings[name]?.steps ?? 0;
   const comparison: ComparisonRow[] = [];
@@ -596,7 +613,7 @@ function parseArgs(argv: readonly string[]): BenchOptions {
     else if (arg === '--rerender') options.rerender = true;
     else if (arg === '--only') options.only = new Set((argv[++i] ?? '').split(',').filter(Boolean));
     else if (arg === '--kernel-groups') options.kernelGroups = new Set((argv[++i] ?? '').split(',').filter(Boolean));
-    else throw new Error(`unknown argument ${arg} (use --backend wasm|cpu, --quick, --no-torch, --torch-one-thread, --only matmul,gan,vae,dcgan,rbm,gan-512,vae-course,ae,flow,kernels,engine, --kernel-groups matmul,conv,fastconv,steps,mlp,batch)`);
+    else throw new Error(`unknown argument ${arg} (use --backend wasm|cpu, --quick, --no-torch, --torch-one-thread, --only matmul,gan,vae,dcgan,rbm,gan-512,vae-course,ae,flow,kernels,engine,preview, --kernel-groups matmul,conv,fastconv,steps,mlp,batch)`);
   }
   return options;
 }

@@ -22,13 +22,23 @@ import { formatVerdicts, verify } from './engine/verify.ts';
 import { formatMigration, migrateKeys } from './engine/migrate.ts';
 import { parseSlurmFlags } from './engine/resources.ts';
 import { onPath, slurmExecutor } from './engine/slurm.ts';
+import { startPreview } from './engine/preview.ts';
+import { DEFAULT_HOST } from './engine/preview-server.ts';
 
 const DEFAULT_DOC = 'report/report.md';
+/** The preview's port when --port is not given (a free one is taken if it is busy). */
+const DEFAULT_PORT = 4747;
 
 
 function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number ≥ 1');
+  return n;
+}
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number, 0–65535 (0: any free port)');
   return n;
 }
 
@@ -160,6 +170,47 @@ export function program(): Command {
           `${clean ? (summary.profile === 'full' ? 'all claims hold' : `clean at profile ${summary.profile} (claims are only binding at full)`) : 'problems found'} (${Math.round(summary.ms)} ms)\n`,
       );
       if (!clean) process.exitCode = 1;
+    });
+
+  cli
+    .command('preview')
+    .description('serve the document\'s page on 127.0.0.1, rebuild on every save (re-running only stale cells) and push the new page to the browser')
+    .argument('[doc]', 'Markdown document', DEFAULT_DOC)
+    .option('--port <n>', `port (default ${DEFAULT_PORT}, or a free one if it is busy; 0: any free port)`, port)
+    .option('--host <address>', `interface to listen on (default ${DEFAULT_HOST}; any other exposes the preview, and its stop buttons, to that network)`)
+    .addOption(new Option('--profile <name>', 'parameter profile (full is committed; quick runs in minutes)'))
+    .option('--jobs <n>', 'cells run in parallel (default: number of cores)', positiveInt)
+    .option('--out <dir>', 'output directory of build/<doc>.html', 'build')
+    .option('--results <dir>', 'results store (default: <doc dir>/results)')
+    .addOption(new Option('--backend <name>', 'TensorFlow.js backend for cells (sets TFJS_BACKEND)').choices(['tensorflow', 'wasm', 'cpu']))
+    .addOption(formatOption())
+    .action(async (doc: string, flags) => {
+      const env = { ...process.env, ...(flags.backend ? { TFJS_BACKEND: flags.backend } : {}) };
+      const effects = nodeEffects({ executor: childProcessExecutor({ env }) });
+      const options = {
+        docPath: doc,
+        profile: flags.profile,
+        jobs: flags.jobs,
+        outDir: flags.out,
+        resultsDir: flags.results,
+        format: flags.format as ProblemFormat,
+        ...(flags.host === undefined ? {} : { host: flags.host as string }),
+      };
+      let preview;
+      try {
+        preview = await startPreview({ ...options, port: flags.port ?? DEFAULT_PORT }, effects);
+      } catch (error) {
+        if ((error as { code?: unknown }).code !== 'EADDRINUSE') throw error;
+        if (flags.port !== undefined) throw new ReportError(`port ${flags.port} is in use: choose another with --port (0: any free port)`, 2);
+        preview = await startPreview({ ...options, port: 0 }, effects);
+      }
+      if (flags.host !== undefined && flags.host !== DEFAULT_HOST) {
+        process.stderr.write(`warning: listening on ${flags.host}: anyone who can reach it can read the report and stop its cells\n`);
+      }
+      process.stdout.write(`preview of ${path.relative(process.cwd(), path.resolve(doc)) || doc} at ${preview.url} (Ctrl-C to stop)\n`);
+      await new Promise<never>(() => {
+        // Serves until Ctrl-C (main's signal handlers stop the running cells and exit).
+      });
     });
 
   return cli;

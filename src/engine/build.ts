@@ -37,6 +37,19 @@ export interface BuildOptions extends LoadOptions {
   cacheDir?: string;
   /** Print the PDF with this function (injected so tests need no browser). */
   printPdf?: (htmlPath: string, pdfPath: string) => Promise<{ ms: number; browser: string }>;
+  /** Where the cells' events go (default: the terminal display on `effects.stdout`); the preview passes its own. */
+  display?: ProgressDisplay;
+  /** Called once the plan is known, before any cell runs (the preview shows the page with what is fresh). */
+  onPlan?: (plan: BuildPlan) => void | Promise<void>;
+  /** Mark the page's top-level blocks with their Markdown lines (`data-line`; the preview places problems by them). */
+  sourceLines?: boolean;
+}
+
+/** What a build is about to do: the loaded document, its fresh results, the cells that will run. */
+export interface BuildPlan {
+  loaded: LoadedDocument;
+  available: ReadonlyMap<string, CellResult>;
+  toRun: ReadonlySet<string>;
 }
 
 export interface BuildSummary {
@@ -140,10 +153,12 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
     if (legacyKey !== undefined && !options.rerunAll && !forced.has(id)) await carryCheckpoint(projectRoot, id, legacyKey, keys.get(id)!.key, effects);
   }
 
+  await options.onPlan?.({ loaded, available, toRun });
+
   // Where and from what code the cells run, recorded in their results (provenance appendix).
   const environment = toRun.size > 0 ? await effects.environment?.(projectRoot) : undefined;
   const snapshotsDone: Promise<void>[] = [];
-  const display = progressDisplay(effects.stdout, effects.now);
+  const display = options.display ?? progressDisplay(effects.stdout, effects.now);
   for (const id of available.keys()) display.onEvent({ id, state: 'fresh' });
   // A batch executor (Slurm) is told the whole plan first: it submits every cell at once,
   // each depending on the jobs of the cells it imports, so the scheduler only waits.
@@ -219,7 +234,7 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
     path.join(options.cacheDir ?? path.join(projectRoot, 'node_modules', '.cache', 'report'), 'highlight.json'),
     effects,
   );
-  const html = await weave(doc, results, { mode: 'build', bibliography, highlight });
+  const html = await weave(doc, results, { mode: 'build', bibliography, highlight, sourceLines: options.sourceLines });
   await highlight.save();
   const outDir = path.resolve(options.outDir ?? path.join(projectRoot, 'build'));
   const base = path.basename(docPath).replace(/\.md$/i, '');

@@ -36,6 +36,11 @@ export interface ExecutorHooks {
   onProgress(event: ProgressEvent): void;
   /** Text the cell prints (stdout and stderr), as it arrives. */
   onOutput?(text: string): void;
+  /**
+   * Aborting it stops the cell (the preview's stop button): its process group is killed and
+   * the run ends as an `error` failure saying it was stopped. Its last checkpoint is kept.
+   */
+  signal?: AbortSignal;
 }
 
 export interface Executor {
@@ -92,6 +97,9 @@ export interface ChildProcessExecutorOptions {
 }
 
 const STDERR_TAIL = 4000;
+
+/** The failure message of a cell stopped through `ExecutorHooks.signal`. */
+export const STOPPED_MESSAGE = 'stopped before it finished (its last checkpoint, if it took one, is kept)';
 const entryTs = fileURLToPath(new URL('./child-entry.ts', import.meta.url));
 const runtimeTs = fileURLToPath(new URL('./runtime.ts', import.meta.url));
 
@@ -135,9 +143,10 @@ export function childProcessExecutor(options: ChildProcessExecutorOptions = {}):
             const { type: _, ...rest } = message;
             hooks.onProgress({ id: cell.id, ...rest });
           }
-        }, hooks.onOutput);
+        }, hooks.onOutput, hooks.signal);
         const runMs = Math.round(performance.now() - started);
         const printed: Output[] = outcome.printed === '' ? [] : [{ kind: 'text', text: outcome.printed }];
+        if (outcome.stopped) return { id: cell.id, kind: 'error', message: STOPPED_MESSAGE, outputs: printed };
         if (outcome.timedOut) {
           return {
             id: cell.id,
@@ -240,6 +249,8 @@ interface SpawnOutcome {
   code: number | null;
   signal: NodeJS.Signals | null;
   timedOut: boolean;
+  /** Killed because the hooks' signal was aborted. */
+  stopped: boolean;
   done: boolean;
   error?: { message: string; stack?: string };
   stderrTail: string;
@@ -253,10 +264,15 @@ function spawnRunner(
   timeoutSeconds: number,
   onMessage: (message: RunnerMessage) => void,
   onOutput: ((text: string) => void) | undefined,
+  abort?: AbortSignal,
 ): Promise<SpawnOutcome> {
   return new Promise((resolvePromise, reject) => {
+    const outcome: SpawnOutcome = { code: null, signal: null, timedOut: false, stopped: false, done: false, stderrTail: '', printed: '' };
+    if (abort?.aborted) {
+      resolvePromise({ ...outcome, stopped: true });
+      return;
+    }
     const child = spawn(process.execPath, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], detached: true });
-    const outcome: SpawnOutcome = { code: null, signal: null, timedOut: false, done: false, stderrTail: '', printed: '' };
     const killGroup = (): void => {
       try {
         if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
@@ -270,6 +286,11 @@ function spawnRunner(
       outcome.timedOut = true;
       killGroup();
     }, timeoutSeconds * 1000);
+    const stop = (): void => {
+      outcome.stopped = true;
+      killGroup();
+    };
+    abort?.addEventListener('abort', stop, { once: true });
     const stdout = child.stdout!;
     const stderr = child.stderr!;
     stdout.setEncoding('utf8');
@@ -290,11 +311,13 @@ function spawnRunner(
     });
     child.on('error', (error) => {
       clearTimeout(timer);
+      abort?.removeEventListener('abort', stop);
       activeGroups.delete(killGroup);
       reject(error);
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      abort?.removeEventListener('abort', stop);
       activeGroups.delete(killGroup);
       outcome.code = code;
       outcome.signal = signal;

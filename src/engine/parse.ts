@@ -314,10 +314,46 @@ function readCell(node: Code, rawOptions: string, file: VFile): Cell | undefined
  * A cell that does not parse yields nothing here; hash.ts reports it (`cell-syntax`).
  */
 function scanModule(cell: Cell): { imports: CellImport[]; exports: string[] } {
+  const scanned = scanCached(cell.code);
+  const indent = cell.position.start.column - 1;
+  const imports: CellImport[] = [];
+  let from = 0;
+  for (const path of scanned.specifiers) {
+    const offset = findSpecifier(cell.code, path, from);
+    if (offset >= 0) from = offset + 1;
+    const before = cell.code.slice(0, Math.max(offset, 0));
+    const line = before.split('\n').length - 1;
+    const column = offset >= 0 ? offset - (before.lastIndexOf('\n') + 1) : 0;
+    imports.push({ id: path.slice('cell:'.length), place: { line: cell.codeLine + line, column: indent + column + 1 } });
+  }
+  return { imports, exports: [...scanned.exports] };
+}
+
+/**
+ * esbuild's parse of a cell's code: its `cell:` specifiers in order and its export names.
+ * Kept by code for a long-lived process (the preview re-parses the document on every save;
+ * most cells did not change): at most {@link SCANS_KEPT} codes, the oldest dropped first.
+ */
+const scans = new Map<string, { specifiers: readonly string[]; exports: readonly string[] }>();
+const SCANS_KEPT = 500;
+function scanCached(code: string): { specifiers: readonly string[]; exports: readonly string[] } {
+  const kept = scans.get(code);
+  if (kept !== undefined) {
+    scans.delete(code);
+    scans.set(code, kept);
+    return kept;
+  }
+  const scan = scanCode(code);
+  scans.set(code, scan);
+  if (scans.size > SCANS_KEPT) scans.delete(scans.keys().next().value!);
+  return scan;
+}
+
+function scanCode(code: string): { specifiers: readonly string[]; exports: readonly string[] } {
   let metafile: esbuild.Metafile;
   try {
     metafile = esbuild.buildSync({
-      stdin: { contents: cell.code, loader: 'ts', sourcefile: 'cell.ts' },
+      stdin: { contents: code, loader: 'ts', sourcefile: 'cell.ts' },
       bundle: true,
       write: false,
       metafile: true,
@@ -330,22 +366,11 @@ function scanModule(cell: Cell): { imports: CellImport[]; exports: string[] } {
       tsconfigRaw: { compilerOptions: { verbatimModuleSyntax: true } },
     }).metafile;
   } catch {
-    return { imports: [], exports: [] };
+    return { specifiers: [], exports: [] };
   }
-  const indent = cell.position.start.column - 1;
-  const imports: CellImport[] = [];
-  let from = 0;
-  for (const record of metafile.inputs['cell.ts']?.imports ?? []) {
-    if (!record.path.startsWith('cell:')) continue;
-    const offset = findSpecifier(cell.code, record.path, from);
-    if (offset >= 0) from = offset + 1;
-    const before = cell.code.slice(0, Math.max(offset, 0));
-    const line = before.split('\n').length - 1;
-    const column = offset >= 0 ? offset - (before.lastIndexOf('\n') + 1) : 0;
-    imports.push({ id: record.path.slice('cell:'.length), place: { line: cell.codeLine + line, column: indent + column + 1 } });
-  }
+  const specifiers = (metafile.inputs['cell.ts']?.imports ?? []).map((record) => record.path).filter((path) => path.startsWith('cell:'));
   const exports = (Object.values(metafile.outputs)[0]?.exports ?? []).filter((name) => name !== 'default');
-  return { imports, exports };
+  return { specifiers, exports };
 }
 
 /** Offset of the quoted specifier (`'cell:x'`, `"cell:x"` or a template) at or after `from`; −1 if absent. */

@@ -83,7 +83,7 @@ function isSparticuzPath(file: string): boolean {
   return path.resolve(file) === path.join(tmpdir(), 'chromium');
 }
 
-async function launchArgs(found: FoundBrowser): Promise<string[]> {
+export async function launchArgs(found: FoundBrowser): Promise<string[]> {
   if (found.source !== 'sparticuz') return SYSTEM_ARGS;
   const chromium = (await import('@sparticuz/chromium')).default;
   return chromium.args;

@@ -177,12 +177,23 @@ function describe(r: Running, t: number): string {
 
 /** Remaining milliseconds from the step rate since the first progress event. */
 function estimate(r: Running): number | undefined {
-  const total = r.progress?.total;
-  if (total === undefined || r.first === undefined || r.latest === undefined) return undefined;
-  const steps = r.latest.step - r.first.step;
-  const elapsed = r.latest.at - r.first.at;
+  return etaMs(r.first, r.latest, r.progress?.total);
+}
+
+/**
+ * Remaining milliseconds of a cell at the step rate between its `first` and `latest`
+ * progress events (time and step of each); undefined without a total or a rate yet.
+ */
+export function etaMs(
+  first: { at: number; step: number } | undefined,
+  latest: { at: number; step: number } | undefined,
+  total: number | undefined,
+): number | undefined {
+  if (total === undefined || first === undefined || latest === undefined) return undefined;
+  const steps = latest.step - first.step;
+  const elapsed = latest.at - first.at;
   if (steps <= 0 || elapsed <= 0) return undefined;
-  return Math.max(0, ((total - r.latest.step) * elapsed) / steps);
+  return Math.max(0, ((total - latest.step) * elapsed) / steps);
 }
 
 export function formatDuration(ms: number): string {

@@ -24,6 +24,7 @@ import { loadLibrary, remarkCitations, type BibliographySource } from './cite.ts
 import { highlightBlocks, highlightKey, memoryHighlightCache, type HighlightCache, type Tokens } from './highlight.ts';
 import { collectScope, formatValue, remarkInline } from './inline.ts';
 import { remarkProvenance } from './provenance.ts';
+import { rehypeSourceLines } from './source-lines.ts';
 import type { ParsedDocument } from './parse.ts';
 import {
   collectLabels,
@@ -47,6 +48,13 @@ export interface WeaveOptions {
    * blocks (build.ts keeps one on disk; default: in memory), or false for plain code.
    */
   highlight?: HighlightCache | false;
+  /** Mark top-level blocks with `data-line="<start>-<end>"` (Markdown lines), for the preview. Default false. */
+  sourceLines?: boolean;
+  /**
+   * Cells without a result are still to run (the preview's page while cells run): an inline
+   * value that needs one shows as pending (…), as in check mode, not as an error. Default false.
+   */
+  pending?: boolean;
 }
 
 type Results = Map<string, CellOutcome>;
@@ -71,7 +79,7 @@ export async function weave(doc: ParsedDocument, results: Results, options: Weav
   const processor = unified()
     .use(remarkEquations, { labels })
     .use(remarkMathCheck)
-    .use(remarkInline, { scope, owners, missing, quietMissing: options.mode === 'check' })
+    .use(remarkInline, { scope, owners, missing, quietMissing: options.mode === 'check' || options.pending === true })
     .use(remarkCitations, { library, bibliographyNamed: options.bibliography !== undefined, render: options.mode === 'build' })
     .use(frontMatter.provenance === true ? [[remarkProvenance, { cells: doc.cells.map((c) => c.id), results, seed: frontMatter.seed ?? 0 }]] : [])
     .use(remarkRefs, { labels })
@@ -81,6 +89,7 @@ export async function weave(doc: ParsedDocument, results: Results, options: Weav
         code: (_state: unknown, node: Code) => renderCode(node, { results, labels, mode: options.mode, cells, tokens }),
       },
     })
+    .use(options.sourceLines === true ? [rehypeSourceLines] : [])
     .use(rehypeKatex, { errorColor: '#b3261e', strict: 'ignore' })
     .use(rehypeStringify);
 

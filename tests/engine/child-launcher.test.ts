@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { childProcessExecutor } from '../../src/engine/child-launcher.ts';
+import { childProcessExecutor, STOPPED_MESSAGE } from '../../src/engine/child-launcher.ts';
 import { keyCells } from '../../src/engine/hash.ts';
 import { isFailure, type Cell, type CellFailure, type CellResult, type ProgressEvent } from '../../src/engine/types.ts';
 import { makeCell } from '../fixtures/exec-helpers/cells.ts';
@@ -94,6 +94,25 @@ describe('childProcessExecutor', () => {
     const started = Date.now();
     const { outcome } = await run(makeCell('spin', `console.log('spinning');\nwhile (true) {}\nexport const never = 1;`, { timeout: 1 }));
     expect(outcome).toMatchObject({ kind: 'timeout' });
+  });
+
+  it('stops a cell when the hooks\' signal is aborted (the preview\'s stop button): the process group is killed at once', async () => {
+    const cell = makeCell('stoppable', `import { progress } from 'report:runtime';\nprogress({ step: 1, total: 10 });\nwhile (true) {}\nexport const never = 1;`);
+    const keys = await keyCells([cell], [cell.id], { docPath, projectRoot, profile: 'quick', seed: 3, runtimePath });
+    const controller = new AbortController();
+    const started = Date.now();
+    const outcome = await executor.run(
+      { cell, key: keys.get(cell.id)!, deps: new Map(), profile: 'quick', seed: 3, docPath, projectRoot },
+      { onProgress: () => controller.abort(), signal: controller.signal },
+    );
+    expect(outcome).toMatchObject({ kind: 'error', message: STOPPED_MESSAGE });
+    expect(Date.now() - started).toBeLessThan(cell.options.timeout * 1000);
+    // Already aborted: nothing is started.
+    const before = await executor.run(
+      { cell, key: keys.get(cell.id)!, deps: new Map(), profile: 'quick', seed: 3, docPath, projectRoot },
+      { onProgress: () => {}, signal: AbortSignal.abort() },
+    );
+    expect(before).toMatchObject({ kind: 'error', message: STOPPED_MESSAGE });
   });
 
   it('memory= caps the whole process: the heap, and typed arrays off the heap', async () => {
