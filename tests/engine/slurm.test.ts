@@ -101,7 +101,11 @@ const diamond = [
 describe('slurm executor (fake Slurm on the PATH)', () => {
   it('submits every cell ahead with afterok dependencies and stores what a local build stores, bit for bit', { timeout: 240_000 }, async () => {
     await writeFile(path.join(dir, 'doc.md'), diamond);
+    // a starts only once all four jobs are queued, so the order below cannot depend on how
+    // fast sbatch answers on a loaded machine.
+    await fake.fates([{ name: '^report-a-', untilJobs: 4 }]);
     const slurm = await buildWith('slurm');
+    await fake.fates([]);
     expect(slurm.messages).toEqual([]);
     expect(slurm.summary.ran.sort()).toEqual(['a', 'b', 'c', 'd']);
     const local = await buildWith('local');
@@ -120,6 +124,7 @@ describe('slurm executor (fake Slurm on the PATH)', () => {
     const byCell = new Map(jobs.map((j) => [j.name.split('-')[1]!, j]));
     const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((id) => byCell.get(id)!);
     // d was queued before the cells it imports had even run: Slurm, not the build, orders it.
+    expect(d!.submitted).toBeLessThanOrEqual(a!.started!);
     expect(d!.submitted).toBeLessThan(Math.min(b!.ended!, c!.ended!));
     expect(a!.options['dependency']).toBeUndefined();
     expect(b!.options['dependency']).toBe(`afterok:${a!.id}`);

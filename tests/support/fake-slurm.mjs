@@ -149,6 +149,12 @@ if (command === 'sbatch') {
       await sleep(50);
       continue;
     }
+    // Held until the build has submitted this many jobs (a start that cannot race the submissions).
+    if (fate.untilJobs !== undefined && fs.readdirSync(path.join(dir, 'ids')).length < fate.untilJobs) {
+      if (job.reason !== (fate.reason ?? 'Priority')) update(id, (j) => void (j.state === 'PENDING' && (j.reason = fate.reason ?? 'Priority')));
+      await sleep(50);
+      continue;
+    }
     eligibleAt ??= Date.now();
     if (fate.pendingMs !== undefined && Date.now() - eligibleAt < fate.pendingMs) {
       if (job.reason !== (fate.reason ?? 'Priority')) update(id, (j) => void (j.state === 'PENDING' && (j.reason = fate.reason ?? 'Priority')));

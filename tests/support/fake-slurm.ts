@@ -23,6 +23,8 @@ export interface FakeJob {
 export interface Fate {
   /** Regular expression matched against the job name (`report-<id>-<key16>`). */
   name: string;
+  /** Held pending until this many jobs have been submitted (in all), with `reason` (default Priority). */
+  untilJobs?: number;
   /** Held pending this long once its dependencies are done, with `reason` (default Priority). */
   pendingMs?: number;
   reason?: string;
