@@ -77,6 +77,7 @@ export function program(): Command {
     .addOption(new Option('--executor <name>', 'where cells run: local child processes, or one Slurm job each (sbatch)').choices(['local', 'slurm']).default('local'))
     .option('--slurm <key=value>', 'Slurm default over the front matter\'s slurm: (partition, account, qos, constraint, cpus, mem, gpus, time, extra); repeatable', (value: string, previous: string[] = []) => [...previous, value])
     .option('--verify [id...]', 're-run these cells (default: all) into a scratch store and compare them bit for bit with the committed results')
+    .option('--no-cache', 'bundle every cell to key it, instead of using the keys remembered between commands (node_modules/.cache/report)')
     .option('--migrate-keys', 'run nothing: re-key the results stored under the previous key scheme that are fresh under it (every profile\'s store, or --profile\'s)')
     .action(async (doc: string, flags) => {
       const env = { ...process.env, ...(flags.backend ? { TFJS_BACKEND: flags.backend } : {}) };
@@ -128,6 +129,7 @@ export function program(): Command {
           jobs: flags.jobs,
           rerun: flags.rerun,
           rerunAll: flags.rerunAll,
+          keyCache: flags.cache,
           outDir: flags.out,
           resultsDir: flags.results,
           pdf: flags.pdf,
@@ -156,11 +158,12 @@ export function program(): Command {
     .addOption(new Option('--profile <name>', 'profile whose results are checked (default: the document\'s, else full)'))
     .option('--results <dir>', 'results store (default: <doc dir>/results)')
     .option('--no-typecheck', 'skip the TypeScript pass')
+    .option('--no-cache', 'bundle every cell to key it, instead of using the keys remembered between commands (node_modules/.cache/report)')
     .addOption(formatOption())
     .action(async (doc: string, flags) => {
       const effects = nodeEffects({ executor: childProcessExecutor({}) });
       const summary = await check(
-        { docPath: doc, profile: flags.profile, resultsDir: flags.results, typecheck: flags.typecheck },
+        { docPath: doc, profile: flags.profile, resultsDir: flags.results, typecheck: flags.typecheck, keyCache: flags.cache },
         effects,
       );
       const clean = report(summary.file, summary.profile, flags.format);

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { VFile } from 'vfile';
 import type { Effects } from './effects.ts';
 import { runCells } from './scheduler.ts';
-import { loadDocument, type LoadedDocument, type LoadOptions } from './document.ts';
+import { cacheDirOf, loadDocument, type LoadedDocument, type LoadOptions } from './document.ts';
 import { lockStore } from './lock.ts';
 import { sweepStale } from './sweep.ts';
 import { progressDisplay, type ProgressDisplay } from './progress.ts';
@@ -33,8 +33,6 @@ export interface BuildOptions extends LoadOptions {
   outDir?: string;
   pdf?: boolean;
   browserPath?: string;
-  /** Where the highlighted code blocks are cached; default `<projectRoot>/node_modules/.cache/report`. */
-  cacheDir?: string;
   /** Print the PDF with this function (injected so tests need no browser). */
   printPdf?: (htmlPath: string, pdfPath: string) => Promise<{ ms: number; browser: string }>;
   /** Where the cells' events go (default: the terminal display on `effects.stdout`); the preview passes its own. */
@@ -231,7 +229,7 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
   }
 
   const highlight = await fileHighlightCache(
-    path.join(options.cacheDir ?? path.join(projectRoot, 'node_modules', '.cache', 'report'), 'highlight.json'),
+    path.join(cacheDirOf(options, projectRoot), 'highlight.json'),
     effects,
   );
   const html = await weave(doc, results, { mode: 'build', bibliography, highlight, sourceLines: options.sourceLines });

@@ -7,7 +7,7 @@
 import path from 'node:path';
 import type { VFile } from 'vfile';
 import type { Effects } from './effects.ts';
-import { loadDocument, runtimePath, type LoadOptions } from './document.ts';
+import { cacheDirOf, loadDocument, runtimePath, type LoadOptions } from './document.ts';
 import { explainStale } from './freshness.ts';
 import { oldSchemeMessage } from './migrate.ts';
 import { typecheckCells } from './typecheck.ts';
@@ -15,8 +15,6 @@ import type { CellOutcome } from './types.ts';
 import { weave } from './weave.ts';
 
 export interface CheckOptions extends LoadOptions {
-  /** Where the type-check cache lives; default `<projectRoot>/node_modules/.cache/report`. */
-  cacheDir?: string;
   /** Skip the TypeScript pass (used by benchmarks to time the stages separately). */
   typecheck?: boolean;
 }
@@ -44,9 +42,11 @@ export async function check(options: CheckOptions, effects: Effects): Promise<Ch
   const stale: string[] = [];
   const missing: string[] = [];
 
+  // Every entry is read at once (the reads overlap), then looked at in document order.
+  const lookups = new Map(usable.map((id) => [id, store.get(id, keys.get(id)!.key, keys.get(id)!.fingerprint)] as const));
   for (const id of usable) {
     const cell = doc.cells.find((c) => c.id === id)!;
-    const stored = await store.get(id, keys.get(id)!.key, keys.get(id)!.fingerprint);
+    const stored = await lookups.get(id)!;
     if (stored.result) {
       results.set(id, stored.result);
       fresh.push(id);
@@ -86,10 +86,10 @@ export async function check(options: CheckOptions, effects: Effects): Promise<Ch
       projectRoot,
       docPath: loaded.docPath,
       runtimePath,
-      cacheDir: options.cacheDir ?? path.join(projectRoot, 'node_modules', '.cache', 'report'),
+      cacheDir: cacheDirOf(options, projectRoot),
     });
   }
 
-  await weave(doc, results, { mode: 'check', bibliography });
+  await weave(doc, results, { mode: 'check', bibliography, html: false });
   return { file, profile, fresh, legacy, stale, missing, ms: effects.now() - started };
 }

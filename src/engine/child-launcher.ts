@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as esbuild from 'esbuild';
-import type { CellKey } from './hash.ts';
+import { bundleOf, type CellKey } from './hash.ts';
 import { MEMORY_MARKER, type RunnerJob, type RunnerMessage } from './child-entry.ts';
 import { writeFileAtomic } from './atomic.ts';
 import { decode, encode, encodeResult } from './serialize.ts';
@@ -199,7 +199,8 @@ export function runnerPreparer(options: { tsx?: boolean }): (key: CellKey) => Pr
   const tsxArgs = ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href];
   const compiled = new Map<string, Promise<{ runner: string; runtime: string }>>();
   return async (key) => {
-    if (options.tsx === true) return { bundle: key.bundle, entry: [...tsxArgs, entryTs] };
+    const text = await bundleOf(key);
+    if (options.tsx === true) return { bundle: text, entry: [...tsxArgs, entryTs] };
     let p = compiled.get(key.bundleDir);
     if (p === undefined) {
       p = compileRunner(key.bundleDir);
@@ -207,7 +208,7 @@ export function runnerPreparer(options: { tsx?: boolean }): (key: CellKey) => Pr
       p.catch(() => compiled.delete(key.bundleDir));
     }
     const { runner, runtime } = await p;
-    const bundle = key.bundle.split(JSON.stringify(runtimeTs)).join(JSON.stringify(runtime));
+    const bundle = text.split(JSON.stringify(runtimeTs)).join(JSON.stringify(runtime));
     const entry = /["'][^"'\n]+\.m?ts["']/.test(stripSourceMap(bundle)) ? [...tsxArgs, entryTs] : [runner];
     return { bundle, entry };
   };

@@ -9,7 +9,10 @@ import { VFile } from 'vfile';
 import type { Effects } from './effects.ts';
 import { buildGraph, type CellGraph } from './graph.ts';
 import { keyCells, type CellKey } from './hash.ts';
-import { parseDocument, type ParsedDocument } from './parse.ts';
+import { keyCacheFile, keyCacheFrom } from './key-cache.ts';
+import { parseDocument, rememberScans, scansToRemember, type ParsedDocument } from './parse.ts';
+import { compiledToRemember, precompileInline, rememberCompiled } from './inline.ts';
+import { mathToRemember, precheckMath, rememberMath } from './refs.ts';
 import { ResultStore } from './store.ts';
 import { ReportError } from './errors.ts';
 import { readBibliographies, type BibliographySource } from './cite.ts';
@@ -24,6 +27,15 @@ export interface LoadOptions {
   profile?: string;
   /** Results directory for the full profile; default `<docDir>/results`. */
   resultsDir?: string;
+  /** Where caches live (keys, type checks, highlighting); default `<projectRoot>/node_modules/.cache/report`. */
+  cacheDir?: string;
+  /** Remember cells' keys between commands (key-cache.ts); default true. `--no-cache` turns it off. */
+  keyCache?: boolean;
+}
+
+/** The folder of the engine's caches. */
+export function cacheDirOf(options: { cacheDir?: string }, projectRoot: string): string {
+  return options.cacheDir ?? path.join(projectRoot, 'node_modules', '.cache', 'report');
 }
 
 export interface LoadedDocument {
@@ -75,6 +87,13 @@ export async function loadDocument(options: LoadOptions, effects: Effects): Prom
       { place: { line: bad.line, column: bad.column }, ruleId: 'not-utf8', source: 'report' },
     );
   }
+  const cacheFile = options.keyCache === false ? undefined : keyCacheFile(cacheDirOf(options, projectRoot), docPath);
+  const cache = cacheFile === undefined ? undefined : keyCacheFrom(await effects.readFile(cacheFile).then((b) => new TextDecoder().decode(b), () => undefined));
+  if (cache !== undefined) {
+    rememberScans(cache.memos.scans);
+    rememberCompiled(cache.memos.inline);
+    rememberMath(cache.memos.math);
+  }
   const doc = parseDocument(file);
   const graph = buildGraph(doc);
   // A problem of the whole document (encoding, front matter) changes what every cell would
@@ -85,7 +104,28 @@ export async function loadDocument(options: LoadOptions, effects: Effects): Prom
     throw new ReportError(`bad profile "${profile}": use letters, digits and dashes (e.g. full, quick)`, 2);
   }
   const seed = doc.frontMatter.seed ?? 0;
-  const keys = await keyCells(doc.cells, graph.order, { docPath, projectRoot, profile, seed, runtimePath, readFile: (p) => effects.readFile(p) });
+  const keys = await keyCells(doc.cells, graph.order, {
+    docPath,
+    projectRoot,
+    profile,
+    seed,
+    runtimePath,
+    readFile: (p) => effects.readFile(p),
+    readdir: (p) => effects.readdir(p),
+    ...(cache === undefined ? {} : { cache, onCacheWrong: () => effects.rm(cacheFile!) }),
+  });
+  if (cache !== undefined) {
+    await precompileInline(doc.tree);
+    const scans = scansToRemember();
+    if (scans !== undefined) cache.setMemo('scans', scans);
+    const compiled = compiledToRemember();
+    if (compiled !== undefined) cache.setMemo('inline', compiled);
+    precheckMath(doc.tree);
+    const math = mathToRemember();
+    if (math !== undefined) cache.setMemo('math', math);
+  }
+  // A cache that cannot be written is only slower next time.
+  if (cache?.changed === true) await effects.writeFileAtomic(cacheFile!, cache.serialize()).catch(() => undefined);
   const cellsById = new Map(doc.cells.map((cell) => [cell.id, cell]));
   const usable: string[] = [];
   for (const id of documentProblem === undefined ? graph.order : []) {

@@ -33,12 +33,13 @@
  * `CellKey.error` with a Markdown line and column, never as a throw.
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import * as esbuild from 'esbuild';
 import type { Cell, KeyFingerprint, LegacyKey } from './types.ts';
 import { sha256 } from './digest.ts';
+import { listingHash, type KeyCache, type KeyCacheEntry } from './key-cache.ts';
 
 /**
  * Bumped whenever the stored format, the bundling or the key scheme changes what a key
@@ -73,8 +74,16 @@ export interface CellKey {
   inputs: string[];
   /** npm packages the cell (or its project files) imports → installed version. */
   packages: Record<string, string>;
-  /** The bundled cell: ESM JavaScript for Node, inline source map. Empty when `error`. */
+  /**
+   * The bundled cell: ESM JavaScript for Node, inline source map. Empty when `error`, and
+   * when the key came from the key cache (then {@link bundleOf} builds it, with `loadBundle`).
+   */
   bundle: string;
+  /**
+   * Set on a key from the key cache: bundles the cell again and checks that the key is the
+   * remembered one (rejects when it is not: the cache was out of date, and is dropped).
+   */
+  loadBundle?: () => Promise<string>;
   /**
    * Directory the bundle must be written to (its source map and bare package imports are
    * relative to it): `<nearest node_modules>/.cache/literate-report`.
@@ -106,6 +115,18 @@ export interface KeyContext {
   runtimePath: string;
   /** Reads a file (the injected effects'); default: the file system. */
   readFile?: (path: string) => Promise<Uint8Array>;
+  /** Names in a folder, `[]` when it does not exist (the injected effects'); default: the file system. */
+  readdir?: (path: string) => Promise<string[]>;
+  /** Keys remembered between commands (key-cache.ts); without it every cell is bundled. */
+  cache?: KeyCache;
+  /** Called when a remembered key proved wrong (see `loadBundle`): the caller drops its cache file. */
+  onCacheWrong?: () => Promise<void>;
+}
+
+/** The bundle of a key: its own, or built again for a key that came from the key cache. */
+export async function bundleOf(key: CellKey): Promise<string> {
+  if (key.bundle !== '' || key.loadBundle === undefined) return key.bundle;
+  return key.loadBundle();
 }
 
 /** Keys every cell in `order` (dependencies first). Cells not in `order` are not keyed. */
@@ -115,6 +136,7 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
   const projectRoot = resolve(context.projectRoot);
   const bundleDir = findBundleDir(docDir, projectRoot);
   const read = context.readFile ?? ((path: string) => readFile(path).then((data) => new Uint8Array(data)));
+  const list = context.readdir ?? ((path: string) => readdir(path).catch(() => [] as string[]));
   const fileHashes = new Map<string, Promise<string>>();
   const runHashes = new Map<string, Promise<string>>();
   const tsconfigs = new Map<string, Promise<string | undefined>>();
@@ -159,7 +181,7 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
     return p;
   };
 
-  const keyOne = async (cell: Cell): Promise<CellKey> => {
+  const bundleAndKey = async (cell: Cell): Promise<CellKey> => {
     const sourcefile = `${basename(context.docPath)}#${cell.id}.ts`;
     const seed = cell.options.seed ?? context.seed;
     const base = { bundleDir, sourcefile, inputs: [] as string[], packages: {}, bundle: '' };
@@ -267,6 +289,98 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
       legacy = legacyKeyV1({ id: cell.id, code: cell.code, options: cell.rawOptions, inputs: rawHashes, deps: legacyDepKeys, profile: context.profile, seed, packages });
     }
     return { ...base, key, inputs, packages, bundle, exportsHint: output?.exports ?? [], fingerprint, ...(legacy === undefined ? {} : { legacyKeyV1: legacy }) };
+  };
+
+  // ---- the key cache (key-cache.ts): what a remembered key was made from, checked before use
+  const hashOrAbsent = (path: string): Promise<string> => hashFile(path).catch(() => 'absent');
+  const packageJson = join(projectRoot, 'package.json');
+  const foldersOf = (key: { inputs: string[] }): string[] => [...new Set([docDir, ...key.inputs.map((p) => dirname(resolve(projectRoot, p)))])].sort();
+  const listings = new Map<string, Promise<string>>();
+  const listingOf = (dir: string): Promise<string> => {
+    let p = listings.get(dir);
+    if (p === undefined) {
+      p = list(dir).then(listingHash);
+      listings.set(dir, p);
+    }
+    return p;
+  };
+  const tsconfigHash = (dir: string): Promise<string> => tsconfigIn(dir).then((text) => (text === undefined ? '' : sha256(text)));
+
+  /** The cache lookup of a cell: undefined when a cell it imports has no usable key. */
+  const lookupOf = async (cell: Cell): Promise<string | undefined> => {
+    // Everything of an imported cell's key that keying this cell reads: its key, its export
+    // names (the `cell:` module) and its key under the previous scheme (the legacy key).
+    const deps: [string, string, string[], string | null][] = [];
+    for (const dep of cell.imports) {
+      const depKey = await pending.get(dep);
+      if (depKey === undefined || depKey.error !== undefined) return undefined;
+      deps.push([dep, depKey.key, depKey.exportsHint ?? [], depKey.legacyKeyV1?.key ?? null]);
+    }
+    return sha256(
+      JSON.stringify([ENGINE_FORMAT_VERSION, esbuild.version, resolve(context.docPath), projectRoot, resolve(context.runtimePath), cell.id, cell.code, cell.rawOptions, context.profile, cell.options.seed ?? context.seed, deps]),
+    );
+  };
+
+  const entryOf = async (key: CellKey): Promise<KeyCacheEntry> => {
+    const files: Record<string, string> = {};
+    for (const path of [...key.inputs.map((p) => resolve(projectRoot, p)), packageJson]) files[path] = await hashOrAbsent(path);
+    const folders: Record<string, string> = {};
+    const configs: Record<string, string> = {};
+    for (const dir of foldersOf(key)) {
+      folders[dir] = await listingOf(dir);
+      configs[dir] = await tsconfigHash(dir);
+    }
+    return {
+      files,
+      folders,
+      tsconfigs: configs,
+      key: {
+        key: key.key,
+        inputs: key.inputs,
+        packages: key.packages,
+        exportsHint: key.exportsHint ?? [],
+        ...(key.fingerprint === undefined ? {} : { fingerprint: key.fingerprint }),
+        ...(key.legacyKeyV1 === undefined ? {} : { legacyKeyV1: key.legacyKeyV1 }),
+      },
+    };
+  };
+
+  const stillValid = async (entry: KeyCacheEntry): Promise<boolean> => {
+    for (const [path, hash] of Object.entries(entry.files)) if ((await hashOrAbsent(path)) !== hash) return false;
+    for (const [dir, hash] of Object.entries(entry.folders)) if ((await listingOf(dir)) !== hash) return false;
+    for (const [dir, hash] of Object.entries(entry.tsconfigs)) if ((await tsconfigHash(dir)) !== hash) return false;
+    for (const [name, version] of Object.entries(entry.key.packages)) if ((await versionOf(name)) !== version) return false;
+    return true;
+  };
+
+  const keyOne = async (cell: Cell): Promise<CellKey> => {
+    const cache = context.cache;
+    if (cache === undefined) return bundleAndKey(cell);
+    const lookup = await lookupOf(cell);
+    const entry = lookup === undefined ? undefined : cache.get(lookup);
+    if (entry !== undefined && (await stillValid(entry))) {
+      return {
+        ...entry.key,
+        bundle: '',
+        bundleDir,
+        sourcefile: `${basename(context.docPath)}#${cell.id}.ts`,
+        loadBundle: async () => {
+          const fresh = await bundleAndKey(cell);
+          if (fresh.error === undefined && fresh.key === entry.key.key) return fresh.bundle;
+          await context.onCacheWrong?.();
+          throw new Error(
+            `the remembered key of cell "${cell.id}" is out of date (something it was bundled from changed in a way the key cache does not see); ` +
+              'the key cache was dropped: run the command again',
+          );
+        },
+      };
+    }
+    const key = await bundleAndKey(cell);
+    if (lookup !== undefined) {
+      if (key.error === undefined) cache.set(lookup, await entryOf(key));
+      else cache.delete(lookup);
+    }
+    return key;
   };
 
   for (const id of order) {

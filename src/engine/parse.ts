@@ -20,6 +20,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { guardText, pruneDeepNodes } from './limits.ts';
 import { keyedOptions, parseResourceOption, readSlurmSection, RESOURCE_OPTIONS, type CellResources } from './resources.ts';
 import type { Cell, CellOptions, FrontMatter } from './types.ts';
+import { sha256 } from './digest.ts';
 
 declare module 'mdast' {
   interface CodeData {
@@ -334,22 +335,47 @@ function scanModule(cell: Cell): { imports: CellImport[]; exports: string[] } {
  * Kept by code for a long-lived process (the preview re-parses the document on every save;
  * most cells did not change): at most {@link SCANS_KEPT} codes, the oldest dropped first.
  */
-const scans = new Map<string, { specifiers: readonly string[]; exports: readonly string[] }>();
+type Scan = { specifiers: readonly string[]; exports: readonly string[] };
+const scans = new Map<string, Scan>();
 const SCANS_KEPT = 500;
-function scanCached(code: string): { specifiers: readonly string[]; exports: readonly string[] } {
+/** Scans remembered between commands (key-cache.ts), by sha256 of the code; new ones since. */
+const remembered = new Map<string, Scan>();
+let rememberedChanged = false;
+
+/** Seeds the scans remembered by an earlier command (sha256 of the code → scan). */
+export function rememberScans(entries: Record<string, Scan>): void {
+  for (const [hash, scan] of Object.entries(entries)) remembered.set(hash, scan);
+  rememberedChanged = false;
+}
+
+/** The scans to remember for the next command, when any is new (else undefined). */
+export function scansToRemember(): Record<string, Scan> | undefined {
+  if (!rememberedChanged) return undefined;
+  rememberedChanged = false;
+  return Object.fromEntries(remembered);
+}
+
+function scanCached(code: string): Scan {
   const kept = scans.get(code);
   if (kept !== undefined) {
     scans.delete(code);
     scans.set(code, kept);
     return kept;
   }
-  const scan = scanCode(code);
+  const hash = sha256(code);
+  let scan = remembered.get(hash);
+  if (scan === undefined) {
+    scan = scanCode(code);
+    if (remembered.size >= SCANS_KEPT) remembered.delete(remembered.keys().next().value!);
+    remembered.set(hash, scan);
+    rememberedChanged = true;
+  }
   scans.set(code, scan);
   if (scans.size > SCANS_KEPT) scans.delete(scans.keys().next().value!);
   return scan;
 }
 
-function scanCode(code: string): { specifiers: readonly string[]; exports: readonly string[] } {
+function scanCode(code: string): Scan {
   let metafile: esbuild.Metafile;
   try {
     metafile = esbuild.buildSync({

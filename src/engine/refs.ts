@@ -196,27 +196,57 @@ function takeLabelLine(paragraph: Paragraph): string | undefined {
   return match[1];
 }
 
+/** KaTeX's verdict on a math node (`d:` display / `i:` inline + TeX) → its error, '' when it renders. */
+const mathVerdicts = new Map<string, string>();
+let mathChanged = false;
+const MATH_KEPT = 20_000;
+
+/** Seeds the verdicts remembered by an earlier command (key-cache.ts). */
+export function rememberMath(entries: Record<string, string>): void {
+  for (const [tex, verdict] of Object.entries(entries)) mathVerdicts.set(tex, verdict);
+  mathChanged = false;
+}
+
+/** The verdicts to remember for the next command, when any is new (else undefined). */
+export function mathToRemember(): Record<string, string> | undefined {
+  if (!mathChanged) return undefined;
+  mathChanged = false;
+  return Object.fromEntries(mathVerdicts);
+}
+
+function mathError(value: string, displayMode: boolean): string {
+  const lookup = `${displayMode ? 'd' : 'i'}:${value}`;
+  let verdict = mathVerdicts.get(lookup);
+  if (verdict === undefined) {
+    try {
+      katex.renderToString(value, { displayMode, throwOnError: true, strict: 'ignore' });
+      verdict = '';
+    } catch (error) {
+      // rawMessage: KaTeX's message without the underlined excerpt of the source.
+      verdict = error instanceof katex.ParseError ? ((error as { rawMessage?: string }).rawMessage ?? error.message) : String(error);
+      verdict ||= 'KaTeX failed';
+    }
+    if (mathVerdicts.size >= MATH_KEPT) mathVerdicts.clear();
+    mathVerdicts.set(lookup, verdict);
+    mathChanged = true;
+  }
+  return verdict;
+}
+
+/** Gives KaTeX's verdict on every math node of a tree ahead of the weave, so that it is remembered. */
+export function precheckMath(tree: Root): void {
+  visit(tree, (node) => {
+    if (node.type === 'math' || node.type === 'inlineMath') mathError((node as MathNode).value, node.type === 'math');
+  });
+}
+
 /** unified plugin: a KaTeX parse failure in any math node is a `math-error` message. */
 export function remarkMathCheck() {
   return (tree: Root, file: VFile): void => {
     visit(tree, (node) => {
       if (node.type !== 'math' && node.type !== 'inlineMath') return;
-      const value = (node as MathNode).value;
-      try {
-        katex.renderToString(value, { displayMode: node.type === 'math', throwOnError: true, strict: 'ignore' });
-      } catch (error) {
-        // rawMessage: KaTeX's message without the underlined excerpt of the source.
-        const reason =
-          error instanceof katex.ParseError
-            ? ((error as { rawMessage?: string }).rawMessage ?? error.message)
-            : String(error);
-        file.message(`math does not render: ${reason}`, {
-          place: node.position,
-          ruleId: 'math-error',
-          source: SOURCE,
-          cause: error instanceof Error ? error : undefined,
-        });
-      }
+      const reason = mathError((node as MathNode).value, node.type === 'math');
+      if (reason !== '') file.message(`math does not render: ${reason}`, { place: node.position, ruleId: 'math-error', source: SOURCE });
     });
   };
 }

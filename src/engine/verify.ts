@@ -59,7 +59,8 @@ export interface VerifySummary {
 
 export async function verify(options: VerifyOptions, effects: Effects): Promise<VerifySummary> {
   const started = effects.now();
-  const { doc, graph, keys, store, profile, seed, usable, docPath, projectRoot } = await loadDocument(options, effects);
+  // A grader's proof keys every cell afresh: nothing remembered between commands is trusted.
+  const { doc, graph, keys, store, profile, seed, usable, docPath, projectRoot } = await loadDocument({ ...options, keyCache: false }, effects);
   const cellIds = doc.cells.map((cell) => cell.id);
   for (const id of options.ids ?? []) {
     if (!cellIds.includes(id)) throw new ReportError(`--verify ${id}: no cell has this id (cells: ${cellIds.join(', ') || 'none'})`, 2);

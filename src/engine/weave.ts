@@ -22,7 +22,7 @@ import { unified } from 'unified';
 import { visit } from 'unist-util-visit';
 import { loadLibrary, remarkCitations, type BibliographySource } from './cite.ts';
 import { highlightBlocks, highlightKey, memoryHighlightCache, type HighlightCache, type Tokens } from './highlight.ts';
-import { collectScope, formatValue, remarkInline } from './inline.ts';
+import { collectScope, formatValue, precompileInline, remarkInline } from './inline.ts';
 import { remarkProvenance } from './provenance.ts';
 import { rehypeSourceLines } from './source-lines.ts';
 import type { ParsedDocument } from './parse.ts';
@@ -48,6 +48,8 @@ export interface WeaveOptions {
    * blocks (build.ts keeps one on disk; default: in memory), or false for plain code.
    */
   highlight?: HighlightCache | false;
+  /** Render the page (default true); false runs only the stages that find problems and returns ''. */
+  html?: boolean;
   /** Mark top-level blocks with `data-line="<start>-<end>"` (Markdown lines), for the preview. Default false. */
   sourceLines?: boolean;
   /**
@@ -76,14 +78,23 @@ export async function weave(doc: ParsedDocument, results: Results, options: Weav
       ? await highlightBlocks(codeBlocks(tree), options.highlight ?? memoryHighlightCache())
       : new Map<string, Tokens>();
 
-  const processor = unified()
+  await precompileInline(tree);
+
+  const remark = unified()
     .use(remarkEquations, { labels })
     .use(remarkMathCheck)
     .use(remarkInline, { scope, owners, missing, quietMissing: options.mode === 'check' || options.pending === true })
     .use(remarkCitations, { library, bibliographyNamed: options.bibliography !== undefined, render: options.mode === 'build' })
     .use(frontMatter.provenance === true ? [[remarkProvenance, { cells: doc.cells.map((c) => c.id), results, seed: frontMatter.seed ?? 0 }]] : [])
     .use(remarkRefs, { labels })
-    .use(remarkSections, { onToc: (entries: TocEntry[]) => (toc = entries), number: frontMatter['number-sections'] !== false })
+    .use(remarkSections, { onToc: (entries: TocEntry[]) => (toc = entries), number: frontMatter['number-sections'] !== false });
+  // Every message of the document comes from the remark stage (the rehype stage only renders;
+  // rehype-katex repeats remarkMathCheck's): a check that needs no page stops there.
+  if (options.html === false) {
+    await remark.run(tree as Root, doc.file);
+    return '';
+  }
+  const processor = remark
     .use(remarkRehype, {
       handlers: {
         code: (_state: unknown, node: Code) => renderCode(node, { results, labels, mode: options.mode, cells, tokens }),
