@@ -95,10 +95,13 @@ export async function benchEngine(options: { projectRoot?: string; pdf?: boolean
   rows.push({ name: 'check (type-check cache cold)', ms: cold.ms });
   await repeat('check (type-check cache warm)', () => check({ docPath, projectRoot, cacheDir }, effects));
 
-  // The same three operations as whole commands, as a user runs them (Node + tsx start-up,
-  // module loading and all): `node --import tsx src/cli.ts …`.
-  const cli = (...args: string[]) => () =>
-    Promise.resolve(execFileSync(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'src', 'cli.ts'), ...args], { cwd: projectRoot, stdio: 'pipe' }));
+  // The same three operations as whole commands, as a user runs them (Node start-up, module
+  // loading and all): `node bin/report.mjs …` (what `npm run report`/`check` run: the CLI from
+  // its cached bundle), and through the tsx loader for comparison.
+  const launch = (...prefix: string[]) => (...args: string[]) => () =>
+    Promise.resolve(execFileSync(process.execPath, [...prefix, ...args], { cwd: projectRoot, stdio: 'pipe' }));
+  const cli = launch(path.join(projectRoot, 'bin', 'report.mjs'));
+  const viaTsx = launch('--import', 'tsx', path.join(projectRoot, 'src', 'cli.ts'));
   const reportArgs = ['report', docPath, '--no-pdf', '--out', path.join(dir, 'build')];
   await repeat('CLI: no-change rebuild', cli(...reportArgs));
   await repeat('CLI: prose-only rebuild', async () => {
@@ -106,6 +109,17 @@ export async function benchEngine(options: { projectRoot?: string; pdf?: boolean
     await cli(...reportArgs)();
   });
   await repeat('CLI: check (type-check cache warm)', cli('check', docPath));
+  await repeat('CLI through tsx: check (type-check cache warm)', viaTsx('check', docPath));
+
+  // The real report (68 cells, all fresh: nothing runs), as whole commands: `npm run check`
+  // and a no-change `npm run report -- --no-pdf`, through npm as a user types them and
+  // through node directly.
+  const real = path.join(projectRoot, 'report', 'report.md');
+  const npm = (...args: string[]) => () => Promise.resolve(execFileSync('npm', ['run', '--silent', ...args], { cwd: projectRoot, stdio: 'pipe' }));
+  await repeat('report/report.md: npm run check', npm('check'));
+  await repeat('report/report.md: npm run report -- --no-pdf (no change)', npm('report', '--', '--no-pdf'));
+  await repeat('report/report.md: node bin/report.mjs check', cli('check', real));
+  await repeat('report/report.md: node bin/report.mjs report --no-pdf (no change)', cli('report', real, '--no-pdf'));
 
   if (options.pdf !== false) {
     const browser = await findBrowser({ env: process.env });
