@@ -146,7 +146,14 @@ export function program(): Command {
         const kept = summary.keptPrevious ? `; the last good build, ${path.relative(process.cwd(), summary.htmlPath)}, is left as it was` : '';
         process.stdout.write(`build failed: wrote ${path.relative(process.cwd(), summary.failedHtmlPath)}${kept}\n`);
       } else {
-        process.stdout.write(`wrote ${path.relative(process.cwd(), summary.htmlPath)}\n`);
+        process.stdout.write(
+          summary.upToDate === true
+            ? `${path.relative(process.cwd(), summary.htmlPath)} is up to date (nothing it is made from changed)\n`
+            : `wrote ${path.relative(process.cwd(), summary.htmlPath)}\n`,
+        );
+        if (summary.pdfUpToDate === true && summary.pdfPath !== undefined) {
+          process.stdout.write(`${path.relative(process.cwd(), summary.pdfPath)} is up to date (printed from this page)\n`);
+        }
       }
       if (!report(summary.file, summary.profile, flags.format)) process.exitCode = 1;
     });

@@ -22,6 +22,9 @@ import { weave } from './weave.ts';
 import { ReportError } from './errors.ts';
 import { isFatalRule } from './severity.ts';
 import { carryCheckpoint, oldSchemeMessage } from './migrate.ts';
+import { sha256 } from './digest.ts';
+import { engineStamp, fileSha, pageDigest, pageRecord, readPageRecord, type PageRecord } from './page-cache.ts';
+import { recordMessages, replayMessages } from './recorded-messages.ts';
 
 export interface BuildOptions extends LoadOptions {
   /** Parallel cells; default: the number of cores. */
@@ -57,6 +60,10 @@ export interface BuildSummary {
   html: string;
   /** The good build's HTML: written when the build succeeded, else left as it was. */
   htmlPath: string;
+  /** True when nothing the page is made from changed: it was neither woven nor written (page-cache.ts). */
+  upToDate?: boolean;
+  /** True when the PDF printed from this very page was still there and was not printed again. */
+  pdfUpToDate?: boolean;
   pdfPath?: string;
   /** Set when the build failed: where its report went (`<doc>.failed.html`), beside the good one. */
   failedHtmlPath?: string;
@@ -121,16 +128,22 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
     forced.add(id);
     for (const dependent of graph.dependents(id)) forced.add(dependent);
   }
+  // The entries are read at once (the reads overlap), then looked at in document order.
+  const lookups = new Map(
+    usable.filter((id) => !(options.rerunAll || forced.has(id))).map((id) => [id, store.get(id, keys.get(id)!.key, keys.get(id)!.fingerprint)] as const),
+  );
+  const checksums = new Map<string, string>();
   for (const id of usable) {
-    const key = keys.get(id)!.key;
     const cell = doc.cells.find((c) => c.id === id)!;
-    if (options.rerunAll || forced.has(id)) {
+    const lookup = lookups.get(id);
+    if (lookup === undefined) {
       toRun.add(id);
       continue;
     }
-    const stored = await store.get(id, key, keys.get(id)!.fingerprint);
+    const stored = await lookup;
     if (stored.result) {
       available.set(id, stored.result);
+      if (stored.checksum !== undefined) checksums.set(id, stored.checksum);
       if (stored.legacyKey !== undefined) legacy.push(id);
     } else {
       if (stored.problem === 'corrupt') {
@@ -228,17 +241,55 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
     if (!isFailure(result)) await store.writeFigures(result, figuresDir, projectRoot);
   }
 
-  const highlight = await fileHighlightCache(
-    path.join(cacheDirOf(options, projectRoot), 'highlight.json'),
-    effects,
-  );
-  const html = await weave(doc, results, { mode: 'build', bibliography, highlight, sourceLines: options.sourceLines });
-  await highlight.save();
   const outDir = path.resolve(options.outDir ?? path.join(projectRoot, 'build'));
   const base = path.basename(docPath).replace(/\.md$/i, '');
   const htmlPath = path.join(outDir, `${base}.html`);
   const failedHtmlPath = path.join(outDir, `${base}.failed.html`);
   const allRan = failed.length === 0 && skipped.length === 0 && usable.length === doc.cells.length;
+  let pendingRecord: PageRecord | undefined;
+
+  // A build in which nothing changed weaves nothing: the page on disk is the page (page-cache.ts).
+  const weaveOptions = { mode: 'build', sourceLines: options.sourceLines === true, profile } as const;
+  const pageFile = path.join(cacheDirOf(options, projectRoot), `page-${sha256(htmlPath).slice(0, 24)}.json`);
+  // The cells that ran this build were stored: their checksums are read back from the store.
+  if (options.keyCache !== false && allRan) {
+    for (const id of ran) {
+      const stored = await store.get(id, keys.get(id)!.key, keys.get(id)!.fingerprint);
+      if (stored.checksum !== undefined && stored.result !== undefined) {
+        checksums.set(id, stored.checksum);
+        results.set(id, stored.result);
+      }
+    }
+  }
+  const digest =
+    options.keyCache !== false && allRan && checksums.size === usable.length
+      ? pageDigest({
+          doc: sha256(String(file.value)),
+          docPath,
+          cells: usable.map((id) => [id, keys.get(id)!.key, checksums.get(id), (results.get(id) as CellResult).meta]),
+          bibliography: (bibliography ?? []).map((b) => [b.path, b.text ?? null, b.error ?? null]),
+          options: weaveOptions,
+          engine: await engineStamp(effects),
+          packages: await fileSha(effects, path.join(projectRoot, 'node_modules', '.package-lock.json')),
+        })
+      : undefined;
+  const record = digest === undefined ? undefined : await readPageRecord(effects, pageFile);
+  const onDisk = record?.digest === digest ? await effects.readFile(htmlPath).catch(() => undefined) : undefined;
+  let html: string;
+  let rewove = true;
+  if (record !== undefined && onDisk !== undefined && sha256(onDisk) === record.html) {
+    html = new TextDecoder().decode(onDisk);
+    replayMessages(file, record.messages);
+    rewove = false;
+  } else {
+    const highlight = await fileHighlightCache(path.join(cacheDirOf(options, projectRoot), 'highlight.json'), effects);
+    const before = file.messages.length;
+    html = await weave(doc, results, { mode: weaveOptions.mode, bibliography, highlight, sourceLines: options.sourceLines });
+    await highlight.save();
+    if (digest !== undefined) {
+      pendingRecord = pageRecord(digest, html, recordMessages(file, before));
+    }
+  }
   const good = allRan && !file.messages.some((m) => isFatalRule(m.ruleId, profile));
 
   let pdfPath: string | undefined;
@@ -248,11 +299,25 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
     const keptPrevious = await effects.exists(htmlPath);
     return { file, profile, html, htmlPath, failedHtmlPath, keptPrevious, ran, fresh: [...available.keys()], failed, skipped, removed: [], ms: effects.now() - started };
   }
-  await effects.writeFileAtomic(htmlPath, new TextEncoder().encode(html));
+  if (rewove) await effects.writeFileAtomic(htmlPath, new TextEncoder().encode(html));
   await effects.rm(failedHtmlPath);
+  let printedSha: string | undefined;
+  let pdfKept = false;
   if (options.pdf !== false && options.printPdf) {
     pdfPath = path.join(outDir, `${base}.pdf`);
-    await options.printPdf(htmlPath, pdfPath);
+    // The PDF printed from this very page is still there: not printed again.
+    const kept = !rewove && record?.pdf !== undefined && (await fileSha(effects, pdfPath)) === record.pdf;
+    pdfKept = kept;
+    if (!kept) {
+      await options.printPdf(htmlPath, pdfPath);
+      printedSha = await fileSha(effects, pdfPath);
+    }
+  }
+  // Remembered only once the page (and its PDF) is written; a failed build remembers nothing.
+  const remember = pendingRecord ?? (record !== undefined && printedSha !== undefined ? record : undefined);
+  if (remember !== undefined) {
+    const pdf = printedSha ?? (rewove ? undefined : record?.pdf);
+    await effects.writeFileAtomic(pageFile, JSON.stringify({ ...remember, ...(pdf === undefined ? {} : { pdf }) })).catch(() => undefined);
   }
 
   // Entries no cell uses any more go only after a build of a document that loaded without
@@ -263,7 +328,7 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
     removed = await store.gc(keep, path.basename(docPath));
   }
 
-  return { file, profile, html, htmlPath, pdfPath, ran, fresh: [...available.keys()], failed, skipped, removed, ms: effects.now() - started };
+  return { file, profile, html, htmlPath, ...(rewove ? {} : { upToDate: true }), pdfPath, ...(pdfKept ? { pdfUpToDate: true } : {}), ran, fresh: [...available.keys()], failed, skipped, removed, ms: effects.now() - started };
 }
 
 /** What a batch executor is told before the scheduler starts: every cell to run, with the fresh results and the cells of this build it imports. */

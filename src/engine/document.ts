@@ -10,7 +10,10 @@ import type { Effects } from './effects.ts';
 import { buildGraph, type CellGraph } from './graph.ts';
 import { keyCells, type CellKey } from './hash.ts';
 import { keyCacheFile, keyCacheFrom } from './key-cache.ts';
-import { parseDocument, rememberScans, scansToRemember, type ParsedDocument } from './parse.ts';
+import { parseDocument, parsedFromData, parsedToData, rememberScans, scansToRemember, type ParsedData, type ParsedDocument } from './parse.ts';
+import { sha256 } from './digest.ts';
+import { engineStamp, fileSha } from './page-cache.ts';
+import { recordMessages, replayMessages, type RecordedMessage } from './recorded-messages.ts';
 import { compiledToRemember, precompileInline, rememberCompiled } from './inline.ts';
 import { mathToRemember, precheckMath, rememberMath } from './refs.ts';
 import { ResultStore } from './store.ts';
@@ -94,7 +97,7 @@ export async function loadDocument(options: LoadOptions, effects: Effects): Prom
     rememberCompiled(cache.memos.inline);
     rememberMath(cache.memos.math);
   }
-  const doc = parseDocument(file);
+  const doc = await parseThroughCache(file, text, cacheFile === undefined ? undefined : parseCacheFile(cacheDirOf(options, projectRoot), docPath), projectRoot, effects);
   const graph = buildGraph(doc);
   // A problem of the whole document (encoding, front matter) changes what every cell would
   // run with (its seed, its profile, its text): no cell is run, checked or cleaned up.
@@ -150,6 +153,43 @@ export async function loadDocument(options: LoadOptions, effects: Effects): Prom
   const store = new ResultStore(resultsDirFor(docPath, profile, options.resultsDir), effects, legacyKeys);
   const bibliography = await readBibliographies(file, doc.tree, doc.frontMatter, docPath, (p) => effects.readFile(p));
   return { doc, graph, keys, store, profile, seed, docPath, projectRoot, usable, bibliography, clean: file.messages.length === 0 };
+}
+
+/** The parse cache of a document (beside its key cache). */
+function parseCacheFile(cacheDir: string, docPath: string): string {
+  return path.join(cacheDir, `parse-${sha256(docPath).slice(0, 24)}.json`);
+}
+
+/**
+ * Parses a document, or gives back the parse of the same text by the same engine and
+ * packages (a fresh process pays about a second to parse the report: micromark compiles
+ * lazily), with the messages that parse gave. `cacheFile` undefined: no cache.
+ */
+async function parseThroughCache(file: VFile, text: string, cacheFile: string | undefined, projectRoot: string, effects: Effects): Promise<ParsedDocument> {
+  if (cacheFile === undefined) return parseDocument(file);
+  const lookup = sha256(
+    JSON.stringify([text, await engineStamp(effects), (await fileSha(effects, path.join(projectRoot, 'node_modules', '.package-lock.json'))) ?? null]),
+  );
+  try {
+    const saved = JSON.parse(new TextDecoder().decode(await effects.readFile(cacheFile))) as { lookup?: string; data?: ParsedData; messages?: RecordedMessage[] };
+    if (saved.lookup === lookup && saved.data !== undefined && Array.isArray(saved.messages)) {
+      const before = file.messages.length;
+      replayMessages(file, saved.messages);
+      try {
+        return parsedFromData(saved.data, file);
+      } catch {
+        file.messages.splice(before);
+      }
+    }
+  } catch {
+    // no cache yet, or a damaged one: parsed below
+  }
+  const before = file.messages.length;
+  const doc = parseDocument(file);
+  const saved = { lookup, data: parsedToData(doc), messages: recordMessages(file, before) };
+  // A cache that cannot be written is only slower next time.
+  await effects.writeFileAtomic(cacheFile, JSON.stringify(saved)).catch(() => undefined);
+  return doc;
 }
 
 /** Rules that make the whole document unusable for running cells (see `loadDocument`). */

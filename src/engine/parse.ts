@@ -53,6 +53,45 @@ export interface ParsedDocument {
   rejected: Map<string, string>;
 }
 
+/** A parsed document as JSON data, for the parse cache (document.ts): all but the file. */
+export interface ParsedData {
+  tree: Root;
+  frontMatter: FrontMatter;
+  cells: Cell[];
+  cellImports: [string, CellImport[]][];
+  cellExports: [string, string[]][];
+  rejected: [string, string][];
+}
+
+export function parsedToData(doc: ParsedDocument): ParsedData {
+  return {
+    tree: doc.tree,
+    frontMatter: doc.frontMatter,
+    cells: doc.cells,
+    cellImports: [...doc.cellImports],
+    cellExports: [...doc.cellExports],
+    rejected: [...doc.rejected],
+  };
+}
+
+/** The document `parsedToData` gave (read back from JSON), for `file`; each cell node points at its cell again. */
+export function parsedFromData(data: ParsedData, file: VFile): ParsedDocument {
+  const byId = new Map(data.cells.map((cell) => [cell.id, cell]));
+  visit(data.tree, 'code', (node) => {
+    const cell = (node.data as { cell?: Cell } | undefined)?.cell;
+    if (cell !== undefined) node.data = { ...node.data, cell: byId.get(cell.id) ?? cell };
+  });
+  return {
+    file,
+    tree: data.tree,
+    frontMatter: data.frontMatter,
+    cells: data.cells,
+    cellImports: new Map(data.cellImports),
+    cellExports: new Map(data.cellExports),
+    rejected: new Map(data.rejected),
+  };
+}
+
 export const CELL_ID = /^[a-z0-9-]+$/;
 const SOURCE = 'report';
 

@@ -51,6 +51,8 @@ export interface StoredLookup {
    * fresh, the store is not migrated yet: `report --migrate-keys`): that key.
    */
   legacyKey?: string;
+  /** sha256 of the entry's payload (with `result`): what the page cache hashes for it. */
+  checksum?: string;
 }
 
 /** The `.json` half of an entry. */
@@ -127,7 +129,7 @@ export class ResultStore {
     }
     const mismatch = disagreement(metadata, payload, value, expected);
     if (mismatch !== undefined) return { problem: 'corrupt', detail: `${base}: ${mismatch}` };
-    return { result: { kind: 'result', id, key, exports: value.exports, outputs: value.outputs, meta: metadata.meta } };
+    return { result: { kind: 'result', id, key, exports: value.exports, outputs: value.outputs, meta: metadata.meta }, checksum };
   }
 
   /** Stores a result (atomic; overwrites an entry with the same id and key). */
