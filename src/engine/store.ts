@@ -435,8 +435,7 @@ export function formatJson(value: unknown, indent = ''): string {
 }
 
 
+/** Byte equality through Buffer's native compare (a JavaScript loop took ~0.1 s over the report's figures). */
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) return false;
-  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
-  return true;
+  return a.byteLength === b.byteLength && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 }
