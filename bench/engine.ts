@@ -65,8 +65,8 @@ export async function benchEngine(options: { projectRoot?: string; pdf?: boolean
   await writeFile(docPath, documentText(1));
 
   const quiet = { write: () => {}, isTTY: false };
-  const effects = { ...nodeEffects({ executor: childProcessExecutor({}) }), stdout: quiet };
-  const buildOptions = { docPath, projectRoot, outDir: path.join(dir, 'build'), pdf: false };
+  const effects = nodeEffects({ stdout: quiet });
+  const buildOptions = { docPath, projectRoot, executor: childProcessExecutor({}), outDir: path.join(dir, 'build'), pdf: false };
 
   const first = await time(() => build(buildOptions, effects));
   if (first.value.ran.length !== CELLS) throw new Error(`first build ran ${first.value.ran.length} cells, expected ${CELLS}`);

@@ -38,8 +38,8 @@ export async function benchPreview(options: { projectRoot?: string; memory?: boo
   await writeFile(docPath, documentText(1));
 
   const quiet = { write: () => {}, isTTY: false };
-  const effects = nodeEffects({ executor: childProcessExecutor({}), stdout: quiet });
-  const preview = await startPreview({ docPath, projectRoot, outDir: path.join(dir, 'build'), port: 0 }, effects);
+  const effects = nodeEffects({ stdout: quiet });
+  const preview = await startPreview({ docPath, projectRoot, executor: childProcessExecutor({}), outDir: path.join(dir, 'build'), port: 0 }, effects);
   const rows: BenchRow[] = [];
   try {
     await preview.idle();

@@ -2,8 +2,9 @@
 /**
  * The command line: `report` (run stale cells, weave HTML, print PDF) and `check`
  * (prove freshness, types, inline values and claims without running anything).
- * Parsing flags happens here and only here; the engine receives plain options and an
- * effects object. Every ReportError is caught once, here.
+ * Parsing flags happens here and only here; the engine receives plain options (with, for
+ * the commands that run cells, the executor the flags chose) and an effects object (I/O).
+ * Every ReportError is caught once, here.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { realpathSync } from 'node:fs';
@@ -92,16 +93,7 @@ export function program(): Command {
       if (flags.executor === 'slurm' && !onPath('sbatch', env)) {
         throw new ReportError('--executor slurm: sbatch is not on the PATH; run the build on a login node of a Slurm cluster (see "Running on a cluster" in the README)', 2);
       }
-      const pollMs = Number(process.env['REPORT_SLURM_POLL_MS'] ?? '') || undefined;
-      const executor = flags.executor === 'slurm'
-        ? slurmExecutor({
-            env,
-            defaults: slurmDefaults,
-            ...(process.env['REPORT_SLURM_NODE'] ? { nodePath: process.env['REPORT_SLURM_NODE'] } : {}),
-            ...(pollMs === undefined ? {} : { pollMs, queueMs: pollMs * 2 }),
-          })
-        : childProcessExecutor({ env });
-      const effects = nodeEffects({ executor });
+      const effects = nodeEffects();
       if (flags.migrateKeys === true) {
         const summary = await migrateKeys(
           { docPath: doc, profile: flags.profile, resultsDir: flags.results, onWait: (message) => process.stdout.write(`${message}\n`) },
@@ -112,9 +104,19 @@ export function program(): Command {
         if (!clean) process.exitCode = 1;
         return;
       }
+      // Where the cells run (--migrate-keys above runs none).
+      const pollMs = Number(process.env['REPORT_SLURM_POLL_MS'] ?? '') || undefined;
+      const executor = flags.executor === 'slurm'
+        ? slurmExecutor({
+            env,
+            defaults: slurmDefaults,
+            ...(process.env['REPORT_SLURM_NODE'] ? { nodePath: process.env['REPORT_SLURM_NODE'] } : {}),
+            ...(pollMs === undefined ? {} : { pollMs, queueMs: pollMs * 2 }),
+          })
+        : childProcessExecutor({ env });
       if (flags.verify !== undefined) {
         const summary = await verify(
-          { docPath: doc, profile: flags.profile, jobs: flags.jobs, resultsDir: flags.results, ids: flags.verify === true ? [] : flags.verify },
+          { docPath: doc, executor, profile: flags.profile, jobs: flags.jobs, resultsDir: flags.results, ids: flags.verify === true ? [] : flags.verify },
           effects,
         );
         const clean = report(summary.file, summary.profile, flags.format);
@@ -125,6 +127,7 @@ export function program(): Command {
       const summary = await build(
         {
           docPath: doc,
+          executor,
           profile: flags.profile,
           jobs: flags.jobs,
           rerun: flags.rerun,
@@ -168,7 +171,7 @@ export function program(): Command {
     .option('--no-cache', 'bundle every cell to key it, instead of using the keys remembered between commands (node_modules/.cache/report)')
     .addOption(formatOption())
     .action(async (doc: string, flags) => {
-      const effects = nodeEffects({ executor: childProcessExecutor({}) });
+      const effects = nodeEffects();
       const summary = await check(
         { docPath: doc, profile: flags.profile, resultsDir: flags.results, typecheck: flags.typecheck, keyCache: flags.cache },
         effects,
@@ -196,9 +199,10 @@ export function program(): Command {
     .addOption(formatOption())
     .action(async (doc: string, flags) => {
       const env = { ...process.env, ...(flags.backend ? { TFJS_BACKEND: flags.backend } : {}) };
-      const effects = nodeEffects({ executor: childProcessExecutor({ env }) });
+      const effects = nodeEffects();
       const options = {
         docPath: doc,
+        executor: childProcessExecutor({ env }),
         profile: flags.profile,
         jobs: flags.jobs,
         outDir: flags.out,

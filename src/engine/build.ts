@@ -13,7 +13,7 @@ import { cacheDirOf, loadDocument, type LoadedDocument, type LoadOptions } from 
 import { lockStore } from './lock.ts';
 import { sweepStale } from './sweep.ts';
 import { progressDisplay, type ProgressDisplay } from './progress.ts';
-import type { BatchPlan } from './child-launcher.ts';
+import type { BatchPlan, Executor } from './child-launcher.ts';
 import { isFailure, type CellOutcome, type CellResult } from './types.ts';
 import { fileHighlightCache } from './highlight.ts';
 import { checkpointPath, withCheckpoints } from './checkpoint.ts';
@@ -27,6 +27,12 @@ import { engineStamp, fileSha, pageDigest, pageRecord, readPageRecord, type Page
 import { recordMessages, replayMessages } from './recorded-messages.ts';
 
 export interface BuildOptions extends LoadOptions {
+  /**
+   * What runs the stale cells: `childProcessExecutor` (child-launcher.ts) on this machine,
+   * `slurmExecutor` (slurm.ts) on a cluster, a fake in tests. Required, so that every caller
+   * says where cells run; closed (`close`) when the build ends.
+   */
+  executor: Executor;
   /** Parallel cells; default: the number of cores. */
   jobs?: number;
   /** Re-run these cells (and their dependents) even when fresh. */
@@ -173,10 +179,11 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
   for (const id of available.keys()) display.onEvent({ id, state: 'fresh' });
   // A batch executor (Slurm) is told the whole plan first: it submits every cell at once,
   // each depending on the jobs of the cells it imports, so the scheduler only waits.
-  const ahead = effects.executor.prepare !== undefined && options.jobs === undefined;
-  if (effects.executor.prepare !== undefined && toRun.size > 0) {
-    await effects.executor.prepare(batchPlan(loaded, toRun, available, options.rerunAll ? toRun : forced, ahead, display)).catch(async (error: unknown) => {
-      await effects.executor.close?.();
+  const { executor } = options;
+  const ahead = executor.prepare !== undefined && options.jobs === undefined;
+  if (executor.prepare !== undefined && toRun.size > 0) {
+    await executor.prepare(batchPlan(loaded, toRun, available, options.rerunAll ? toRun : forced, ahead, display)).catch(async (error: unknown) => {
+      await executor.close?.();
       throw error;
     });
   }
@@ -190,7 +197,7 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
       available,
     },
     {
-      executor: withCheckpoints(recordEnvironment(effects.executor, environment), (job) => checkpointPath(projectRoot, job.cell.id, job.key.key)),
+      executor: withCheckpoints(recordEnvironment(executor, environment), (job) => checkpointPath(projectRoot, job.cell.id, job.key.key)),
       jobs: ahead ? Math.max(1, toRun.size) : Math.max(1, options.jobs ?? os.availableParallelism()),
       store,
       profile,
@@ -203,7 +210,7 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
         display.onEvent(event);
       },
     },
-  ).finally(() => effects.executor.close?.());
+  ).finally(() => executor.close?.());
   await Promise.all(snapshotsDone);
 
   const results = new Map<string, CellOutcome>(available);

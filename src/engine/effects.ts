@@ -1,7 +1,13 @@
 /**
- * Everything the engine does to the outside world (disk, clock, stdout, child processes)
- * goes through an `Effects` object, so tests run the pipeline with silent or in-memory
- * effects and a fake executor (both in tests/support/).
+ * The engine's I/O: disk, clock, stdout and facts about this process and machine (pid,
+ * host, whether another process is alive, the environment recorded in results) go through
+ * an `Effects` object, so tests run the pipeline with silent or in-memory effects
+ * (tests/support/memory-effects.ts).
+ *
+ * What runs the cells is not here: it is an `Executor` (child-launcher.ts), a required
+ * option of the commands that run cells (`BuildOptions.executor`, `VerifyOptions.executor`,
+ * `PreviewOptions.executor`), chosen by the CLI (local child processes or Slurm) or by a
+ * test (tests/support/fake-executor.ts). `check` and `migrateKeys` run no cell and take none.
  */
 import { execFile } from 'node:child_process';
 import { rmSync } from 'node:fs';
@@ -9,7 +15,6 @@ import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { arch, availableParallelism, cpus, hostname, release, tmpdir, type as osType } from 'node:os';
 import { dirname } from 'node:path';
 import { writeFileAtomic } from './atomic.ts';
-import { childProcessExecutor, type Executor } from './child-launcher.ts';
 import type { RunEnvironment } from './types.ts';
 
 export interface OutputStream {
@@ -46,7 +51,6 @@ export interface Effects {
   /** The system's folder for temporary files. */
   tmpdir: string;
   stdout: OutputStream;
-  executor: Executor;
   /**
    * The machine, Node version and git commit results are computed with (recorded in each
    * result's metadata for the provenance appendix). Optional: test effects may leave it out.
@@ -55,13 +59,11 @@ export interface Effects {
 }
 
 export interface NodeEffectsOptions {
-  /** Defaults to `childProcessExecutor({})`. */
-  executor?: Executor;
   /** Defaults to `process.stdout`. */
   stdout?: OutputStream;
 }
 
-/** Effects backed by the real file system, clock, stdout and child processes. */
+/** Effects backed by the real file system, clock, stdout, process and machine. */
 export function nodeEffects(options: NodeEffectsOptions = {}): Effects {
   return {
     async readFile(path) {
@@ -114,7 +116,6 @@ export function nodeEffects(options: NodeEffectsOptions = {}): Effects {
     },
     tmpdir: tmpdir(),
     stdout: options.stdout ?? process.stdout,
-    executor: options.executor ?? childProcessExecutor({}),
     environment: nodeEnvironment,
   };
 }

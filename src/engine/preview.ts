@@ -41,6 +41,11 @@ import { startPreviewHttp, type PreviewHttp } from './preview-server.ts';
 import { folderWatcher, type WatchFactory, type Watcher } from './preview-watch.ts';
 
 export interface PreviewOptions extends LoadOptions {
+  /**
+   * What runs the stale cells (as BuildOptions.executor); the preview wraps it so that its
+   * stop buttons can abort a running cell.
+   */
+  executor: Executor;
   /** Parallel cells (as `report --jobs`). */
   jobs?: number;
   /** Where build/<doc>.html goes (as `report --out`). */
@@ -192,7 +197,7 @@ class PreviewSession implements Preview {
   ) {
     this.projectRoot = path.resolve(options.projectRoot ?? process.cwd());
     this.docPath = path.resolve(options.docPath);
-    this.executor = stoppable(effects.executor);
+    this.executor = stoppable(options.executor);
     this.page = this.makePage(0, path.basename(this.docPath), `<main><p class="preview-building">Building ${escapeHtml(path.basename(this.docPath))}…</p></main>`);
   }
 
@@ -320,6 +325,7 @@ class PreviewSession implements Preview {
     const buildOptions: BuildOptions = {
       docPath: this.docPath,
       projectRoot: this.projectRoot,
+      executor: this.executor,
       profile: this.options.profile,
       resultsDir: this.options.resultsDir,
       jobs: this.options.jobs,
@@ -343,7 +349,7 @@ class PreviewSession implements Preview {
     };
     let summary: BuildSummary;
     try {
-      summary = await build(buildOptions, { ...this.effects, executor: this.executor });
+      summary = await build(buildOptions, this.effects);
     } catch (error) {
       // A document that cannot be built (unreadable, a bad profile) or a fault of the build
       // itself: said in the page and the terminal; the preview goes on and builds on the next save.

@@ -28,6 +28,11 @@ import { ResultStore } from './store.ts';
 import { isFailure, type CellResult, type Output } from './types.ts';
 
 export interface VerifyOptions extends LoadOptions {
+  /**
+   * What re-runs the cells (as BuildOptions.executor; the CLI passes the local
+   * `childProcessExecutor`, since `--verify` refuses `--executor slurm`).
+   */
+  executor: Executor;
   /** Cells to verify; all usable cells when empty or absent. */
   ids?: string[];
   jobs?: number;
@@ -103,7 +108,7 @@ export async function verify(options: VerifyOptions, effects: Effects): Promise<
       },
       {
         // Re-runs start from scratch: a scratch snapshot file, never the cell's real one.
-        executor: withCheckpoints(onCommittedInputs(effects.executor, committed), (job) => path.join(scratchDir, 'checkpoints', `${job.cell.id}.bin`)),
+        executor: withCheckpoints(onCommittedInputs(options.executor, committed), (job) => path.join(scratchDir, 'checkpoints', `${job.cell.id}.bin`)),
         jobs: Math.max(1, options.jobs ?? os.availableParallelism()),
         store: scratch,
         profile,

@@ -59,13 +59,13 @@ async function setup(doc = DOC()): Promise<void> {
 }
 
 function run<E extends Executor = ReturnType<typeof impl>>(executor: E = impl() as unknown as E, extra: Partial<BuildOptions> = {}) {
-  const effects: Effects = { ...nodeEffects({ executor, stdout: silent }) };
-  const options: BuildOptions = { docPath: path.join(dir, 'doc.md'), projectRoot: dir, outDir: path.join(dir, 'build'), pdf: false, ...extra };
+  const effects: Effects = nodeEffects({ stdout: silent });
+  const options: BuildOptions = { docPath: path.join(dir, 'doc.md'), projectRoot: dir, outDir: path.join(dir, 'build'), pdf: false, ...extra, executor };
   return { executor, result: build(options, effects) };
 }
 
 function runCheck() {
-  const effects = nodeEffects({ executor: impl(), stdout: silent });
+  const effects = nodeEffects({ stdout: silent });
   return check({ docPath: path.join(dir, 'doc.md'), projectRoot: dir, cacheDir: path.join(dir, '.tc') }, effects);
 }
 

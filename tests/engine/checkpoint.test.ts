@@ -47,8 +47,8 @@ export const seen = state.seen;
 
 async function runBuild(doc: string) {
   return build(
-    { docPath: doc, projectRoot: dir, outDir: path.join(dir, 'build'), pdf: false, jobs: 1 },
-    nodeEffects({ executor: childProcessExecutor({}), stdout: silent }),
+    { docPath: doc, projectRoot: dir, executor: childProcessExecutor({}), outDir: path.join(dir, 'build'), pdf: false, jobs: 1 },
+    nodeEffects({ stdout: silent }),
   );
 }
 
@@ -103,7 +103,7 @@ describe('checkpoint and resume', () => {
     expect(await readdir(path.join(dir, 'node_modules', '.cache', 'report', 'checkpoints'))).toEqual([]);
 
     // --verify re-runs from scratch with a scratch snapshot: it neither resumes nor leaves one.
-    const verified = await verify({ docPath: doc, projectRoot: dir, jobs: 1 }, nodeEffects({ executor: childProcessExecutor({}), stdout: silent }));
+    const verified = await verify({ docPath: doc, projectRoot: dir, executor: childProcessExecutor({}), jobs: 1 }, nodeEffects({ stdout: silent }));
     expect(verified.verdicts).toMatchObject([{ id: 'train', status: 'differs' }]); // resumedFrom: 3 committed, 0 re-run
     expect(verified.verdicts[0]!.detail).toBe('export "resumedFrom": committed 3, re-run 0');
     expect(await readdir(path.join(dir, 'node_modules', '.cache', 'report', 'checkpoints'))).toEqual([]);

@@ -25,7 +25,7 @@ afterEach(async () => {
 
 /** Every entry of the store reads back intact (checksum, metadata agree with payload). */
 async function verifyStore(results: string): Promise<string[]> {
-  const store = new ResultStore(results, nodeEffects({ executor: fakeExecutor({}), stdout: silent }));
+  const store = new ResultStore(results, nodeEffects({ stdout: silent }));
   const problems: string[] = [];
   for (const name of await readdir(results)) {
     if (!name.endsWith('.json')) continue;
@@ -53,8 +53,8 @@ describe('two builds on one store at once', () => {
     for (let round = 0; round < 20; round++) {
       const one = () =>
         build(
-          { docPath: path.join(dir, 'doc.md'), projectRoot: dir, outDir: path.join(dir, 'build'), pdf: false, rerunAll: true },
-          nodeEffects({ executor: random(), stdout: { write: (s) => void waits.push(s), isTTY: false } }),
+          { docPath: path.join(dir, 'doc.md'), projectRoot: dir, executor: random(), outDir: path.join(dir, 'build'), pdf: false, rerunAll: true },
+          nodeEffects({ stdout: { write: (s) => void waits.push(s), isTTY: false } }),
         );
       const [first, second] = await Promise.all([one(), one()]);
       expect(first.failed).toEqual([]);
@@ -85,7 +85,7 @@ describe('two builds on one store at once', () => {
   });
 
   it('a lock left by a dead process is taken over; a live one is waited for', async () => {
-    const effects = nodeEffects({ executor: fakeExecutor({}), stdout: silent });
+    const effects = nodeEffects({ stdout: silent });
     await mkdir(dir, { recursive: true });
     // A pid that does not run: a child that has exited.
     const dead = await new Promise<number>((resolve) => {
@@ -134,8 +134,8 @@ describe('what killed builds left behind', () => {
     for (const file of [...left, kept]) await writeFile(file, 'x');
     try {
       await build(
-        { docPath: path.join(dir, 'doc.md'), projectRoot: dir, outDir: path.join(dir, 'build'), pdf: false },
-        nodeEffects({ executor: fakeExecutor({ a: () => ({ exports: { x: 1 } }) }), stdout: silent }),
+        { docPath: path.join(dir, 'doc.md'), projectRoot: dir, executor: fakeExecutor({ a: () => ({ exports: { x: 1 } }) }), outDir: path.join(dir, 'build'), pdf: false },
+        nodeEffects({ stdout: silent }),
       );
       const exists = async (p: string) => readFile(p).then(() => true, (e: NodeJS.ErrnoException) => e.code !== 'ENOENT');
       for (const file of [...left, staleTmp]) expect(await exists(file), file).toBe(false);

@@ -30,8 +30,8 @@ async function buildDoc(name: string, text: string, impl: Impl, extra: Partial<B
   await writeFile(path.join(dir, name), text);
   const executor = fakeExecutor(impl);
   const summary = await build(
-    { docPath: path.join(dir, name), projectRoot: dir, outDir: path.join(dir, 'build'), pdf: false, ...extra },
-    nodeEffects({ executor, stdout: silent }),
+    { docPath: path.join(dir, name), projectRoot: dir, outDir: path.join(dir, 'build'), pdf: false, ...extra, executor },
+    nodeEffects({ stdout: silent }),
   );
   return { summary, calls: executor.calls };
 }
@@ -105,7 +105,7 @@ describe('a bad document loses nothing stored', () => {
     ]);
     await writeFile(path.join(dir, 'doc.md'), latin1);
     const executor = fakeExecutor({ a: () => ({ exports: { s: 1 } }) });
-    const summary = await build({ docPath: path.join(dir, 'doc.md'), projectRoot: dir, outDir: path.join(dir, 'build'), pdf: false }, nodeEffects({ executor, stdout: silent }));
+    const summary = await build({ docPath: path.join(dir, 'doc.md'), projectRoot: dir, executor, outDir: path.join(dir, 'build'), pdf: false }, nodeEffects({ stdout: silent }));
     const problem = summary.file.messages.find((m) => m.ruleId === 'not-utf8');
     expect(problem?.reason).toMatch(/0xef at line 5, column 3/);
     expect([problem?.line, problem?.column]).toEqual([5, 3]);
@@ -134,7 +134,7 @@ describe('two documents in one folder', () => {
   it('check does not explain one document\'s missing result with the other\'s', async () => {
     await buildDoc('one.md', doc('export const v = 1;'), { shared: () => ({ exports: { v: 1 } }) });
     await writeFile(path.join(dir, 'two.md'), doc('export const v = 3;'));
-    const summary = await check({ docPath: path.join(dir, 'two.md'), projectRoot: dir, typecheck: false }, nodeEffects({ executor: fakeExecutor({}), stdout: silent }));
+    const summary = await check({ docPath: path.join(dir, 'two.md'), projectRoot: dir, typecheck: false }, nodeEffects({ stdout: silent }));
     expect(summary.missing).toEqual(['shared']);
     const problem = summary.file.messages.find((m) => m.ruleId === 'stale-result');
     expect(problem?.reason).toMatch(/has no stored result/);
@@ -285,8 +285,8 @@ describe('location independence', () => {
     await writeFile(path.join(real, 'lib', 'a.ts'), 'export const helper = (x: number): number => x + 1;\n');
     const text = "# T\n\n```ts run id=a\nimport { helper } from './lib/a.ts';\nexport const a: number = helper(1);\n```\n\nA is `{ts} a` `{claim} a === 2`.\n";
     await writeFile(path.join(real, 'doc.md'), text);
-    const effects = nodeEffects({ executor: fakeExecutor({ a: () => ({ exports: { a: 2 } }) }), stdout: silent });
-    const built = await build({ docPath: path.join(link, 'doc.md'), projectRoot: link, outDir: path.join(link, 'build'), pdf: false }, effects);
+    const effects = nodeEffects({ stdout: silent });
+    const built = await build({ docPath: path.join(link, 'doc.md'), projectRoot: link, executor: fakeExecutor({ a: () => ({ exports: { a: 2 } }) }), outDir: path.join(link, 'build'), pdf: false }, effects);
     expect(built.file.messages.map(String)).toEqual([]);
     const checked = await check({ docPath: path.join(link, 'doc.md'), projectRoot: link, cacheDir: path.join(dir, 'tc') }, effects);
     expect(checked.file.messages.map(String)).toEqual([]);

@@ -70,7 +70,7 @@ describe('highlighting', () => {
   });
 
   it('a file cache is written only when something was highlighted, and keeps only the blocks used', async () => {
-    const effects = memoryEffects({ executor: fakeExecutor({}) });
+    const effects = memoryEffects();
     const file = '/cache/highlight.json';
     const one = await fileHighlightCache(file, effects);
     one.set('a', [{ type: 'text', value: 'A' }]);
@@ -99,8 +99,8 @@ describe('highlighting in a build', () => {
     await writeFile(path.join(dir, 'doc.md'), "```ts\nconst shown = 1;\n```\n\n```ts run id=a\nexport const a: number = 1;\n```\n");
     const run = () =>
       build(
-        { docPath: path.join(dir!, 'doc.md'), projectRoot: dir!, outDir: path.join(dir!, 'build'), pdf: false },
-        nodeEffects({ executor: fakeExecutor({ a: () => ({ exports: { a: 1 } }) }), stdout: { write: () => {}, isTTY: false } }),
+        { docPath: path.join(dir!, 'doc.md'), projectRoot: dir!, executor: fakeExecutor({ a: () => ({ exports: { a: 1 } }) }), outDir: path.join(dir!, 'build'), pdf: false },
+        nodeEffects({ stdout: { write: () => {}, isTTY: false } }),
       );
     await run();
     const html = await readFile(path.join(dir, 'build', 'doc.html'), 'utf8');

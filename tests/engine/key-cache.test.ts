@@ -12,7 +12,6 @@ import { loadDocument } from '../../src/engine/document.ts';
 import { nodeEffects } from '../../src/engine/effects.ts';
 import type { Cell } from '../../src/engine/types.ts';
 import { makeCell } from '../fixtures/exec-helpers/cells.ts';
-import { fakeExecutor } from '../support/fake-executor.ts';
 
 const fixture = resolve(import.meta.dirname, '../fixtures/exec-hash');
 const runtimePath = resolve(import.meta.dirname, '../../src/engine/runtime.ts');
@@ -151,7 +150,7 @@ describe('loadDocument with the key cache', () => {
 
   it('keys from the cache file on the second command, remembers scans, expressions and math, and --no-cache bundles', async () => {
     await writeFile(join(root, 'doc.md'), doc);
-    const effects = nodeEffects({ executor: fakeExecutor({}) });
+    const effects = nodeEffects();
     const options = { docPath: join(root, 'doc.md'), projectRoot: root, cacheDir: join(root, 'cache') };
     const first = await loadDocument(options, effects);
     expect(first.keys.get('data')!.loadBundle).toBeUndefined();

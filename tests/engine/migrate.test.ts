@@ -52,12 +52,12 @@ function executor() {
     c: () => ({ exports: { c: 'independent' } }),
   });
 }
-const effects = (ex = executor()) => nodeEffects({ executor: ex, stdout: silent });
+const effects = () => nodeEffects({ stdout: silent });
 const docPath = () => path.join(dir, 'doc.md');
 const results = (...parts: string[]) => path.join(dir, 'results', ...parts);
 
 async function runBuild(extra: Partial<BuildOptions> = {}, ex = executor()) {
-  const summary = await build({ docPath: docPath(), projectRoot: dir, outDir: path.join(dir, 'build'), pdf: false, ...extra }, effects(ex));
+  const summary = await build({ docPath: docPath(), projectRoot: dir, outDir: path.join(dir, 'build'), pdf: false, ...extra, executor: ex }, effects());
   return { summary, calls: ex.calls };
 }
 const runCheck = (profile?: string) =>

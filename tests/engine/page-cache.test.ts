@@ -33,8 +33,7 @@ export const total: number = 5;
 \`\`\`
 `;
 
-const effects = () =>
-  ({ ...nodeEffects({ executor: fakeExecutor({ a: () => ({ exports: { a: 2 } }), b: () => ({ exports: { total: 5 } }) }) }), stdout: silent });
+const effects = () => nodeEffects({ stdout: silent });
 
 beforeEach(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'page-cache-'));
@@ -44,7 +43,14 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const options = (): BuildOptions => ({ docPath: path.join(dir, 'doc.md'), projectRoot: dir, outDir: path.join(dir, 'build'), pdf: false, cacheDir: path.join(dir, 'cache') });
+const options = (): BuildOptions => ({
+  docPath: path.join(dir, 'doc.md'),
+  projectRoot: dir,
+  executor: fakeExecutor({ a: () => ({ exports: { a: 2 } }), b: () => ({ exports: { total: 5 } }) }),
+  outDir: path.join(dir, 'build'),
+  pdf: false,
+  cacheDir: path.join(dir, 'cache'),
+});
 const messages = (file: { messages: { line?: number | null; column?: number | null; ruleId?: string | null; reason: string }[] }) =>
   file.messages.map((m) => `${m.line}:${m.column} ${m.ruleId} ${m.reason}`);
 

@@ -78,8 +78,8 @@ describe('the preview in a browser', () => {
       await writeFile(path.join(dir, 'doc.md'), DOC('The first version.'));
       const slow = slowCell();
       preview = await startPreview(
-        { docPath: path.join(dir, 'doc.md'), projectRoot: dir, outDir: path.join(dir, 'build'), port: 0, debounceMs: 5 },
-        nodeEffects({ executor: fakeExecutor({ slow: slow.impl }), stdout: { write: () => {}, isTTY: false } }),
+        { docPath: path.join(dir, 'doc.md'), projectRoot: dir, executor: fakeExecutor({ slow: slow.impl }), outDir: path.join(dir, 'build'), port: 0, debounceMs: 5 },
+        nodeEffects({ stdout: { write: () => {}, isTTY: false } }),
       );
       page = await browser.newPage({ viewport: { width: 900, height: 600 } });
       await page.goto(preview.url);

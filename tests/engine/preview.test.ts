@@ -52,9 +52,9 @@ const cells = {
 
 async function start(executor = fakeExecutor(cells), extra: Partial<PreviewOptions> = {}) {
   written = [];
-  const effects = nodeEffects({ executor, stdout: { write: (s) => void written.push(s), isTTY: false } });
+  const effects = nodeEffects({ stdout: { write: (s) => void written.push(s), isTTY: false } });
   preview = await startPreview(
-    { docPath: path.join(dir, 'doc.md'), projectRoot: dir, outDir: path.join(dir, 'build'), port: 0, debounceMs: 5, stateIntervalMs: 10, ...extra },
+    { docPath: path.join(dir, 'doc.md'), projectRoot: dir, outDir: path.join(dir, 'build'), port: 0, debounceMs: 5, stateIntervalMs: 10, ...extra, executor },
     effects,
   );
   return { preview, executor };

@@ -96,18 +96,18 @@ describe('in a build', () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'report-prov-'));
     await writeFile(path.join(dir, 'doc.md'), '---\nprovenance: true\nseed: 5\n---\n\n## Work\n\n```ts run id=a\nexport const a: number = 1;\n```\n');
     const effects = (environment: RunEnvironment): Effects => ({
-      ...nodeEffects({ executor: fakeExecutor({ a: () => ({ exports: { a: 1 } }) }), stdout: { write: () => {}, isTTY: false } }),
+      ...nodeEffects({ stdout: { write: () => {}, isTTY: false } }),
       environment: async () => environment,
     });
-    const options = { docPath: path.join(dir, 'doc.md'), projectRoot: dir, outDir: path.join(dir, 'build'), pdf: false };
-    const first = await build(options, effects(machine));
+    const options = () => ({ docPath: path.join(dir!, 'doc.md'), projectRoot: dir!, executor: fakeExecutor({ a: () => ({ exports: { a: 1 } }) }), outDir: path.join(dir!, 'build'), pdf: false });
+    const first = await build(options(), effects(machine));
     expect(first.ran).toEqual(['a']);
     const entry = (await readdir(path.join(dir, 'results'))).find((n) => n.startsWith('a.') && n.endsWith('.json'))!;
     expect(JSON.parse(await readFile(path.join(dir, 'results', entry), 'utf8')).meta.environment).toEqual(machine);
     const appendix = (page: string) => page.slice(page.indexOf('<h2 id="sec-provenance"'), page.indexOf('</main>'));
     expect(appendix(first.html)).toContain('Test CPU 3000');
     // Another machine, nothing to run: the appendix still describes where the result was computed.
-    const second = await build(options, effects({ ...machine, cpu: 'Somewhere Else' }));
+    const second = await build(options(), effects({ ...machine, cpu: 'Somewhere Else' }));
     expect(second.ran).toEqual([]);
     expect(appendix(second.html)).toBe(appendix(first.html));
     expect(second.html).toContain('<a href="#sec-provenance"><span class="secno"></span> Provenance</a>');

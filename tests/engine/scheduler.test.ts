@@ -31,7 +31,7 @@ const impl = {
 };
 
 function setup(executor: ReturnType<typeof fakeExecutor>) {
-  const effects = memoryEffects({ executor });
+  const effects = memoryEffects();
   const store = new ResultStore('/p/report/results', effects);
   const events: CellEvent[] = [];
   const context = { executor, jobs: 2, store, profile: 'full', seed: 0, docPath: '/p/report/report.md', projectRoot: '/p', onEvent: (e: CellEvent) => events.push(e) };

@@ -45,8 +45,8 @@ function executor() {
 async function buildWith(kind: 'slurm' | 'local', resultsDir = path.join(dir, kind)) {
   let printed = '';
   const summary = await build(
-    { docPath: path.join(dir, 'doc.md'), projectRoot: dir, resultsDir, outDir: path.join(dir, 'build'), pdf: false },
-    nodeEffects({ executor: kind === 'slurm' ? executor() : childProcessExecutor({}), stdout: { write: (s) => void (printed += s), isTTY: false } }),
+    { docPath: path.join(dir, 'doc.md'), projectRoot: dir, executor: kind === 'slurm' ? executor() : childProcessExecutor({}), resultsDir, outDir: path.join(dir, 'build'), pdf: false },
+    nodeEffects({ stdout: { write: (s) => void (printed += s), isTTY: false } }),
   );
   const sorted = [...summary.file.messages].sort((x, y) => (x.line ?? 0) - (y.line ?? 0));
   return { summary, printed, messages: sorted.map((m) => `${m.line}:${m.column} ${m.ruleId} ${m.reason.split('\n')[0]}`) };
@@ -283,8 +283,8 @@ describe('slurm executor with --jobs (fake Slurm)', () => {
   it('submits each cell when the cells it imports have results, without Slurm dependencies', { timeout: 120_000 }, async () => {
     await writeFile(path.join(dir, 'doc.md'), ['```ts run id=one', 'export const one = new Uint8Array([1, 2, 3]);', '```', '', '```ts run id=two', "import { one } from 'cell:one';", 'export const two = one.map((x) => x * 2);', '```', ''].join('\n'));
     const summary = await build(
-      { docPath: path.join(dir, 'doc.md'), projectRoot: dir, outDir: path.join(dir, 'build'), pdf: false, jobs: 1 },
-      nodeEffects({ executor: executor(), stdout: { write: () => {}, isTTY: false } }),
+      { docPath: path.join(dir, 'doc.md'), projectRoot: dir, executor: executor(), outDir: path.join(dir, 'build'), pdf: false, jobs: 1 },
+      nodeEffects({ stdout: { write: () => {}, isTTY: false } }),
     );
     expect(summary.ran).toEqual(['one', 'two']);
     const [one, two] = await fake.jobs();

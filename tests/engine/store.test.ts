@@ -4,12 +4,11 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nodeEffects } from '../../src/engine/effects.ts';
 import { memoryEffects } from '../support/memory-effects.ts';
-import { fakeExecutor } from '../support/fake-executor.ts';
 import { entryName, ResultStore } from '../../src/engine/store.ts';
 import type { CellResult } from '../../src/engine/types.ts';
 
 let dir: string;
-const effects = nodeEffects({ executor: fakeExecutor({}) });
+const effects = nodeEffects();
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'exec-store-'));
@@ -115,7 +114,7 @@ describe('ResultStore', () => {
   });
 
   it('writes figures once, skipping identical bytes', async () => {
-    const mem = memoryEffects({ executor: fakeExecutor({}) });
+    const mem = memoryEffects();
     const store = new ResultStore('/project/report/results', mem);
     const r = result('train', key(1));
     expect(await store.writeFigures(r, 'figures', '/project')).toEqual(['figures/train-loss.png']);

@@ -47,8 +47,8 @@ const deterministic: Impl = {
 
 async function commit(): Promise<void> {
   await build(
-    { docPath: path.join(dir, 'doc.md'), projectRoot: dir, outDir: path.join(dir, 'build'), pdf: false },
-    nodeEffects({ executor: fakeExecutor(deterministic), stdout: silent }),
+    { docPath: path.join(dir, 'doc.md'), projectRoot: dir, executor: fakeExecutor(deterministic), outDir: path.join(dir, 'build'), pdf: false },
+    nodeEffects({ stdout: silent }),
   );
 }
 
@@ -65,7 +65,7 @@ async function snapshot(folder: string): Promise<Map<string, Buffer>> {
 function run(impl: Impl, extra: Partial<VerifyOptions> = {}) {
   const executor = fakeExecutor(impl);
   const scratchDir = path.join(dir, 'scratch');
-  const result = verify({ docPath: path.join(dir, 'doc.md'), projectRoot: dir, scratchDir, ...extra }, nodeEffects({ executor, stdout: silent }));
+  const result = verify({ docPath: path.join(dir, 'doc.md'), projectRoot: dir, scratchDir, ...extra, executor }, nodeEffects({ stdout: silent }));
   return { executor, result, scratchDir };
 }
 
@@ -131,8 +131,8 @@ describe('verify', () => {
 
   it('works at a profile: compares with that profile\'s store', async () => {
     await build(
-      { docPath: path.join(dir, 'doc.md'), projectRoot: dir, outDir: path.join(dir, 'build'), pdf: false, profile: 'quick' },
-      nodeEffects({ executor: fakeExecutor(deterministic), stdout: silent }),
+      { docPath: path.join(dir, 'doc.md'), projectRoot: dir, executor: fakeExecutor(deterministic), outDir: path.join(dir, 'build'), pdf: false, profile: 'quick' },
+      nodeEffects({ stdout: silent }),
     );
     const same = await run(deterministic, { profile: 'quick' }).result;
     expect(same.profile).toBe('quick');

@@ -1,6 +1,5 @@
 /** Test double of the effects: a file map, a settable clock, recorded stdout. */
 import { resolve } from 'node:path';
-import type { Executor } from '../../src/engine/child-launcher.ts';
 import type { Effects } from '../../src/engine/effects.ts';
 
 /** In-memory effects for tests: a file map, a settable clock, recorded stdout. */
@@ -12,7 +11,7 @@ export interface MemoryEffects extends Effects {
   clock: { ms: number };
 }
 
-export function memoryEffects(options: { executor: Executor; isTTY?: boolean; files?: Record<string, string> }): MemoryEffects {
+export function memoryEffects(options: { isTTY?: boolean; files?: Record<string, string> } = {}): MemoryEffects {
   const files = new Map<string, Uint8Array>();
   for (const [path, text] of Object.entries(options.files ?? {})) files.set(resolve(path), new TextEncoder().encode(text));
   const written: string[] = [];
@@ -60,7 +59,6 @@ export function memoryEffects(options: { executor: Executor; isTTY?: boolean; fi
     processAlive: (pid) => pid === 4242,
     tmpdir: '/tmp',
     stdout: { write: (s) => void written.push(s), isTTY: options.isTTY ?? false },
-    executor: options.executor,
   };
 }
 

@@ -82,8 +82,8 @@ export async function measurePreviewMemory(rebuilds = 500, log: (line: string) =
     for (const name of docs) {
       await writeFile(path.join(dir, `${name}.md`), document(name, 0, 0));
       const preview = await startPreview(
-        { docPath: path.join(dir, `${name}.md`), projectRoot: dir, outDir: path.join(dir, 'build'), port: 0, debounceMs: 5 },
-        nodeEffects({ executor: fakeExecutor(cells), stdout: quiet }),
+        { docPath: path.join(dir, `${name}.md`), projectRoot: dir, executor: fakeExecutor(cells), outDir: path.join(dir, 'build'), port: 0, debounceMs: 5 },
+        nodeEffects({ stdout: quiet }),
       );
       await preview.idle();
       previews.push(preview);
