@@ -51,7 +51,11 @@ export function dbmChains(dbm: Dbm, options: { steps: number; chains?: number; r
     }
     const visible = pV!.dataSync() as Float32Array;
     const ms = performance.now() - t0;
-    return { visible, meanHidden1: h1!.mean().dataSync()[0]!, meanHidden2: h2.mean().dataSync()[0]!, ms };
+    // The two scalar means are disposed here (they used to be left behind, two per call).
+    const [mean1, mean2] = [h1!.mean(), h2.mean()];
+    const [meanHidden1, meanHidden2] = [mean1.dataSync()[0]!, mean2.dataSync()[0]!];
+    tf.dispose([mean1, mean2]);
+    return { visible, meanHidden1, meanHidden2, ms };
   } finally {
     tf.dispose([v, h2, w1T, w2T, ...(h1 ? [h1] : []), ...(pV ? [pV] : [])]);
   }
