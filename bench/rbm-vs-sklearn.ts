@@ -9,7 +9,8 @@ import { execFileSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { Rng } from '../src/ml/random.ts';
-import { createRbm, disposeRbm, fitRbm } from '../src/ml/models/rbm.ts';
+import { createRbm, disposeRbm } from '../src/ml/models/rbm.ts';
+import { fitRbm } from '../src/ml/models/rbm-train.ts';
 import { loadImages, mnistIdxPath } from './mnist-idx.ts';
 
 const nComponents = Number(process.argv[2] ?? 100);

@@ -7,7 +7,9 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { Rng } from '../src/ml/random.ts';
-import { createRbm, disposeRbm, fitRbm, pseudoLikelihood } from '../src/ml/models/rbm.ts';
+import { createRbm, disposeRbm } from '../src/ml/models/rbm.ts';
+import { fitRbm } from '../src/ml/models/rbm-train.ts';
+import { pseudoLikelihood } from '../src/ml/models/rbm-likelihood.ts';
 import { loadImages } from './mnist-idx.ts';
 
 export interface BenchRow {

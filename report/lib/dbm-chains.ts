@@ -6,7 +6,7 @@
  * and h2 | h1), on explicit states.
  */
 import * as tf from '@tensorflow/tfjs';
-import { baseRateVisibleBias } from '../../src/ml/models/ais.ts';
+import { baseRateVisibleBias } from '../../src/ml/models/rbm-ais.ts';
 import type { Dbm } from '../../src/ml/models/dbm.ts';
 import { bernoulli } from '../../src/ml/models/rbm.ts';
 import type { Rng } from '../../src/ml/random.ts';

@@ -4,8 +4,9 @@
  * prints, and the reconstruction error of unseen test images. Progress goes to the runtime.
  */
 import { progress } from 'report:runtime';
-import { aisLogPartition, baseRateVisibleBias, estimateLogLikelihood } from '../../src/ml/models/ais.ts';
-import { createRbm, disposeRbm, fitRbm, rbmFromData, rbmToData, reconstruct, type RbmData } from '../../src/ml/models/rbm.ts';
+import { aisLogPartition, baseRateVisibleBias, estimateLogLikelihood } from '../../src/ml/models/rbm-ais.ts';
+import { createRbm, disposeRbm, rbmFromData, rbmToData, reconstruct, type RbmData } from '../../src/ml/models/rbm.ts';
+import { fitRbm } from '../../src/ml/models/rbm-train.ts';
 import type { Rng } from '../../src/ml/random.ts';
 
 export interface RbmConfig {

@@ -3,7 +3,7 @@
  */
 import { byProfile } from 'report:runtime';
 import { loadMnist } from '../../src/ml/data/mnist.ts';
-import { betaSchedule } from '../../src/ml/models/ais.ts';
+import { betaSchedule } from '../../src/ml/models/rbm-ais.ts';
 
 export function rbmSweepData(): { train: Float32Array; test: Float32Array; testBinary: Float32Array } {
   return {

@@ -1,8 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../src/ml/random.ts';
-import { createRbm, disposeRbm, exactLogLikelihood, exactLogPartition, fitRbm, rbmFromData } from '../../src/ml/models/rbm.ts';
-import { aisLogPartition, baseRateVisibleBias, betaSchedule, estimateLogLikelihood } from '../../src/ml/models/ais.ts';
+import { createRbm, disposeRbm, rbmFromData } from '../../src/ml/models/rbm.ts';
+import { fitRbm } from '../../src/ml/models/rbm-train.ts';
+import { exactLogLikelihood, exactLogPartition } from '../../src/ml/models/rbm-likelihood.ts';
+import { aisLogPartition, baseRateVisibleBias, betaSchedule, estimateLogLikelihood } from '../../src/ml/models/rbm-ais.ts';
 import { useTestBackend } from './setup-backend.ts';
 
 beforeAll(async () => {

@@ -1,21 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../src/ml/random.ts';
-import {
-  batchSlices,
-  createRbm,
-  disposeRbm,
-  exactLogLikelihood,
-  exactLogPartition,
-  fitRbm,
-  freeEnergy,
-  gibbs,
-  pseudoLikelihood,
-  rbmFromData,
-  rbmToData,
-  reconstruct,
-  type Rbm,
-} from '../../src/ml/models/rbm.ts';
+import { createRbm, disposeRbm, freeEnergy, gibbs, rbmFromData, rbmToData, reconstruct, type Rbm } from '../../src/ml/models/rbm.ts';
+import { batchSlices, fitRbm } from '../../src/ml/models/rbm-train.ts';
+import { exactLogLikelihood, exactLogPartition, pseudoLikelihood } from '../../src/ml/models/rbm-likelihood.ts';
 import { useTestBackend } from './setup-backend.ts';
 
 beforeAll(async () => {

@@ -1,5 +1,6 @@
 /**
- * Annealed importance sampling of an RBM's partition function.
+ * Annealed importance sampling of an RBM's partition function, for RBMs too large for the
+ * exact sum of `rbm-likelihood.ts`.
  *
  * References
  * - R. Salakhutdinov, I. Murray, "On the Quantitative Analysis of Deep Belief Networks"
@@ -15,12 +16,10 @@
  * Weight of a run: log w = Σ_k [log p*_k(v_k) − log p*_{k−1}(v_k)], with v_1 ~ p_A.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '../random.ts';
-import { bernoulli, meanNegativeFreeEnergy, type Rbm } from './rbm.ts';
-
-function assert(condition: unknown, message: string): asserts condition {
-  if (!condition) throw new Error(message);
-}
+import { assert } from '../assert.ts';
+import type { Rng } from '../random.ts';
+import { bernoulli, type Rbm } from './rbm.ts';
+import { meanNegativeFreeEnergy } from './rbm-likelihood.ts';
 
 /**
  * β from 0 to 1 in segments `[end, step]`, e.g. the default
