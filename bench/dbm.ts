@@ -9,7 +9,9 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { Rng } from '../src/ml/random.ts';
-import { createDbm, disposeDbm, fitDbm, pretrainDbm } from '../src/ml/models/dbm.ts';
+import { createDbm, disposeDbm } from '../src/ml/models/dbm.ts';
+import { pretrainDbm } from '../src/ml/models/dbm-pretrain.ts';
+import { fitDbm } from '../src/ml/models/dbm-train.ts';
 import { loadImages } from './mnist-idx.ts';
 
 export interface BenchRow {

@@ -1,7 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../src/ml/random.ts';
-import { createDbm, dbmFromData, dbmToData, disposeDbm, fitDbm, meanField, pretrainDbm, projectedFilters, sampleDbm } from '../../src/ml/models/dbm.ts';
+import { createDbm, dbmFromData, dbmToData, disposeDbm, projectedFilters, sampleDbm } from '../../src/ml/models/dbm.ts';
+import { pretrainDbm } from '../../src/ml/models/dbm-pretrain.ts';
+import { meanField } from '../../src/ml/models/dbm-mean-field.ts';
+import { fitDbm } from '../../src/ml/models/dbm-train.ts';
 import { useTestBackend } from './setup-backend.ts';
 
 beforeAll(async () => {
