@@ -51,10 +51,35 @@ describe('two builds on one store at once', () => {
       );
     const waits: string[] = [];
     for (let round = 0; round < 20; round++) {
+      // The build that gets the store first holds it (in its plan step) until the other says
+      // it is waiting, so the two overlap in every round however the machine schedules them.
+      let otherWaits!: () => void;
+      const waiting = new Promise<void>((resolve) => (otherWaits = resolve));
+      let held = false;
       const one = () =>
         build(
-          { docPath: path.join(dir, 'doc.md'), projectRoot: dir, executor: random(), outDir: path.join(dir, 'build'), pdf: false, rerunAll: true },
-          nodeEffects({ stdout: { write: (s) => void waits.push(s), isTTY: false } }),
+          {
+            docPath: path.join(dir, 'doc.md'),
+            projectRoot: dir,
+            executor: random(),
+            outDir: path.join(dir, 'build'),
+            pdf: false,
+            rerunAll: true,
+            onPlan: async () => {
+              if (held) return;
+              held = true;
+              await Promise.race([waiting, new Promise((r) => setTimeout(r, 10_000))]);
+            },
+          },
+          nodeEffects({
+            stdout: {
+              write: (s) => {
+                waits.push(s);
+                if (s.startsWith('waiting for another build')) otherWaits();
+              },
+              isTTY: false,
+            },
+          }),
         );
       const [first, second] = await Promise.all([one(), one()]);
       expect(first.failed).toEqual([]);
@@ -63,7 +88,7 @@ describe('two builds on one store at once', () => {
       expect(await readdir(path.join(dir, 'results'))).not.toContain(LOCK_FILE);
     }
     // The second build of each round waited for the first and said so.
-    expect(waits.filter((s) => s.startsWith('waiting for another build')).length).toBeGreaterThanOrEqual(20);
+    expect(waits.filter((s) => s.startsWith('waiting for another build')).length).toBe(20);
   });
 
   it('two real report commands at once: both succeed, the store verifies', { timeout: 120_000 }, async () => {
