@@ -33,6 +33,7 @@ import path from 'node:path';
 import type { Point } from 'unist';
 import { visit } from 'unist-util-visit';
 import type { VFile } from 'vfile';
+import { sha256 } from './digest.ts';
 
 const SOURCE = 'report';
 
@@ -173,48 +174,64 @@ export async function loadLibrary(sources: BibliographySource[], file: VFile, st
     has: (key) => byKey.has(key),
     keys: () => [...byKey.keys()],
     async render(citations) {
-      // citeproc (the CSL plugin) loads only to render: `check` resolves keys without it.
-      await import('@citation-js/plugin-csl');
       const cited = [...new Set(citations.flatMap((c) => c.items.map((i) => i.key)))].filter((k) => byKey.has(k));
       if (cited.length === 0) return { citations: citations.map(() => ''), entries: [] };
-      const engine = plugins.config.get('@csl').engine(cited.map((k) => byKey.get(k)!), style, 'en-US', 'html');
-      const cluster = (id: string, items: CiteItem[], mode?: string) => ({
-        citationID: id,
-        citationItems: items.map((item) => ({
-          id: item.key,
-          ...(item.prefix ? { prefix: item.prefix } : {}),
-          ...(item.suffix ? { suffix: item.suffix } : {}),
-          ...(item.suppressAuthor ? { 'suppress-author': true } : {}),
-        })),
-        properties: { noteIndex: 0, ...(mode ? { mode } : {}) },
-      });
-      // In-text `@key [p. 5]` is "Author (2002, p. 5)": the author alone, then the year
-      // and suffix with the author suppressed (citeproc's composite mode repeats the suffix).
-      const clusters = citations.flatMap((citation, index) =>
-        citation.inText
-          ? [cluster(`a${index}`, citation.items.map((i) => ({ ...i, suffix: '' })), 'author-only'), cluster(`c${index}`, citation.items.map((i) => ({ ...i, suppressAuthor: true })))]
-          : [cluster(`c${index}`, citation.items)],
-      );
-      const rendered = engine.rebuildProcessorState(clusters, 'html', []) as [string, number, string][];
-      const text = new Map(rendered.map(([id, , html]) => [id, html]));
-      // The order citeproc sorted each cluster's items in (to link each item to its entry).
-      const sorted = (index: number): string[] =>
-        (engine.registry?.citationreg?.citationById?.[`c${index}`]?.sortedItems ?? []).map(
-          (pair: [{ id: unknown }, unknown]) => String(pair[0].id),
-        );
-      // URLs and DOIs in entries become links.
-      engine.opt.development_extensions.wrap_url_and_doi = true;
-      const [meta, bodies] = engine.makeBibliography() as [{ entry_ids: string[][] }, string[]];
-      return {
-        citations: citations.map((citation, index) => {
-          const html = citation.inText ? `${text.get(`a${index}`) ?? ''} ${text.get(`c${index}`) ?? ''}` : (text.get(`c${index}`) ?? '');
-          return linkItems(html, sorted(index), citation);
-        }),
-        entries: bodies.map((html, index) => ({ key: String(meta.entry_ids[index]?.[0]), html: html.trim() })),
-      };
+      // The same citations of the same entries render the same: remembered (a long-lived
+      // preview re-weaves on every save; citeproc took ≈ 0.7 s of each on the report).
+      const lookup = sha256(JSON.stringify([style, cited.map((k) => byKey.get(k)), citations.map(({ items, inText }) => [items, inText])]));
+      const remembered = renders.get(lookup);
+      if (remembered !== undefined) return structuredClone(remembered);
+      const result = await renderWithCiteproc(cited, citations);
+      if (renders.size >= RENDERS_KEPT) renders.delete(renders.keys().next().value!);
+      renders.set(lookup, structuredClone(result));
+      return result;
     },
   };
+
+  async function renderWithCiteproc(cited: string[], citations: { items: CiteItem[]; inText: boolean }[]): Promise<{ citations: string[]; entries: { key: string; html: string }[] }> {
+    // citeproc (the CSL plugin) loads only to render: `check` resolves keys without it.
+    await import('@citation-js/plugin-csl');
+    const engine = plugins.config.get('@csl').engine(cited.map((k) => byKey.get(k)!), style, 'en-US', 'html');
+    const cluster = (id: string, items: CiteItem[], mode?: string) => ({
+      citationID: id,
+      citationItems: items.map((item) => ({
+        id: item.key,
+        ...(item.prefix ? { prefix: item.prefix } : {}),
+        ...(item.suffix ? { suffix: item.suffix } : {}),
+        ...(item.suppressAuthor ? { 'suppress-author': true } : {}),
+      })),
+      properties: { noteIndex: 0, ...(mode ? { mode } : {}) },
+    });
+    // In-text `@key [p. 5]` is "Author (2002, p. 5)": the author alone, then the year
+    // and suffix with the author suppressed (citeproc's composite mode repeats the suffix).
+    const clusters = citations.flatMap((citation, index) =>
+      citation.inText
+        ? [cluster(`a${index}`, citation.items.map((i) => ({ ...i, suffix: '' })), 'author-only'), cluster(`c${index}`, citation.items.map((i) => ({ ...i, suppressAuthor: true })))]
+        : [cluster(`c${index}`, citation.items)],
+    );
+    const rendered = engine.rebuildProcessorState(clusters, 'html', []) as [string, number, string][];
+    const text = new Map(rendered.map(([id, , html]) => [id, html]));
+    // The order citeproc sorted each cluster's items in (to link each item to its entry).
+    const sorted = (index: number): string[] =>
+      (engine.registry?.citationreg?.citationById?.[`c${index}`]?.sortedItems ?? []).map(
+        (pair: [{ id: unknown }, unknown]) => String(pair[0].id),
+      );
+    // URLs and DOIs in entries become links.
+    engine.opt.development_extensions.wrap_url_and_doi = true;
+    const [meta, bodies] = engine.makeBibliography() as [{ entry_ids: string[][] }, string[]];
+    return {
+      citations: citations.map((citation, index) => {
+        const html = citation.inText ? `${text.get(`a${index}`) ?? ''} ${text.get(`c${index}`) ?? ''}` : (text.get(`c${index}`) ?? '');
+        return linkItems(html, sorted(index), citation);
+      }),
+      entries: bodies.map((html, index) => ({ key: String(meta.entry_ids[index]?.[0]), html: html.trim() })),
+    };
+  }
 }
+
+/** Rendered citations by what they were rendered from (see `render`); a few documents' worth. */
+const renders = new Map<string, { citations: string[]; entries: { key: string; html: string }[] }>();
+const RENDERS_KEPT = 8;
 
 /** The parser's first line ("expected … at line 2 col 1:") without the excerpt that follows. */
 function firstLines(message: string): string {

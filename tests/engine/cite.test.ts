@@ -158,3 +158,18 @@ describe('check with a bibliography on disk', () => {
     expect(summary.file.messages.map((m) => [m.ruleId, m.line, m.column])).toEqual([['unknown-citation', 5, 31]]);
   });
 });
+
+describe('rendered citations are remembered by what they are rendered from', () => {
+  it('the same citations render the same the second time (not shared mutably), and a changed suffix or entry renders afresh', async () => {
+    const text = 'Intro.\n\nOne [@hinton2002, p. 3] and @bishop2006 [ch. 2].\n';
+    const first = await render(text);
+    const again = await render(`Other prose first.\n\n${text}`);
+    // Same citations (positions differ): the same rendered fragments and bibliography.
+    expect(again.html.replace('<p>Other prose first.</p>\n', '')).toBe(first.html);
+    const suffix = await render(text.replace('p. 3', 'p. 4'));
+    expect(suffix.html).toContain('p. 4');
+    expect(suffix.html).not.toContain('p. 3');
+    const entry = await render(text, BIB.replace('Pattern Recognition and Machine Learning', 'Pattern Recognition, Second Thoughts'));
+    expect(entry.html).toContain('Second Thoughts');
+  });
+});
