@@ -6,6 +6,8 @@
  * 600 batches of an epoch — the notes say so.
  *   npx tsx bench/dbm.ts [nHidden1] [nHidden2]
  */
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { Rng } from '../src/ml/random.ts';
@@ -59,7 +61,8 @@ export async function benchDbm(nHidden1 = 512, nHidden2 = 1024): Promise<BenchRo
   return rows;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+// The entry point (a path with spaces or a symlink is compared as a URL, after realpath).
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
   const h1 = Number(process.argv[2] ?? 512);
   const h2 = Number(process.argv[3] ?? 1024);
   for (const row of await benchDbm(h1, h2)) console.log(`${row.name}: ${(row.ms / 1000).toFixed(1)} s${row.note ? ` (${row.note})` : ''}`);

@@ -4,6 +4,8 @@
  * images, plus its pseudo-likelihood pass over all of them. Steps are timed on
  * `BENCH_RBM_STEPS` (default 1500) and extrapolated to 6000 — the note says so.
  */
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { Rng } from '../src/ml/random.ts';
@@ -50,6 +52,7 @@ export async function benchRbm(): Promise<BenchRow[]> {
   ];
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+// The entry point (a path with spaces or a symlink is compared as a URL, after realpath).
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
   for (const row of await benchRbm()) console.log(`${row.name}: ${(row.ms / 1000).toFixed(row.ms < 100 ? 5 : 2)} s${row.note ? ` (${row.note})` : ''}`);
 }

@@ -13,6 +13,8 @@
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { nodeEffects } from '../../src/engine/effects.ts';
 import { startPreview, type Preview } from '../../src/engine/preview.ts';
 import { fakeExecutor } from './fake-executor.ts';
@@ -116,7 +118,8 @@ export async function measurePreviewMemory(rebuilds = 500, log: (line: string) =
   return { rebuilds, samples, ms: performance.now() - started };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+// The entry point (a path with spaces or a symlink is compared as a URL, after realpath).
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
   if (gc === undefined) throw new Error('run with node --expose-gc');
   const result = await measurePreviewMemory(Number(process.argv[2] ?? 500), (line) => process.stderr.write(`${line}\n`));
   process.stdout.write(`${JSON.stringify(result)}\n`);
