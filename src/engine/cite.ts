@@ -328,6 +328,9 @@ export function remarkCitations(options: { library?: Library; bibliographyNamed:
     const source = String(file.value ?? '').split('\n');
     visit(tree, 'text', (node: Text, index, parent: Parent | undefined) => {
       if (!parent || index === undefined || parent.type === 'link' || parent.type === 'linkReference') return;
+      // Text the engine wrote (an inline value's failure shows its expression, which may hold
+      // an `@`) has no position: it is not the author's prose, so it holds no citation.
+      if (node.position === undefined) return;
       const matches = findCitations(node.value);
       if (matches.length === 0) return;
       const pieces: PhrasingContent[] = [];

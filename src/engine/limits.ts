@@ -80,7 +80,11 @@ export function guardText(text: string): Defused {
     blockStart = end + 1;
   };
   let fence: string | undefined;
-  for (let i = 0; i < lines.length; i++) {
+  // The YAML front matter (`---` on the first line to the next `---`) is not Markdown: a
+  // fence-like line in it opens no code block, so it must not hide what follows from the count.
+  const frontMatterEnd = lines[0]?.trimEnd() === '---' ? lines.findIndex((line, i) => i > 0 && line.trimEnd() === '---') : -1;
+  if (frontMatterEnd > 0) blockStart = frontMatterEnd + 1;
+  for (let i = frontMatterEnd > 0 ? frontMatterEnd + 1 : 0; i < lines.length; i++) {
     // Code fences hold code, not Markdown: nothing there is counted or defused (a cell's
     // code nested too deeply is parse.ts's concern).
     const fenceMatch = /^[ \t>]*(`{3,}|~{3,})/.exec(out[i]!);
