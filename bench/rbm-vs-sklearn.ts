@@ -5,6 +5,7 @@
  * pseudo-likelihood curves and per-iteration training times.
  *   npx tsx bench/rbm-vs-sklearn.ts [nComponents] [learningRate] [nIter] [seed]
  */
+import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
@@ -41,7 +42,7 @@ disposeRbm(rbm);
 
 let sklearn: Array<{ iteration: number; pseudoLikelihood: number; seconds: number; cpuSeconds: number }> = [];
 try {
-  const out = execFileSync('/usr/bin/python3', [new URL('./sklearn_rbm.py', import.meta.url).pathname, mnistIdxPath('train'), String(nComponents), String(learningRate), String(nIter), 'float32'], {
+  const out = execFileSync('/usr/bin/python3', [fileURLToPath(new URL('./sklearn_rbm.py', import.meta.url)), mnistIdxPath('train'), String(nComponents), String(learningRate), String(nIter), 'float32'], {
     encoding: 'utf8',
     maxBuffer: 1 << 20,
   });
