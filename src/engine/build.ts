@@ -23,8 +23,8 @@ import { ReportError } from './errors.ts';
 import { isFatalRule } from './severity.ts';
 import { carryCheckpoint, oldSchemeMessage } from './migrate.ts';
 import { sha256 } from './digest.ts';
-import { engineStamp, fileSha, pageDigest, pageRecord, readPageRecord, type PageRecord } from './page-cache.ts';
-import { recordMessages, replayMessages } from './recorded-messages.ts';
+import { fileSha, pageDigest, rememberedPage, rememberPage, toolStamp } from './page-cache.ts';
+import { recordMessages, replayMessages, type RecordedMessage } from './recorded-messages.ts';
 
 export interface BuildOptions extends LoadOptions {
   /**
@@ -253,11 +253,8 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
   const htmlPath = path.join(outDir, `${base}.html`);
   const failedHtmlPath = path.join(outDir, `${base}.failed.html`);
   const allRan = failed.length === 0 && skipped.length === 0 && usable.length === doc.cells.length;
-  let pendingRecord: PageRecord | undefined;
 
   // A build in which nothing changed weaves nothing: the page on disk is the page (page-cache.ts).
-  const weaveOptions = { mode: 'build', sourceLines: options.sourceLines === true, profile } as const;
-  const pageFile = path.join(cacheDirOf(options, projectRoot), `page-${sha256(htmlPath).slice(0, 24)}.json`);
   // The cells that ran this build were stored: their checksums are read back from the store.
   if (options.keyCache !== false && allRan) {
     for (const id of ran) {
@@ -275,27 +272,24 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
           docPath,
           cells: usable.map((id) => [id, keys.get(id)!.key, checksums.get(id), (results.get(id) as CellResult).meta]),
           bibliography: (bibliography ?? []).map((b) => [b.path, b.text ?? null, b.error ?? null]),
-          options: weaveOptions,
-          engine: await engineStamp(effects),
-          packages: await fileSha(effects, path.join(projectRoot, 'node_modules', '.package-lock.json')),
+          options: { sourceLines: options.sourceLines === true, profile },
+          tools: await toolStamp(effects, projectRoot),
         })
       : undefined;
-  const record = digest === undefined ? undefined : await readPageRecord(effects, pageFile);
-  const onDisk = record?.digest === digest ? await effects.readFile(htmlPath).catch(() => undefined) : undefined;
+  const pageFile = path.join(cacheDirOf(options, projectRoot), `page-${sha256(htmlPath).slice(0, 24)}.json`);
+  const remembered = digest === undefined ? undefined : await rememberedPage(effects, pageFile, digest, htmlPath);
   let html: string;
-  let rewove = true;
-  if (record !== undefined && onDisk !== undefined && sha256(onDisk) === record.html) {
-    html = new TextDecoder().decode(onDisk);
-    replayMessages(file, record.messages);
-    rewove = false;
+  let messages: RecordedMessage[];
+  if (remembered !== undefined) {
+    html = remembered.html;
+    messages = remembered.record.messages;
+    replayMessages(file, messages);
   } else {
     const highlight = await fileHighlightCache(path.join(cacheDirOf(options, projectRoot), 'highlight.json'), effects);
     const before = file.messages.length;
-    html = await weave(doc, results, { mode: weaveOptions.mode, bibliography, highlight, sourceLines: options.sourceLines });
+    html = await weave(doc, results, { mode: 'build', bibliography, highlight, sourceLines: options.sourceLines });
     await highlight.save();
-    if (digest !== undefined) {
-      pendingRecord = pageRecord(digest, html, recordMessages(file, before));
-    }
+    messages = recordMessages(file, before);
   }
   const good = allRan && !file.messages.some((m) => isFatalRule(m.ruleId, profile));
 
@@ -306,25 +300,22 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
     const keptPrevious = await effects.exists(htmlPath);
     return { file, profile, html, htmlPath, failedHtmlPath, keptPrevious, ran, fresh: [...available.keys()], failed, skipped, removed: [], ms: effects.now() - started };
   }
-  if (rewove) await effects.writeFileAtomic(htmlPath, new TextEncoder().encode(html));
+  if (remembered === undefined) await effects.writeFileAtomic(htmlPath, new TextEncoder().encode(html));
   await effects.rm(failedHtmlPath);
-  let printedSha: string | undefined;
-  let pdfKept = false;
+  // The PDF printed from this very page, still there, is not printed again.
+  let pdf = remembered?.record.pdf;
+  let pdfUpToDate = false;
   if (options.pdf !== false && options.printPdf) {
     pdfPath = path.join(outDir, `${base}.pdf`);
-    // The PDF printed from this very page is still there: not printed again.
-    const kept = !rewove && record?.pdf !== undefined && (await fileSha(effects, pdfPath)) === record.pdf;
-    pdfKept = kept;
-    if (!kept) {
+    pdfUpToDate = pdf !== undefined && (await fileSha(effects, pdfPath)) === pdf;
+    if (!pdfUpToDate) {
       await options.printPdf(htmlPath, pdfPath);
-      printedSha = await fileSha(effects, pdfPath);
+      pdf = await fileSha(effects, pdfPath);
     }
   }
-  // Remembered only once the page (and its PDF) is written; a failed build remembers nothing.
-  const remember = pendingRecord ?? (record !== undefined && printedSha !== undefined ? record : undefined);
-  if (remember !== undefined) {
-    const pdf = printedSha ?? (rewove ? undefined : record?.pdf);
-    await effects.writeFileAtomic(pageFile, JSON.stringify({ ...remember, ...(pdf === undefined ? {} : { pdf }) })).catch(() => undefined);
+  // Remembered once the page (and its PDF) is written, when anything of it is new.
+  if (digest !== undefined && (remembered === undefined || pdf !== remembered.record.pdf)) {
+    await rememberPage(effects, pageFile, { digest, html, messages, ...(pdf === undefined ? {} : { pdf }) });
   }
 
   // Entries no cell uses any more go only after a build of a document that loaded without
@@ -335,7 +326,7 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
     removed = await store.gc(keep, path.basename(docPath));
   }
 
-  return { file, profile, html, htmlPath, ...(rewove ? {} : { upToDate: true }), pdfPath, ...(pdfKept ? { pdfUpToDate: true } : {}), ran, fresh: [...available.keys()], failed, skipped, removed, ms: effects.now() - started };
+  return { file, profile, html, htmlPath, ...(remembered === undefined ? {} : { upToDate: true }), pdfPath, ...(pdfUpToDate ? { pdfUpToDate: true } : {}), ran, fresh: [...available.keys()], failed, skipped, removed, ms: effects.now() - started };
 }
 
 /** What a batch executor is told before the scheduler starts: every cell to run, with the fresh results and the cells of this build it imports. */

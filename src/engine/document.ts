@@ -12,7 +12,7 @@ import { keyCells, type CellKey } from './hash.ts';
 import { keyCacheFile, keyCacheFrom } from './key-cache.ts';
 import { parseDocument, parsedFromData, parsedToData, rememberScans, scansToRemember, type ParsedData, type ParsedDocument } from './parse.ts';
 import { sha256 } from './digest.ts';
-import { engineStamp, fileSha } from './page-cache.ts';
+import { toolStamp } from './page-cache.ts';
 import { recordMessages, replayMessages, type RecordedMessage } from './recorded-messages.ts';
 import { compiledToRemember, precompileInline, rememberCompiled } from './inline.ts';
 import { mathToRemember, precheckMath, rememberMath } from './refs.ts';
@@ -168,7 +168,7 @@ function parseCacheFile(cacheDir: string, docPath: string): string {
 async function parseThroughCache(file: VFile, text: string, cacheFile: string | undefined, projectRoot: string, effects: Effects): Promise<ParsedDocument> {
   if (cacheFile === undefined) return parseDocument(file);
   const lookup = sha256(
-    JSON.stringify([text, await engineStamp(effects), (await fileSha(effects, path.join(projectRoot, 'node_modules', '.package-lock.json'))) ?? null]),
+    JSON.stringify([text, await toolStamp(effects, projectRoot)]),
   );
   try {
     const saved = JSON.parse(new TextDecoder().decode(await effects.readFile(cacheFile))) as { lookup?: string; data?: ParsedData; messages?: RecordedMessage[] };

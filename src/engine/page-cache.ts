@@ -35,7 +35,7 @@ const stamps = new WeakMap<Effects, Promise<string>>();
  * sha256 over the engine's own files (this folder and its html/ folder), by name: the code
  * this process runs, so it is read once per process (and per effects).
  */
-export function engineStamp(effects: Effects): Promise<string> {
+function engineStamp(effects: Effects): Promise<string> {
   let stamp = stamps.get(effects);
   if (stamp === undefined) {
     stamp = (async () => {
@@ -53,6 +53,15 @@ export function engineStamp(effects: Effects): Promise<string> {
   return stamp;
 }
 
+/**
+ * sha256 of what parses and weaves a document besides its inputs: the engine's own files and
+ * the installed packages (`node_modules/.package-lock.json`, rewritten by every npm install).
+ * The parse cache (document.ts) and the page digest both hash it.
+ */
+export async function toolStamp(effects: Effects, projectRoot: string): Promise<string> {
+  return sha256(JSON.stringify([await engineStamp(effects), (await fileSha(effects, path.join(projectRoot, 'node_modules', '.package-lock.json'))) ?? null]));
+}
+
 /** The digest of a page's inputs (each part as JSON). */
 export function pageDigest(parts: Record<string, unknown>): string {
   return sha256(JSON.stringify([PAGE_FORMAT, parts]));
@@ -63,15 +72,25 @@ export async function fileSha(effects: Effects, file: string): Promise<string | 
   return effects.readFile(file).then(sha256, () => undefined);
 }
 
-export async function readPageRecord(effects: Effects, file: string): Promise<PageRecord | undefined> {
+/**
+ * The page remembered in `recordFile` for `digest`, when the page at `htmlPath` is still
+ * that page (its sha256): its text and the record (messages, PDF). Undefined otherwise.
+ */
+export async function rememberedPage(effects: Effects, recordFile: string, digest: string, htmlPath: string): Promise<{ html: string; record: PageRecord } | undefined> {
+  let record: PageRecord;
   try {
-    const record = JSON.parse(new TextDecoder().decode(await effects.readFile(file))) as PageRecord;
-    return record.format === PAGE_FORMAT && typeof record.digest === 'string' && Array.isArray(record.messages) ? record : undefined;
+    record = JSON.parse(new TextDecoder().decode(await effects.readFile(recordFile))) as PageRecord;
   } catch {
     return undefined;
   }
+  if (record.format !== PAGE_FORMAT || record.digest !== digest || !Array.isArray(record.messages)) return undefined;
+  const bytes = await effects.readFile(htmlPath).catch(() => undefined);
+  if (bytes === undefined || sha256(bytes) !== record.html) return undefined;
+  return { html: new TextDecoder().decode(bytes), record };
 }
 
-export function pageRecord(digest: string, html: string, messages: RecordedMessage[]): PageRecord {
-  return { format: PAGE_FORMAT, digest, html: sha256(html), messages };
+/** Remembers a written page (a cache that cannot be written is only slower next time). */
+export async function rememberPage(effects: Effects, recordFile: string, page: { digest: string; html: string; messages: RecordedMessage[]; pdf?: string }): Promise<void> {
+  const record: PageRecord = { format: PAGE_FORMAT, digest: page.digest, html: sha256(page.html), messages: page.messages, ...(page.pdf === undefined ? {} : { pdf: page.pdf }) };
+  await effects.writeFileAtomic(recordFile, JSON.stringify(record)).catch(() => undefined);
 }
