@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { keyCells, legacyKeyV1, type KeyContext } from '../../src/engine/hash.ts';
 import { explainStale } from '../../src/engine/freshness.ts';
 import type { Cell } from '../../src/engine/types.ts';
-import { makeCell } from '../fixtures/exec-helpers/cells.ts';
+import { installTinyPkg, makeCell } from '../fixtures/exec-helpers/cells.ts';
 
 const fixture = resolve(import.meta.dirname, '../fixtures/exec-hash');
 const runtimePath = resolve(import.meta.dirname, '../../src/engine/runtime.ts');
@@ -16,20 +16,13 @@ let context: KeyContext;
 beforeEach(async () => {
   root = await mkdtemp(join(tmpdir(), 'exec-hash-'));
   await cp(fixture, root, { recursive: true });
-  await installTinyPkg('1.0.0');
+  await installTinyPkg(root, '1.0.0');
   context = { docPath: join(root, 'report.md'), projectRoot: root, profile: 'full', seed: 0, runtimePath };
 });
 
 afterEach(async () => {
   await rm(root, { recursive: true, force: true });
 });
-
-async function installTinyPkg(version: string): Promise<void> {
-  const dir = join(root, 'node_modules', 'tiny-pkg');
-  await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'package.json'), JSON.stringify({ name: 'tiny-pkg', version, type: 'module', main: 'index.js' }));
-  await writeFile(join(dir, 'index.js'), 'export const tiny = 1;\n');
-}
 
 function documentCells(overrides: Partial<Record<'data' | 'model' | 'alone', string>> = {}): Cell[] {
   return [
@@ -112,7 +105,7 @@ describe('keyCells', () => {
     await writeFile(join(root, 'node_modules', 'some-linter', 'package.json'), '{"name":"some-linter","version":"9.1.0"}');
     expect(await keysOf(documentCells())).toEqual(before);
 
-    await installTinyPkg('1.0.1');
+    await installTinyPkg(root, '1.0.1');
     const after = await keysOf(documentCells());
     expect(after['model']).not.toBe(before['model']);
     expect(after['data']).toBe(before['data']);

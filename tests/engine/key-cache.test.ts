@@ -11,7 +11,7 @@ import { keyCacheFrom, type KeyCache } from '../../src/engine/key-cache.ts';
 import { loadDocument } from '../../src/engine/document.ts';
 import { nodeEffects } from '../../src/engine/effects.ts';
 import type { Cell } from '../../src/engine/types.ts';
-import { makeCell } from '../fixtures/exec-helpers/cells.ts';
+import { installTinyPkg, makeCell } from '../fixtures/exec-helpers/cells.ts';
 
 const fixture = resolve(import.meta.dirname, '../fixtures/exec-hash');
 const runtimePath = resolve(import.meta.dirname, '../../src/engine/runtime.ts');
@@ -21,19 +21,12 @@ let root: string;
 beforeEach(async () => {
   root = await mkdtemp(join(tmpdir(), 'key-cache-'));
   await cp(fixture, root, { recursive: true });
-  await installTinyPkg('1.0.0');
+  await installTinyPkg(root, '1.0.0');
 });
 
 afterEach(async () => {
   await rm(root, { recursive: true, force: true });
 });
-
-async function installTinyPkg(version: string): Promise<void> {
-  const dir = join(root, 'node_modules', 'tiny-pkg');
-  await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'package.json'), JSON.stringify({ name: 'tiny-pkg', version, type: 'module', main: 'index.js' }));
-  await writeFile(join(dir, 'index.js'), 'export const tiny = 1;\n');
-}
 
 const cells = (): Cell[] => [
   makeCell('data', `import { twice } from './lib/a.ts';\nexport const xs = [twice(1), twice(2)];`),
@@ -94,7 +87,7 @@ describe('key cache', () => {
   });
 
   it('bundles again when a package version, the tsconfig or package.json changes', async () => {
-    expect(cached((await twice(() => installTinyPkg('1.0.1'))).second)).toEqual(['data']);
+    expect(cached((await twice(() => installTinyPkg(root, '1.0.1'))).second)).toEqual(['data']);
     expect(cached((await twice(() => writeFile(join(root, 'tsconfig.json'), '{"compilerOptions":{"verbatimModuleSyntax":true}}'))).second)).toEqual([]);
     expect(cached((await twice(() => writeFile(join(root, 'package.json'), '{"type":"module","imports":{}}'))).second)).toEqual([]);
   });
