@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bandChart, barChart, lineChart, scatterChart, scatterPanels } from '../../src/ml/plots/chart.ts';
+import { bandChart, barChart, encodedLineChart, lineChart, scatterChart, scatterPanels } from '../../src/ml/plots/chart.ts';
 
 /** Minimal well-formedness: one root <svg>, every tag closed in order. */
 function expectWellFormed(svg: string): void {
@@ -115,5 +115,19 @@ describe('charts', () => {
     // Error bars are marks of their own (a rule and two ticks per bar); the plain chart has only bars.
     expect(withErrors).toMatch(/class="mark-rule role-mark [^"]*"/);
     expect(without).not.toMatch(/class="mark-rule role-mark/);
+  });
+
+  it('encodedLineChart: colour and dash encode two variables, each with its own legend, error bars, deterministic', async () => {
+    const points = [1, 2, 3].flatMap((x) =>
+      ['top', 'bottom'].flatMap((colour) => ['blank', 'inpainted'].map((dash) => ({ x, y: x * (colour === 'top' ? 1 : 2) + (dash === 'blank' ? 0 : 0.5), lo: x - 0.1, hi: x + 0.1, colour, dash })))
+    );
+    const options = { points, xTitle: 'rows removed', yTitle: 'accuracy', colourTitle: 'where', dashTitle: 'input' };
+    const svg = await encodedLineChart(options);
+    expect(svg.startsWith('<svg')).toBe(true);
+    for (const text of ['rows removed', 'accuracy', 'where', 'input', 'top', 'bottom', 'blank', 'inpainted']) expect(svg).toContain(`>${text}<`);
+    expect(svg).toContain('stroke-dasharray="6,4"');
+    expect(await encodedLineChart(options)).toBe(svg);
+    const panels = await encodedLineChart({ ...options, panel: (p) => (p.x < 2 ? 'left' : 'right'), panelOrder: ['left', 'right'] });
+    for (const text of ['left', 'right']) expect(panels).toContain(`>${text}<`);
   });
 });

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../src/ml/random.ts';
-import { createDbm, dbmFromData, dbmToData, disposeDbm, projectedFilters, sampleDbm } from '../../src/ml/models/dbm.ts';
+import { createDbm, dbmFromData, dbmToData, disposeDbm, gibbsSweep, projectedFilters, sampleDbm } from '../../src/ml/models/dbm.ts';
 import { pretrainDbm } from '../../src/ml/models/dbm-pretrain.ts';
 import { meanField } from '../../src/ml/models/dbm-mean-field.ts';
 import { fitDbm } from '../../src/ml/models/dbm-train.ts';
@@ -75,9 +75,10 @@ describe('DBM', () => {
     tf.dispose([v, mu1, mu2]);
 
     const samples = sampleDbm(dbm, { steps: 3, rng });
-    expect(samples.length).toBe(10 * 16);
-    expect(samples.every((x) => x > 0 && x < 1)).toBe(true);
-    expect(sampleDbm(dbm, { steps: 1, particles: 4, rng }).length).toBe(4 * 16);
+    expect(samples.visible.length).toBe(10 * 16);
+    expect(samples.visible.every((x) => x > 0 && x < 1)).toBe(true);
+    for (const m of [samples.meanHidden1, samples.meanHidden2]) expect(m >= 0 && m <= 1).toBe(true);
+    expect(sampleDbm(dbm, { steps: 1, particles: 4, rng }).visible.length).toBe(4 * 16);
     expect(tf.memory().numTensors).toBe(before);
 
     const copy = dbmFromData(dbmToData(dbm));
@@ -97,5 +98,36 @@ describe('DBM', () => {
       return w;
     };
     expect(Buffer.from(run().buffer).equals(Buffer.from(run().buffer))).toBe(true);
+  });
+  it('one Gibbs sweep follows the conditionals: p(v | h1) and p(h2 | h1) from the sampled h1, binary states', () => {
+    const dbm = createDbm({ nVisible: 5, nHidden1: 4, nHidden2: 3, rng: new Rng(3), particles: 6 });
+    const before = tf.memory().numTensors;
+    const w1T = tf.transpose(dbm.weights1);
+    const w2T = tf.transpose(dbm.weights2);
+    const [h1, pV, v, pH2, h2] = tf.tidy(() => {
+      const s = gibbsSweep(dbm, dbm.particles.visible, dbm.particles.hidden2, w1T, w2T, new Rng(9));
+      return [s.hidden1, s.visibleProbability, s.visible, s.hidden2Probability, s.hidden2].map((t) => t.arraySync() as number[][]);
+    });
+    tf.dispose([w1T, w2T]);
+    expect(tf.memory().numTensors).toBe(before);
+    const W1 = dbm.weights1.arraySync();
+    const W2 = dbm.weights2.arraySync();
+    const b = dbm.visibleBias.arraySync();
+    const c2 = dbm.hiddenBias2.arraySync();
+    const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+    for (let r = 0; r < 6; r++) {
+      for (let i = 0; i < 5; i++) {
+        let a = b[i]!;
+        for (let j = 0; j < 4; j++) a += h1![r]![j]! * W1[i]![j]!;
+        expect(pV![r]![i]!).toBeCloseTo(sigmoid(a), 5);
+      }
+      for (let k = 0; k < 3; k++) {
+        let a = c2[k]!;
+        for (let j = 0; j < 4; j++) a += h1![r]![j]! * W2[j]![k]!;
+        expect(pH2![r]![k]!).toBeCloseTo(sigmoid(a), 5);
+      }
+    }
+    for (const states of [h1!, v!, h2!]) expect(states.flat().every((x) => x === 0 || x === 1)).toBe(true);
+    disposeDbm(dbm);
   });
 });

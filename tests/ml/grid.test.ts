@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadImage } from '@napi-rs/canvas';
-import { imageGrid } from '../../src/ml/plots/grid.ts';
+import { imageGrid, weightGrid } from '../../src/ml/plots/grid.ts';
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
@@ -70,5 +70,17 @@ describe('imageGrid', () => {
     expect(Buffer.from(a).equals(Buffer.from(b))).toBe(true);
     expect(() => imageGrid(new Float32Array(100), { cols: 1 })).toThrow(/multiple of width·height/);
     expect(() => imageGrid(ramps(5), { cols: 2, rows: 2 })).toThrow(/cannot hold/);
+  });
+});
+
+describe('weightGrid', () => {
+  it('draws the tiles on one symmetric scale with a labelled colour bar', () => {
+    const filters = Float32Array.from({ length: 4 * 784 }, (_, k) => (k % 784 === 0 ? -0.5 : k % 784 === 1 ? 0.25 : 0));
+    const svg = weightGrid(filters, { cols: 2, unit: 'weight' });
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg).toContain('data:image/png;base64,');
+    expect(svg).toContain('>0.50<');
+    expect(svg).toContain('>-0.50<');
+    expect(svg).toContain('weight');
   });
 });

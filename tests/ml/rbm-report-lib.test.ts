@@ -1,7 +1,7 @@
 /**
- * Section 4.1's measurement helpers (report/lib/rbm-analysis.ts, dbm-chains.ts,
- * rbm-plots.ts): statistics, bootstrap intervals, what small RBMs' units do, clamped Gibbs
- * readings, DBM chains, and the weight grid with its colour bar.
+ * Section 4.1's measurement helpers (report/lib/rbm-analysis.ts, dbm-chains.ts):
+ * statistics, bootstrap intervals, what small RBMs' units do, clamped Gibbs readings and
+ * DBM chains.
  */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -9,7 +9,6 @@ import { Rng } from '../../src/ml/random.ts';
 import { createDbm, disposeDbm } from '../../src/ml/models/dbm.ts';
 import { disposeRbm, rbmFromData, type RbmData } from '../../src/ml/models/rbm.ts';
 import { dbmChains, FRAME_PIXELS, frameAndMean, initVisibleBiasFromData } from '../../report/lib/dbm-chains.ts';
-import { weightGrid } from '../../report/lib/rbm-plots.ts';
 import { gibbsReadings, pairedBootstrap, stat, unitStats } from '../../report/lib/rbm-analysis.ts';
 import { useTestBackend } from './setup-backend.ts';
 
@@ -91,17 +90,5 @@ describe('dbm-chains', () => {
     expect(noise.meanHidden1).toBeGreaterThanOrEqual(0);
     expect(frameAndMean(new Float32Array(784).fill(1))).toEqual({ frame: 1, all: 1 });
     disposeDbm(dbm);
-  });
-});
-
-describe('weightGrid', () => {
-  it('draws the tiles on one symmetric scale with a labelled colour bar', () => {
-    const filters = Float32Array.from({ length: 4 * 784 }, (_, k) => (k % 784 === 0 ? -0.5 : k % 784 === 1 ? 0.25 : 0));
-    const svg = weightGrid(filters, { cols: 2, unit: 'weight' });
-    expect(svg.startsWith('<svg')).toBe(true);
-    expect(svg).toContain('data:image/png;base64,');
-    expect(svg).toContain('>0.50<');
-    expect(svg).toContain('>-0.50<');
-    expect(svg).toContain('weight');
   });
 });

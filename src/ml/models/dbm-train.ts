@@ -10,9 +10,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { assert } from '../assert.ts';
 import type { Rng } from '../random.ts';
-import { randomBinaryArray, rowsOf, variable2d, type Dbm } from './dbm.ts';
+import { gibbsSweep, randomBinaryArray, rowsOf, variable2d, type Dbm } from './dbm.ts';
 import { meanField } from './dbm-mean-field.ts';
-import { bernoulli } from './rbm.ts';
 
 /** Coefficient column (+lr/b for b positive rows, −lr/p for p negative rows) and its row: each phase divided by ITS OWN count (a mean per phase), unlike the RBM's, which divides both by the batch size. */
 export function phaseMeanCoefficients(positive: number, negative: number, learningRate: number): { coef: tf.Tensor2D; coefRow: tf.Tensor2D } {
@@ -52,17 +51,15 @@ export interface FitDbmOptions {
   maxBatchesPerEpoch?: number;
 }
 
-/** One Gibbs sweep of the particles: h1 | v, h2; then v | h1 and h2 | h1. Returns p(h2 | h1). */
-function gibbsSweep(dbm: Dbm, w1T: tf.Tensor2D, w2T: tf.Tensor2D, rng: Rng): tf.Tensor2D {
+/** One Gibbs sweep of the persistent particles (dbm.ts `gibbsSweep`), in place. Returns p(h2 | h1). */
+function advanceParticles(dbm: Dbm, w1T: tf.Tensor2D, w2T: tf.Tensor2D, rng: Rng): tf.Tensor2D {
   return tf.tidy(() => {
     const p = dbm.particles;
-    const h1 = bernoulli(tf.sigmoid(tf.add(tf.fused.matMul({ a: p.visible, b: dbm.weights1, bias: dbm.hiddenBias1 }), tf.matMul(p.hidden2, w2T))) as tf.Tensor2D, rng.seed()); // [P, nH1]
-    const v = bernoulli(tf.fused.matMul({ a: h1, b: w1T, bias: dbm.visibleBias, activation: 'sigmoid' }) as tf.Tensor2D, rng.seed()); // [P, nV]
-    const pH2 = tf.fused.matMul({ a: h1, b: dbm.weights2, bias: dbm.hiddenBias2, activation: 'sigmoid' }) as tf.Tensor2D; // [P, nH2]
-    p.hidden1.assign(h1);
-    p.visible.assign(v);
-    p.hidden2.assign(bernoulli(pH2, rng.seed()));
-    return pH2;
+    const sweep = gibbsSweep(dbm, p.visible, p.hidden2, w1T, w2T, rng);
+    p.hidden1.assign(sweep.hidden1);
+    p.visible.assign(sweep.visible);
+    p.hidden2.assign(sweep.hidden2);
+    return sweep.hidden2Probability;
   });
 }
 
@@ -119,10 +116,10 @@ export function fitDbm(dbm: Dbm, data: Float32Array, options: FitDbmOptions): vo
         updates += changes.length;
         const err = tf.tidy(() => {
           const w1T = tf.transpose(dbm.weights1); // [nH1, nV]
-          let pH2 = gibbsSweep(dbm, w1T, w2T, rng);
+          let pH2 = advanceParticles(dbm, w1T, w2T, rng);
           for (let s = 1; s < gibbsSteps; s++) {
             pH2.dispose();
-            pH2 = gibbsSweep(dbm, w1T, w2T, rng);
+            pH2 = advanceParticles(dbm, w1T, w2T, rng);
           }
           const p = dbm.particles;
           const vAll = tf.concat([v, p.visible], 0); // [b + P, nV]

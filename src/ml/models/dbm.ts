@@ -173,12 +173,49 @@ export interface SampleDbmOptions {
   rng: Rng;
 }
 
+/** The tensors of one Gibbs sweep ({@link gibbsSweep}); the caller's `tf.tidy` owns them. */
+export interface GibbsSweep {
+  /** h1 ~ p(h1 | v, h2), [P, nH1]. */
+  hidden1: tf.Tensor2D;
+  /** p(v | h1), [P, nV]. */
+  visibleProbability: tf.Tensor2D;
+  /** v ~ p(v | h1). */
+  visible: tf.Tensor2D;
+  /** p(h2 | h1), [P, nH2]. */
+  hidden2Probability: tf.Tensor2D;
+  /** h2 ~ p(h2 | h1). */
+  hidden2: tf.Tensor2D;
+}
+
 /**
- * Runs Gibbs sweeps on a copy of the persistent particles (or on fresh random chains) and
- * returns the visible probabilities P(v | h1) of the last sweep, row-major [particles, nVisible].
- * The model's own particles are left as they were.
+ * One Gibbs sweep of a two-layer DBM from the chain state (v, h2): h1 | v, h2; then v | h1
+ * and h2 | h1 (the two outer layers are conditionally independent given h1). `w1T` and
+ * `w2T` are the transposed weights, made once by the caller. Draws three seeds from `rng`,
+ * in the order h1, v, h2. Used by training (the persistent particles) and by sampling.
  */
-export function sampleDbm(dbm: Dbm, options: SampleDbmOptions): Float32Array {
+export function gibbsSweep(dbm: Dbm, visible: tf.Tensor2D, hidden2: tf.Tensor2D, w1T: tf.Tensor2D, w2T: tf.Tensor2D, rng: Rng): GibbsSweep {
+  const hidden1 = bernoulli(tf.sigmoid(tf.add(tf.fused.matMul({ a: visible, b: dbm.weights1, bias: dbm.hiddenBias1 }), tf.matMul(hidden2, w2T))) as tf.Tensor2D, rng.seed());
+  const visibleProbability = tf.fused.matMul({ a: hidden1, b: w1T, bias: dbm.visibleBias, activation: 'sigmoid' }) as tf.Tensor2D;
+  const nextVisible = bernoulli(visibleProbability, rng.seed());
+  const hidden2Probability = tf.fused.matMul({ a: hidden1, b: dbm.weights2, bias: dbm.hiddenBias2, activation: 'sigmoid' }) as tf.Tensor2D;
+  const nextHidden2 = bernoulli(hidden2Probability, rng.seed());
+  return { hidden1, visibleProbability, visible: nextVisible, hidden2Probability, hidden2: nextHidden2 };
+}
+
+export interface DbmSamples {
+  /** P(v | h1) of the last sweep, row-major [particles, nVisible]. */
+  visible: Float32Array;
+  /** Mean of the sampled h1 and h2 over chains and units, at the last sweep. */
+  meanHidden1: number;
+  meanHidden2: number;
+}
+
+/**
+ * Runs Gibbs sweeps on a copy of the persistent particles (or on fresh chains started from
+ * uniform binary noise in v and h2) and returns the visible probabilities P(v | h1) of the
+ * last sweep and what the hidden layers did. The model's own particles are left as they were.
+ */
+export function sampleDbm(dbm: Dbm, options: SampleDbmOptions): DbmSamples {
   const steps = options.steps ?? 1;
   const { rng } = options;
   assert(Number.isInteger(steps) && steps >= 1, `sampleDbm: steps must be ≥ 1, got ${steps}`);
@@ -187,30 +224,29 @@ export function sampleDbm(dbm: Dbm, options: SampleDbmOptions): Float32Array {
   // Each sweep runs in its own tidy so that only the chain state outlives it: one tidy
   // around all sweeps would keep every sweep's intermediates (≈ 30 MB per sweep at 1000
   // particles) until the end.
-  let v: tf.Tensor2D = fresh ? tf.tensor2d(randomBinaryArray(count * dbm.nVisible, rng), [count, dbm.nVisible]) : dbm.particles.visible.clone();
-  let h2: tf.Tensor2D = fresh ? tf.tensor2d(randomBinaryArray(count * dbm.nHidden2, rng), [count, dbm.nHidden2]) : dbm.particles.hidden2.clone();
-  let pV: tf.Tensor2D | undefined;
+  let state: Pick<GibbsSweep, 'visible' | 'hidden2'> & Partial<GibbsSweep> = {
+    visible: fresh ? tf.tensor2d(randomBinaryArray(count * dbm.nVisible, rng), [count, dbm.nVisible]) : dbm.particles.visible.clone(),
+    hidden2: fresh ? tf.tensor2d(randomBinaryArray(count * dbm.nHidden2, rng), [count, dbm.nHidden2]) : dbm.particles.hidden2.clone(),
+  };
   const w1T = tf.transpose(dbm.weights1); // [nH1, nV]
   const w2T = tf.transpose(dbm.weights2); // [nH2, nH1]
+  const release = (s: typeof state) => tf.dispose([s.visible, s.hidden2, ...(s.hidden1 ? [s.hidden1] : []), ...(s.visibleProbability ? [s.visibleProbability] : [])]);
   try {
     for (let s = 0; s < steps; s++) {
-      const [nextV, nextH2, nextPV] = tf.tidy(() => {
-        const h1 = bernoulli(tf.sigmoid(tf.add(tf.fused.matMul({ a: v, b: dbm.weights1, bias: dbm.hiddenBias1 }), tf.matMul(h2, w2T))) as tf.Tensor2D, rng.seed()); // [P, nH1]
-        const p = tf.fused.matMul({ a: h1, b: w1T, bias: dbm.visibleBias, activation: 'sigmoid' }) as tf.Tensor2D; // [P, nV]
-        const nextVisible = bernoulli(p, rng.seed());
-        const nextHidden2 = bernoulli(tf.fused.matMul({ a: h1, b: dbm.weights2, bias: dbm.hiddenBias2, activation: 'sigmoid' }) as tf.Tensor2D, rng.seed()); // [P, nH2]
-        return [nextVisible, nextHidden2, p];
-      }) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-      v.dispose();
-      h2.dispose();
-      pV?.dispose();
-      [v, h2, pV] = [nextV, nextH2, nextPV];
+      const next = tf.tidy(() => {
+        const sweep = gibbsSweep(dbm, state.visible, state.hidden2, w1T, w2T, rng);
+        return { hidden1: sweep.hidden1, visibleProbability: sweep.visibleProbability, visible: sweep.visible, hidden2: sweep.hidden2 };
+      });
+      release(state);
+      state = next;
     }
-    return pV!.dataSync() as Float32Array;
+    const visible = state.visibleProbability!.dataSync() as Float32Array;
+    const means = tf.tidy(() => tf.stack([state.hidden1!.mean(), state.hidden2.mean()]));
+    const [meanHidden1, meanHidden2] = means.dataSync();
+    means.dispose();
+    return { visible, meanHidden1: meanHidden1!, meanHidden2: meanHidden2! };
   } finally {
-    v.dispose();
-    h2.dispose();
-    pV?.dispose();
+    release(state);
     w1T.dispose();
     w2T.dispose();
   }

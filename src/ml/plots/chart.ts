@@ -1,5 +1,6 @@
 /**
- * SVG charts for the report: line charts (training curves), scatter charts (latent codes
+ * SVG charts for the report: line charts (training curves), band charts (mean ± sd over
+ * runs), lines encoding two variables by colour and dash, scatter charts (latent codes
  * coloured by digit) and bar charts (metrics per model). Vega-Lite specs compiled to Vega
  * and rendered headless (`renderer: 'none'` + `toSVG()`), so no DOM or canvas is needed.
  *
@@ -14,6 +15,7 @@
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import type { Config, TopLevelSpec } from 'vega-lite';
+import { assert } from '../assert.ts';
 
 /** Okabe–Ito, reordered so the first colours contrast most on white; yellow last. */
 export const OKABE_ITO = ['#0072B2', '#E69F00', '#009E73', '#D55E00', '#CC79A7', '#56B4E9', '#000000', '#F0E442'];
@@ -380,6 +382,63 @@ async function render(spec: TopLevelSpec): Promise<string> {
   }
 }
 
+export interface EncodedPoint {
+  x: number;
+  y: number;
+  /** Error bar ends (e.g. mean ± sd, or a 95 % interval); omitted → no bar. */
+  lo?: number;
+  hi?: number;
+  /** The variable shown by colour. */
+  colour: string;
+  /** The variable shown by dash pattern. */
+  dash: string;
+}
+
+export interface EncodedLineChartOptions {
+  points: EncodedPoint[];
+  xTitle: string;
+  yTitle: string;
+  colourTitle: string;
+  dashTitle: string;
+  logX?: boolean;
+  /** Explicit y range; default: from 0 when `zeroY`, else fitted. */
+  yDomain?: [number, number];
+  zeroY?: boolean;
+  width?: number;
+  height?: number;
+  /** Panels by a third variable, side by side (same scales). */
+  panel?: (p: EncodedPoint) => string;
+  panelOrder?: string[];
+}
+
+/** Legends of {@link encodedLineChart}: wide stroke symbols, so a dash pattern can be read off its legend. */
+const STROKE_LEGEND = { symbolType: 'stroke', symbolStrokeWidth: 2, symbolSize: 300, titleLimit: 400 } as const;
+
+/**
+ * Lines whose colour and dash pattern encode two different variables (e.g. colour = where
+ * rows were removed, dash = blank vs inpainted), with error bars; one line per (colour,
+ * dash) pair, and colour and dash each have their own legend.
+ */
+export async function encodedLineChart(options: EncodedLineChartOptions): Promise<string> {
+  const colours = [...new Set(options.points.map((p) => p.colour))];
+  const dashes = [...new Set(options.points.map((p) => p.dash))];
+  const values = options.points.map((p) => ({ ...p, lo: p.lo ?? p.y, hi: p.hi ?? p.y, panel: options.panel?.(p) ?? '', line: `${p.colour}|${p.dash}` }));
+  const x = { field: 'x', type: 'quantitative', title: options.xTitle, scale: options.logX ? { type: 'log', nice: false } : { zero: false } };
+  const yScale = options.yDomain ? { domain: options.yDomain } : { zero: options.zeroY ?? false };
+  const color = { field: 'colour', type: 'nominal', title: options.colourTitle, legend: STROKE_LEGEND, scale: { domain: colours, range: OKABE_ITO.slice(0, colours.length) } };
+  const dash = { field: 'dash', type: 'nominal', title: options.dashTitle, legend: STROKE_LEGEND, scale: { domain: dashes, range: [[1, 0], [6, 4], [2, 2], [8, 3, 2, 3]].slice(0, dashes.length) } };
+  const layers = [
+    { mark: { type: 'line', clip: true }, encoding: { x, y: { field: 'y', type: 'quantitative', title: options.yTitle, scale: yScale }, color, strokeDash: dash, detail: { field: 'line' }, order: { field: 'x', type: 'quantitative' } } },
+    { mark: { type: 'point', size: 22, filled: true, clip: true }, encoding: { x, y: { field: 'y', type: 'quantitative', scale: yScale }, color } },
+    { mark: { type: 'rule', strokeWidth: 1.2, clip: true }, encoding: { x, y: { field: 'lo', type: 'quantitative', scale: yScale }, y2: { field: 'hi' }, color } },
+  ];
+  const size = { width: options.width ?? 300, height: options.height ?? 200 };
+  const spec = options.panel
+    ? { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', data: { values }, facet: { column: { field: 'panel', type: 'nominal', title: null, sort: options.panelOrder, header: { labelFontSize: 12 } } }, spec: { ...size, layer: layers }, resolve: { scale: { y: 'shared' } } }
+    : { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', ...size, data: { values }, layer: layers };
+  return render(spec as unknown as TopLevelSpec);
+}
+
 /**
  * Vega numbers clip paths and gradients with process-wide counters (clip1, clip2, …), so
  * the second identical chart would differ from the first. Renumber per document, in order
@@ -417,6 +476,3 @@ function usable(v: number, log?: boolean): boolean {
   return Number.isFinite(v) && (!log || v > 0);
 }
 
-function assert(condition: boolean, message: string): asserts condition {
-  if (!condition) throw new Error(message);
-}

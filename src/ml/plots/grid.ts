@@ -1,6 +1,7 @@
 /**
  * Image grids as PNG bytes: digit samples, filter banks (784-dim weight vectors),
- * interpolation rows and masked-vs-inpainted comparisons.
+ * interpolation rows and masked-vs-inpainted comparisons; and `weightGrid`, weight images
+ * on one symmetric colour scale with a colour bar, as SVG.
  *
  * Convention (every grid in the report): ink on paper. In the 'gray' colormap the low
  * end of `range` is white and the high end black, so an MNIST digit (stroke ≈ 1) prints
@@ -13,6 +14,7 @@
  * putImageData for the tiles, fillText for the labels).
  */
 import { createCanvas } from '@napi-rs/canvas';
+import { assert } from '../assert.ts';
 
 export type Colormap = 'gray' | 'diverging';
 
@@ -70,26 +72,26 @@ export function imageGrid(images: Float32Array, options: ImageGridOptions): Uint
   const gap = options.gap ?? 4;
   const colormap = options.colormap ?? 'gray';
   const cols = options.cols;
-  assert(Number.isInteger(cols) && cols > 0, `cols must be a positive integer, got ${cols}`);
-  assert(Number.isInteger(scale) && scale > 0, `scale must be a positive integer, got ${scale}`);
-  assert(Number.isInteger(gap) && gap >= 0, `gap must be a non-negative integer, got ${gap}`);
+  assert(Number.isInteger(cols) && cols > 0, `imageGrid: cols must be a positive integer, got ${cols}`);
+  assert(Number.isInteger(scale) && scale > 0, `imageGrid: scale must be a positive integer, got ${scale}`);
+  assert(Number.isInteger(gap) && gap >= 0, `imageGrid: gap must be a non-negative integer, got ${gap}`);
   assert(
     images.length % pixels === 0,
-    `images.length must be a multiple of width·height = ${pixels}, got ${images.length}`,
+    `imageGrid: images.length must be a multiple of width·height = ${pixels}, got ${images.length}`,
   );
   const available = images.length / pixels;
   const count = options.count ?? available;
-  assert(count >= 0 && count <= available, `count must be in [0, ${available}], got ${count}`);
+  assert(count >= 0 && count <= available, `imageGrid: count must be in [0, ${available}], got ${count}`);
   const rows = options.rows ?? Math.max(1, Math.ceil(count / cols));
-  assert(rows * cols >= count, `rows·cols = ${rows * cols} tiles cannot hold count = ${count} images`);
+  assert(rows * cols >= count, `imageGrid: rows·cols = ${rows * cols} tiles cannot hold count = ${count} images`);
   const { labels, rowLabels } = options;
-  if (labels) assert(labels.length <= rows * cols, `got ${labels.length} labels for ${rows * cols} tiles`);
-  if (rowLabels) assert(rowLabels.length <= rows, `got ${rowLabels.length} row labels for ${rows} rows`);
+  if (labels) assert(labels.length <= rows * cols, `imageGrid: got ${labels.length} labels for ${rows * cols} tiles`);
+  if (rowLabels) assert(rowLabels.length <= rows, `imageGrid: got ${rowLabels.length} row labels for ${rows} rows`);
 
   const globalRange = options.range ?? defaultRange(images.subarray(0, count * pixels), colormap);
   assert(
     globalRange[1] !== globalRange[0] || options.normalizeEach === true,
-    `range must not be empty, got [${globalRange[0]}, ${globalRange[1]}]`,
+    `imageGrid: range must not be empty, got [${globalRange[0]}, ${globalRange[1]}]`,
   );
 
   // Layout: [row label] [tile gap tile gap …], each tile followed by its label strip.
@@ -223,6 +225,50 @@ function rgb(c: readonly [number, number, number]): string {
   return `rgb(${c[0]}, ${c[1]}, ${c[2]})`;
 }
 
-function assert(condition: boolean, message: string): asserts condition {
-  if (!condition) throw new Error(`imageGrid: ${message}`);
+export interface WeightGridOptions {
+  cols: number;
+  /** Integer zoom per weight pixel. Default 3. */
+  scale?: number;
+  /** Labels to the left of each row of tiles. */
+  rowLabels?: string[];
+  /** The symmetric range ±limit of the colour scale; default the largest |weight| shown. */
+  limit?: number;
+  /** Colour bar title. */
+  unit?: string;
+}
+
+/**
+ * Weight images (row-major [count, 784]) on ONE symmetric diverging scale (blue negative,
+ * white 0, red positive) with a colour bar: faint filters look faint. Returns SVG text
+ * with the tiles embedded as a PNG.
+ */
+export function weightGrid(filters: Float32Array, options: WeightGridOptions): string {
+  let limit = options.limit ?? 0;
+  if (!limit) for (const w of filters) limit = Math.max(limit, Math.abs(w));
+  const scale = options.scale ?? 3;
+  const png = imageGrid(filters, { cols: options.cols, scale, colormap: 'diverging', range: [-limit, limit], gap: 3, rowLabels: options.rowLabels });
+  const width = png[16]! * 2 ** 24 + png[17]! * 2 ** 16 + png[18]! * 256 + png[19]!;
+  const height = png[20]! * 2 ** 24 + png[21]! * 2 ** 16 + png[22]! * 256 + png[23]!;
+  const barW = 14;
+  const barX = width + 16;
+  const barTop = 8;
+  const barH = Math.max(80, Math.min(height - 16, 260));
+  const stops = [
+    [0, 'rgb(33, 102, 172)'],
+    [50, 'rgb(255, 255, 255)'],
+    [100, 'rgb(178, 24, 43)'],
+  ];
+  const fmt = (v: number) => (Math.abs(v) >= 0.1 ? v.toFixed(2) : v.toPrecision(2));
+  const totalW = barX + barW + 70;
+  const font = 'font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12"';
+  const b64 = Buffer.from(png).toString('base64');
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="${totalW}" height="${Math.max(height, barTop + barH + 10)}" viewBox="0 0 ${totalW} ${Math.max(height, barTop + barH + 10)}">`,
+    `<defs><linearGradient id="weight-bar" x1="0" y1="1" x2="0" y2="0">${stops.map(([o, c]) => `<stop offset="${o}%" stop-color="${c}"/>`).join('')}</linearGradient></defs>`,
+    `<image x="0" y="0" width="${width}" height="${height}" xlink:href="data:image/png;base64,${b64}" href="data:image/png;base64,${b64}" style="image-rendering: pixelated"/>`,
+    `<rect x="${barX}" y="${barTop}" width="${barW}" height="${barH}" fill="url(#weight-bar)" stroke="#444" stroke-width="0.5"/>`,
+    ...[limit, 0, -limit].map((v, i) => `<text x="${barX + barW + 4}" y="${barTop + (i * barH) / 2 + 4}" ${font} fill="#222">${fmt(v)}</text>`),
+    options.unit ? `<text x="${barX - 2}" y="${barTop + barH + 16}" ${font} fill="#000">${options.unit}</text>` : '',
+    '</svg>',
+  ].join('');
 }
