@@ -306,9 +306,47 @@ function slug(text: string): string {
 const REF = /(^|[^\w@])@(fig|tbl|eq)-([a-z0-9]+(?:-[a-z0-9]+)*)/g;
 const REF_WORD = { fig: 'Figure', tbl: 'Table', eq: 'Equation' } as const;
 
-/** unified plugin: `@fig-x`, `@tbl-x`, `@eq-x` in prose → links; unknown → `unknown-ref`. */
-export function remarkRefs(options: { labels: Labels }) {
-  const { labels } = options;
+/** A reference `@fig-x` / `@tbl-x` / `@eq-x` found in a text; `label` is undefined when nothing has that name. */
+export interface FoundRef {
+  kind: 'fig' | 'tbl' | 'eq';
+  name: string;
+  /** Offsets of `@…` in the text. */
+  start: number;
+  end: number;
+  /** "Figure 3", "Table 2", "Equation (4)"; undefined for an unknown name. */
+  label?: string;
+}
+
+/** Every reference in `value`, in order, with its label from `labels`. */
+export function findRefs(value: string, labels: Labels): FoundRef[] {
+  const found: FoundRef[] = [];
+  for (const match of value.matchAll(REF)) {
+    const kind = match[2] as 'fig' | 'tbl' | 'eq';
+    const name = match[3] as string;
+    const start = (match.index ?? 0) + (match[1] as string).length;
+    const number = labelMap(labels, kind).get(name);
+    const label = number === undefined ? undefined : kind === 'eq' ? `Equation (${number})` : `${REF_WORD[kind]} ${number}`;
+    found.push({ kind, name, start, end: (match.index ?? 0) + match[0].length, ...(label === undefined ? {} : { label }) });
+  }
+  return found;
+}
+
+function labelMap(labels: Labels, kind: 'fig' | 'tbl' | 'eq'): Map<string, number> {
+  return kind === 'fig' ? labels.figures : kind === 'tbl' ? labels.tables : labels.equations;
+}
+
+function unknownRefMessage(ref: FoundRef, labels: Labels, where = ''): string {
+  const known = [...labelMap(labels, ref.kind).keys()].map((k) => `@${ref.kind}-${k}`).join(', ') || 'none';
+  return `unknown reference @${ref.kind}-${ref.name}${where}; known ${REF_WORD[ref.kind].toLowerCase()} labels: ${known}`;
+}
+
+/**
+ * unified plugin: `@fig-x`, `@tbl-x`, `@eq-x` in prose → links; unknown → `unknown-ref`.
+ * With `results`, the captions of the cells' figures and tables are checked too (weave.ts
+ * renders their references as links): an unknown one is reported at the cell's fence.
+ */
+export function remarkRefs(options: { labels: Labels; results?: Map<string, CellOutcome> }) {
+  const { labels, results } = options;
   return (tree: Root, file: VFile): void => {
     visit(tree, 'text', (node: Text, index, parent: Parent | undefined) => {
       // Text without a position was made by the engine (e.g. an inline value's error box
@@ -317,38 +355,38 @@ export function remarkRefs(options: { labels: Labels }) {
       const value = node.value;
       const pieces: PhrasingContent[] = [];
       let last = 0;
-      for (const match of value.matchAll(REF)) {
-        const kind = match[2] as 'fig' | 'tbl' | 'eq';
-        const name = match[3] as string;
-        const start = (match.index ?? 0) + (match[1] as string).length;
-        const end = (match.index ?? 0) + match[0].length;
-        const map = kind === 'fig' ? labels.figures : kind === 'tbl' ? labels.tables : labels.equations;
-        const number = map.get(name);
-        if (number === undefined) {
-          const place = pointAt(node, start);
-          const known = [...map.keys()].map((k) => `@${kind}-${k}`).join(', ') || 'none';
-          file.message(`unknown reference @${kind}-${name}; known ${REF_WORD[kind].toLowerCase()} labels: ${known}`, {
-            place,
-            ruleId: 'unknown-ref',
-            source: SOURCE,
-          });
+      for (const ref of findRefs(value, labels)) {
+        if (ref.label === undefined) {
+          file.message(unknownRefMessage(ref, labels), { place: pointAt(node, ref.start), ruleId: 'unknown-ref', source: SOURCE });
           continue;
         }
-        if (start > last) pieces.push({ type: 'text', value: value.slice(last, start) });
-        const label = kind === 'eq' ? `Equation (${number})` : `${REF_WORD[kind]} ${number}`;
+        if (ref.start > last) pieces.push({ type: 'text', value: value.slice(last, ref.start) });
         const link: Link = {
           type: 'link',
-          url: `#${kind}-${name}`,
-          children: [{ type: 'text', value: label }],
+          url: `#${ref.kind}-${ref.name}`,
+          children: [{ type: 'text', value: ref.label }],
           data: { hProperties: { className: ['xref'] } },
         };
         pieces.push(link);
-        last = end;
+        last = ref.end;
       }
       if (pieces.length === 0) return;
       if (last < value.length) pieces.push({ type: 'text', value: value.slice(last) });
       parent.children.splice(index, 1, ...(pieces as typeof parent.children));
       return index + pieces.length;
+    });
+    if (results === undefined) return;
+    visit(tree, 'code', (node) => {
+      const cell = node.data?.cell;
+      if (cell === undefined) return;
+      for (const output of outputsOf(results.get(cell.id))) {
+        if (output.kind === 'text' || output.caption === undefined) continue;
+        for (const ref of findRefs(output.caption, labels)) {
+          if (ref.label !== undefined) continue;
+          const where = ` in the caption of ${output.kind === 'figure' ? 'figure' : 'table'} "${output.name}" of cell "${cell.id}"`;
+          file.message(unknownRefMessage(ref, labels, where), { place: node.position?.start, ruleId: 'unknown-ref', source: SOURCE });
+        }
+      }
     });
   };
 }

@@ -34,6 +34,7 @@ import {
   remarkSections,
   type Labels,
   type TocEntry,
+  findRefs,
 } from './refs.ts';
 import { isFailure, type Cell, type CellFailure, type CellOutcome, type FigureOutput, type Output, type TableOutput } from './types.ts';
 
@@ -86,7 +87,7 @@ export async function weave(doc: ParsedDocument, results: Results, options: Weav
     .use(remarkInline, { scope, owners, missing, quietMissing: options.mode === 'check' || options.pending === true })
     .use(remarkCitations, { library, bibliographyNamed: options.bibliography !== undefined, render: options.mode === 'build' })
     .use(frontMatter.provenance === true ? [[remarkProvenance, { cells: doc.cells.map((c) => c.id), results, seed: frontMatter.seed ?? 0 }]] : [])
-    .use(remarkRefs, { labels })
+    .use(remarkRefs, { labels, results })
     .use(remarkSections, { onToc: (entries: TocEntry[]) => (toc = entries), number: frontMatter['number-sections'] !== false });
   // Every message of the document comes from the remark stage (the rehype stage only renders;
   // rehype-katex repeats remarkMathCheck's): a check that needs no page stops there.
@@ -236,30 +237,54 @@ function renderOutput(output: Output, labels: Labels): Element {
     case 'text':
       return h('pre', { className: ['cell-output'] }, output.text);
     case 'figure':
-      return renderFigure(output, labels.figures.get(output.name));
+      return renderFigure(output, labels);
     case 'table':
-      return renderTable(output, labels.tables.get(output.name));
+      return renderTable(output, labels);
   }
 }
 
-function caption(word: string, number: number | undefined, text: string | undefined): ElementContent[] {
+function caption(word: string, number: number | undefined, text: string | undefined, labels: Labels): ElementContent[] {
   const label = h('span', { className: ['caption-label'] }, `${word} ${number ?? '?'}${text ? ':' : ''}`);
-  return text ? [label, { type: 'text', value: ` ${text}` }] : [label];
+  if (!text) return [label];
+  // References in a caption become links as in prose (remarkRefs reports unknown ones).
+  const pieces: ElementContent[] = [label];
+  let last = 0;
+  const body = ` ${text}`;
+  for (const ref of findRefs(body, labels)) {
+    if (ref.label === undefined) continue;
+    if (ref.start > last) pieces.push({ type: 'text', value: body.slice(last, ref.start) });
+    pieces.push(h('a', { href: `#${ref.kind}-${ref.name}`, className: ['xref'] }, ref.label));
+    last = ref.end;
+  }
+  if (last < body.length) pieces.push({ type: 'text', value: body.slice(last) });
+  return pieces;
 }
 
-function renderFigure(figure: FigureOutput, number: number | undefined): Element {
+/** A caption as plain text (an image's alt): references replaced by their labels. */
+function plainCaption(text: string, labels: Labels): string {
+  let out = '';
+  let last = 0;
+  for (const ref of findRefs(text, labels)) {
+    if (ref.label === undefined) continue;
+    out += text.slice(last, ref.start) + ref.label;
+    last = ref.end;
+  }
+  return out + text.slice(last);
+}
+
+function renderFigure(figure: FigureOutput, labels: Labels): Element {
   const mime = figure.ext === 'svg' ? 'image/svg+xml' : 'image/png';
   const src = `data:${mime};base64,${Buffer.from(figure.data).toString('base64')}`;
   const style = figure.width !== undefined ? `width: ${figure.width}px` : undefined;
   return h('figure', { className: ['cell-figure'], id: `fig-${figure.name}` }, [
-    h('img', { src, alt: figure.alt ?? figure.caption ?? figure.name, style }),
-    h('figcaption', caption('Figure', number, figure.caption)),
+    h('img', { src, alt: figure.alt ?? (figure.caption === undefined ? figure.name : plainCaption(figure.caption, labels)), style }),
+    h('figcaption', caption('Figure', labels.figures.get(figure.name), figure.caption, labels)),
   ]);
 }
 
-function renderTable(table: TableOutput, number: number | undefined): Element {
+function renderTable(table: TableOutput, labels: Labels): Element {
   return h('table', { className: ['cell-table'], id: `tbl-${table.name}` }, [
-    h('caption', caption('Table', number, table.caption)),
+    h('caption', caption('Table', labels.tables.get(table.name), table.caption, labels)),
     h('thead', h('tr', table.columns.map((c) => h('th', c)))),
     h(
       'tbody',
