@@ -27,8 +27,11 @@
 import { sha256 } from './digest.ts';
 import type { KeyFingerprint, LegacyKey } from './types.ts';
 
-/** Bumped when the entry format or what a lookup covers changes. */
-const CACHE_FORMAT = 'literate-report-key-cache/1';
+/**
+ * Bumped when the entry format or what a lookup covers changes. /2: an entry's export
+ * names are `exports` (the bundle's, bundle.ts).
+ */
+const CACHE_FORMAT = 'literate-report-key-cache/2';
 /** Entries kept per document (the current cells and a few edits' worth of old ones). */
 const MAX_ENTRIES = 2_000;
 
@@ -45,7 +48,8 @@ export interface KeyCacheEntry {
     key: string;
     inputs: string[];
     packages: Record<string, string>;
-    exportsHint: string[];
+    /** The cell's export names, from its bundle. */
+    exports: string[];
     fingerprint?: KeyFingerprint;
     legacyKeyV1?: LegacyKey;
   };

@@ -44,7 +44,7 @@ describe('keyCells', () => {
     const data = keys.get('data')!;
     expect(data.error).toBeUndefined();
     expect(data.inputs).toEqual(['lib/a.ts', 'lib/b.ts']);
-    expect(data.exportsHint).toEqual(['xs']);
+    expect(data.exports).toEqual(['xs']);
     expect(data.bundle).toContain('sourceMappingURL=data:');
     const model = keys.get('model')!;
     expect(model.packages).toEqual({ 'tiny-pkg': '1.0.0' });

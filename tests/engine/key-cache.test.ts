@@ -39,7 +39,7 @@ function context(cache?: KeyCache, onCacheWrong?: () => Promise<void>): KeyConte
 }
 
 /** What a key says, without how it was obtained (bundle, loadBundle). */
-const essence = (k: CellKey) => ({ key: k.key, inputs: k.inputs, packages: k.packages, exportsHint: k.exportsHint, fingerprint: k.fingerprint, legacy: k.legacyKeyV1 });
+const essence = (k: CellKey) => ({ key: k.key, inputs: k.inputs, packages: k.packages, exports: k.exports, fingerprint: k.fingerprint, legacy: k.legacyKeyV1 });
 
 /** Keys with a cache that went through its file (serialised and read back), as between two commands. */
 async function twice(change?: () => Promise<void>): Promise<{ first: Map<string, CellKey>; second: Map<string, CellKey>; cache: KeyCache }> {
