@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { VFile } from 'vfile';
 import type { Effects } from './effects.ts';
 import { buildGraph, type CellGraph } from './graph.ts';
-import { keyCells, type CellKey } from './hash.ts';
+import { keyCells, type CellKey } from './key.ts';
 import { keyCacheFile, keyCacheFrom } from './key-cache.ts';
 import { parseDocument, parsedFromData, parsedToData, rememberScans, scansToRemember, type ParsedData, type ParsedDocument } from './parse.ts';
 import { sha256 } from './digest.ts';

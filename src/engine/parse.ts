@@ -351,7 +351,7 @@ function readCell(node: Code, rawOptions: string, file: VFile): Cell | undefined
  * with a literal) and the exported names of a cell, from esbuild's parse of the module
  * (the same parser that bundles it; loading the TypeScript compiler here would cost every
  * command half a second). Type-only imports are not dependencies: they need no result.
- * A cell that does not parse yields nothing here; hash.ts reports it (`cell-syntax`).
+ * A cell that does not parse yields nothing here; bundle.ts reports it (`cell-syntax`).
  */
 function scanModule(cell: Cell): { imports: CellImport[]; exports: string[] } {
   const scanned = scanCached(cell.code);

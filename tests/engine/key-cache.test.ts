@@ -6,7 +6,7 @@ import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { bundleOf, keyCells, type CellKey, type KeyContext } from '../../src/engine/hash.ts';
+import { bundleOf, keyCells, type CellKey, type KeyContext } from '../../src/engine/key.ts';
 import { keyCacheFrom, type KeyCache } from '../../src/engine/key-cache.ts';
 import { loadDocument } from '../../src/engine/document.ts';
 import { nodeEffects } from '../../src/engine/effects.ts';
