@@ -127,6 +127,11 @@ export async function bundleOf(key: CellKey): Promise<string> {
   return key.loadBundle();
 }
 
+/** The export names the keys carry (their bundles'), by cell; a cell without them (not bundled) has no entry. */
+export function exportNames(keys: ReadonlyMap<string, CellKey>): Map<string, string[]> {
+  return new Map([...keys].flatMap(([id, key]) => (key.exports === undefined ? [] : [[id, key.exports] as const])));
+}
+
 /** Keys every cell in `order` (dependencies first). Cells not in `order` are not keyed. */
 export async function keyCells(cells: Cell[], order: string[], context: KeyContext): Promise<Map<string, CellKey>> {
   const byId = new Map(cells.map((cell) => [cell.id, cell]));

@@ -156,6 +156,9 @@ describe('loadDocument with the key cache', () => {
     const second = await loadDocument(options, effects);
     expect(second.keys.get('data')!.loadBundle).toBeDefined();
     expect(second.keys.get('data')!.key).toBe(first.keys.get('data')!.key);
+    // The export names come from the bundle, and from the cache with the key: the same.
+    expect(first.exports.get('data')).toEqual(['xs']);
+    expect(second.exports.get('data')).toEqual(['xs']);
 
     const uncached = await loadDocument({ ...options, keyCache: false }, effects);
     expect(uncached.keys.get('data')!.loadBundle).toBeUndefined();
