@@ -88,7 +88,9 @@ export interface CellKey {
   sourcefile: string;
   /**
    * The names the cell exports, from its bundle (bundle.ts, the one source of export names;
-   * remembered by the key cache with the key). Absent when esbuild could not bundle the cell.
+   * remembered by the key cache with the key). Absent when the cell was not bundled (a
+   * dependency has errors) or esbuild could not bundle it (a syntax error, an unresolvable
+   * import); present on a cell-package error (the bundle was built).
    */
   exports?: string[];
   /** Set when the cell cannot be bundled; `key` is then a key of the failing content. */
