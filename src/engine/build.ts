@@ -287,7 +287,7 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
   } else {
     const highlight = await fileHighlightCache(path.join(cacheDirOf(options, projectRoot), 'highlight.json'), effects);
     const before = file.messages.length;
-    html = await weave(doc, results, { mode: 'build', bibliography, highlight, sourceLines: options.sourceLines });
+    html = await weave(doc, results, { mode: 'build', exports: loaded.exports, bibliography, highlight, sourceLines: options.sourceLines });
     await highlight.save();
     messages = recordMessages(file, before);
   }

@@ -87,9 +87,10 @@ export async function check(options: CheckOptions, effects: Effects): Promise<Ch
       docPath: loaded.docPath,
       runtimePath,
       cacheDir: cacheDirOf(options, projectRoot),
+      exports: loaded.exports,
     });
   }
 
-  await weave(doc, results, { mode: 'check', bibliography, html: false });
+  await weave(doc, results, { mode: 'check', exports: loaded.exports, bibliography, html: false });
   return { file, profile, fresh, legacy, stale, missing, ms: effects.now() - started };
 }

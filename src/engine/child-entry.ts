@@ -71,7 +71,7 @@ export type JobEvent = (
   | { type: 'killed'; reason: 'timeout' | 'memory'; detail: string }
 ) & { t: number };
 
-/** Same as hash.ts's CELLS_GLOBAL (not imported: hash.ts loads esbuild, too slow for a child). */
+/** Same as bundle.ts's CELLS_GLOBAL (not imported: bundle.ts loads esbuild, too slow for a child). */
 const CELLS_GLOBAL = '__reportCells';
 
 export async function runJob(job: RunnerJob): Promise<void> {

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as esbuild from 'esbuild';
-import { bundleOf, type CellKey } from './hash.ts';
+import { bundleOf, type CellKey } from './key.ts';
 import { MEMORY_MARKER, type RunnerJob, type RunnerMessage } from './child-entry.ts';
 import { writeFileAtomic } from './atomic.ts';
 import { decode, encode, encodeResult } from './serialize.ts';

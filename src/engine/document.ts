@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { VFile } from 'vfile';
 import type { Effects } from './effects.ts';
 import { buildGraph, type CellGraph } from './graph.ts';
-import { keyCells, type CellKey } from './hash.ts';
+import { exportNames, keyCells, type CellKey } from './key.ts';
 import { keyCacheFile, keyCacheFrom } from './key-cache.ts';
 import { parseDocument, parsedFromData, parsedToData, rememberScans, scansToRemember, type ParsedData, type ParsedDocument } from './parse.ts';
 import { sha256 } from './digest.ts';
@@ -45,6 +45,12 @@ export interface LoadedDocument {
   doc: ParsedDocument;
   graph: CellGraph;
   keys: Map<string, CellKey>;
+  /**
+   * Each cell's export names, from its bundle (bundle.ts, their one source, carried by its
+   * key): what inline values, claims and the type check know a cell exports before it has
+   * a result. A cell that could not be bundled (or was not keyed) has no entry.
+   */
+  exports: Map<string, string[]>;
   store: ResultStore;
   profile: string;
   seed: number;
@@ -152,7 +158,7 @@ export async function loadDocument(options: LoadOptions, effects: Effects): Prom
   const legacyKeys = new Map([...keys.values()].flatMap((k) => (k.legacyKeyV1 === undefined ? [] : [[k.key, k.legacyKeyV1] as const])));
   const store = new ResultStore(resultsDirFor(docPath, profile, options.resultsDir), effects, legacyKeys);
   const bibliography = await readBibliographies(file, doc.tree, doc.frontMatter, docPath, (p) => effects.readFile(p));
-  return { doc, graph, keys, store, profile, seed, docPath, projectRoot, usable, bibliography, clean: file.messages.length === 0 };
+  return { doc, graph, keys, exports: exportNames(keys), store, profile, seed, docPath, projectRoot, usable, bibliography, clean: file.messages.length === 0 };
 }
 
 /** The parse cache of a document (beside its key cache). */

@@ -26,6 +26,11 @@ export interface InlineOptions {
   /** Cells without results. */
   missing: Set<string>;
   /**
+   * Cells whose export names are unknown (they could not be bundled and have no result):
+   * a name no other cell exports may be theirs, so it is reported as waiting for them.
+   */
+  unnamed?: Set<string>;
+  /**
    * `check` mode: an expression that needs a cell without results renders a placeholder
    * and emits no message (the lead reports staleness instead). Default false.
    */
@@ -42,22 +47,29 @@ const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 
 /**
  * The scope of inline expressions: every export of every cell with a result, each name
- * owned by the cell that defines it (statically read from the code, so a name of a cell
- * without results is still known). A name defined by two cells is a `duplicate-export`
- * message at the second cell's fence; the first definition wins.
+ * owned by the cell that defines it. A cell's names are its bundle's (`exports`: the
+ * loaded document's, from bundle.ts, their one source), so a name of a cell without
+ * results is still known; a result's values are in scope under the names it holds. A cell
+ * with neither (it could not be bundled) is `unnamed`: what it would export is unknown. A
+ * name defined by two cells is a `duplicate-export` message at the second cell's fence;
+ * the first definition wins.
  */
 export function collectScope(
   doc: ParsedDocument,
   results: Map<string, CellOutcome>,
-): { scope: Record<string, unknown>; owners: Record<string, string>; missing: Set<string> } {
+  exports: ReadonlyMap<string, readonly string[]> = new Map(),
+): { scope: Record<string, unknown>; owners: Record<string, string>; missing: Set<string>; unnamed: Set<string> } {
   const scope: Record<string, unknown> = {};
   const owners: Record<string, string> = {};
   const missing = new Set<string>();
+  const unnamed = new Set<string>();
   for (const cell of doc.cells) {
     const result = results.get(cell.id);
     const has = isResult(result);
     if (!has) missing.add(cell.id);
-    const names = new Set([...(doc.cellExports.get(cell.id) ?? []), ...(has ? Object.keys(result.exports) : [])]);
+    const bundled = exports.get(cell.id);
+    if (bundled === undefined && !has) unnamed.add(cell.id);
+    const names = new Set([...(bundled ?? []), ...(has ? Object.keys(result.exports) : [])]);
     for (const name of names) {
       if (name === 'default') continue;
       const owner = owners[name];
@@ -73,7 +85,7 @@ export function collectScope(
       if (has && Object.hasOwn(result.exports, name)) scope[name] = result.exports[name];
     }
   }
-  return { scope, owners, missing };
+  return { scope, owners, missing, unnamed };
 }
 
 const compiled = new Map<string, string>();
@@ -285,7 +297,7 @@ function span(className: string[], title: string, text: string): Emphasis {
 
 /** unified plugin: evaluates `{ts}` and `{claim}` inline code spans. */
 export function remarkInline(options: InlineOptions) {
-  const { scope, owners, missing, quietMissing = false } = options;
+  const { scope, owners, missing, unnamed = new Set<string>(), quietMissing = false } = options;
   return (tree: Root, file: VFile): void => {
     visit(tree, 'inlineCode', (node: InlineCode, index, parent) => {
       const match = MARKER.exec(node.value);
@@ -298,21 +310,35 @@ export function remarkInline(options: InlineOptions) {
       const outcome = evaluateInline(expr, scope);
       if (!outcome.ok) {
         const { roots } = readPaths(expr);
-        const absent = roots.filter((r) => !Object.hasOwn(scope, r) && owners[r] !== undefined && missing.has(owners[r] as string));
-        if (absent.length > 0) {
-          const cells = [...new Set(absent.map((r) => owners[r] as string))];
-          const reason = `\`{${kind}} ${expr}\` needs ${absent.map((r) => `"${r}"`).join(', ')} from cell ${cells
-            .map((c) => `"${c}"`)
-            .join(', ')}, which has no result; run the cell or fix its error`;
+        // Waiting for a cell (no result yet, or not bundled): pending in check and in the
+        // preview while cells run, an error in a build.
+        const waiting = (reason: string): void => {
           if (quietMissing) {
             parent.children[index] = span(['inline-pending'], reason, '…');
           } else {
             file.message(reason, { place, ruleId: 'inline-error', source: SOURCE });
             parent.children[index] = span(['inline-error'], reason, `⚠ ${expr}`);
           }
+        };
+        const absent = roots.filter((r) => !Object.hasOwn(scope, r) && owners[r] !== undefined && missing.has(owners[r] as string));
+        if (absent.length > 0) {
+          const cells = [...new Set(absent.map((r) => owners[r] as string))];
+          waiting(
+            `\`{${kind}} ${expr}\` needs ${absent.map((r) => `"${r}"`).join(', ')} from cell ${cells
+              .map((c) => `"${c}"`)
+              .join(', ')}, which has no result; run the cell or fix its error`,
+          );
           return;
         }
         const unknown = roots.filter((r) => r !== '' && !Object.hasOwn(scope, r) && !(r in globalThis));
+        if (unknown.length > 0 && unnamed.size > 0) {
+          waiting(
+            `\`{${kind}} ${expr}\` needs ${unknown.map((r) => `"${r}"`).join(', ')}, which no cell is known to export: cell ${[...unnamed]
+              .map((c) => `"${c}"`)
+              .join(', ')} could not be bundled, so its exports are unknown; fix its error`,
+          );
+          return;
+        }
         const hint = unknown.length > 0 ? ` (not exported by any cell: ${unknown.join(', ')})` : '';
         const reason = `\`{${kind}} ${expr}\` failed: ${outcome.error}${hint}`;
         file.message(reason, { place, ruleId: kind === 'claim' ? 'claim-error' : 'inline-error', source: SOURCE });

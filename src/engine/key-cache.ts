@@ -27,8 +27,12 @@
 import { sha256 } from './digest.ts';
 import type { KeyFingerprint, LegacyKey } from './types.ts';
 
-/** Bumped when the entry format or what a lookup covers changes. */
-const CACHE_FORMAT = 'literate-report-key-cache/1';
+/**
+ * Bumped when the entry format or what a lookup covers changes. /2: an entry's export
+ * names are `exports` (the bundle's, bundle.ts), and a scan memo is the cell's `cell:`
+ * specifiers only (parse.ts reads no export names).
+ */
+const CACHE_FORMAT = 'literate-report-key-cache/2';
 /** Entries kept per document (the current cells and a few edits' worth of old ones). */
 const MAX_ENTRIES = 2_000;
 
@@ -45,7 +49,8 @@ export interface KeyCacheEntry {
     key: string;
     inputs: string[];
     packages: Record<string, string>;
-    exportsHint: string[];
+    /** The cell's export names, from its bundle. */
+    exports: string[];
     fingerprint?: KeyFingerprint;
     legacyKeyV1?: LegacyKey;
   };
@@ -54,10 +59,10 @@ export interface KeyCacheEntry {
 export interface KeyCache {
   /**
    * Results of pure functions of text remembered with the keys (exact: their input is the
-   * lookup): parse.ts's scans of cell code, inline.ts's transpiled expressions, refs.ts's
-   * KaTeX verdicts.
+   * lookup): parse.ts's scans of cell code (its `cell:` specifiers), inline.ts's transpiled
+   * expressions, refs.ts's KaTeX verdicts.
    */
-  memos: { scans: Record<string, { specifiers: readonly string[]; exports: readonly string[] }>; inline: Record<string, string>; math: Record<string, string> };
+  memos: { scans: Record<string, readonly string[]>; inline: Record<string, string>; math: Record<string, string> };
   /** Replaces a memo section (marks the cache changed). */
   setMemo<K extends keyof KeyCache['memos']>(name: K, value: KeyCache['memos'][K]): void;
   get(lookup: string): KeyCacheEntry | undefined;

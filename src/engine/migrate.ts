@@ -4,7 +4,7 @@
  * runs), without running anything.
  *
  * A result is re-keyed only when it is fresh under the previous scheme: its legacy key,
- * computed today from the current sources (hash.ts `legacyKeyV1`), is the key it is stored
+ * computed today from the current sources (key.ts `legacyKeyV1`), is the key it is stored
  * under. Then the sources are byte for byte those it was computed from, so the code they
  * run — what the current key hashes — is too, and the current key names the same result.
  * Stale entries, entries of other documents' cells and unreadable ones are left as they are.

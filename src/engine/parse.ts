@@ -1,10 +1,16 @@
 /**
- * Markdown → mdast + cells + front matter.
+ * Markdown → mdast + cells + front matter, and each cell's `cell:` imports.
  *
  * A cell is a fenced block whose info string is `ts run id=<id> [key=value …]`; its code is
  * an ES module. Everything wrong with the content becomes a positioned message on the
  * VFile (`duplicate-id`, `bad-option`, `bad-frontmatter`); `parseDocument` never throws on
  * content.
+ *
+ * The `cell:` imports come from a syntactic pre-pass over each cell's code ({@link scanCode}),
+ * the only source of them: the dependency graph (graph.ts) must be known before any cell is
+ * bundled, because a cell's bundle is made with the export names of the cells it imports
+ * (bundle.ts). The pre-pass reads nothing else — a cell's export names come from its bundle
+ * only (bundle.ts), which sees through re-exports of project files that a parse cannot.
  */
 import * as esbuild from 'esbuild';
 import type { Code, Root } from 'mdast';
@@ -43,8 +49,6 @@ export interface ParsedDocument {
   cells: Cell[];
   /** Per cell id: each `cell:` specifier with its Markdown position (graph.ts reports at it). */
   cellImports: Map<string, CellImport[]>;
-  /** Per cell id: the names its module exports, read statically from the code. */
-  cellExports: Map<string, string[]>;
   /**
    * Cells that must not run, with the reason: their options were rejected (`bad-option`)
    * or their fence is never closed (`unclosed-fence`). They stay in `cells` (so imports of
@@ -59,7 +63,6 @@ export interface ParsedData {
   frontMatter: FrontMatter;
   cells: Cell[];
   cellImports: [string, CellImport[]][];
-  cellExports: [string, string[]][];
   rejected: [string, string][];
 }
 
@@ -69,7 +72,6 @@ export function parsedToData(doc: ParsedDocument): ParsedData {
     frontMatter: doc.frontMatter,
     cells: doc.cells,
     cellImports: [...doc.cellImports],
-    cellExports: [...doc.cellExports],
     rejected: [...doc.rejected],
   };
 }
@@ -87,7 +89,6 @@ export function parsedFromData(data: ParsedData, file: VFile): ParsedDocument {
     frontMatter: data.frontMatter,
     cells: data.cells,
     cellImports: new Map(data.cellImports),
-    cellExports: new Map(data.cellExports),
     rejected: new Map(data.rejected),
   };
 }
@@ -118,7 +119,6 @@ export function parseDocument(file: VFile): ParsedDocument {
   const frontMatter = readFrontMatter(tree, file);
   const cells: Cell[] = [];
   const cellImports = new Map<string, CellImport[]>();
-  const cellExports = new Map<string, string[]>();
   const seen = new Map<string, Cell>();
   const rejected = new Map<string, string>();
   const source = String(file.value);
@@ -157,15 +157,14 @@ export function parseDocument(file: VFile): ParsedDocument {
     seen.set(cell.id, cell);
     if (unclosed) rejected.set(cell.id, 'its code fence is never closed');
     else if (optionsRejected) rejected.set(cell.id, 'its options were rejected');
-    const scanned = scanModule(cell);
-    cell.imports = [...new Set(scanned.imports.map((i) => i.id))];
-    cellImports.set(cell.id, scanned.imports);
-    cellExports.set(cell.id, scanned.exports);
+    const imports = importsOf(cell);
+    cell.imports = [...new Set(imports.map((i) => i.id))];
+    cellImports.set(cell.id, imports);
     node.data = { ...node.data, cell };
     cells.push(cell);
   });
 
-  return { file, tree, frontMatter, cells, cellImports, cellExports, rejected };
+  return { file, tree, frontMatter, cells, cellImports, rejected };
 }
 
 /**
@@ -347,18 +346,18 @@ function readCell(node: Code, rawOptions: string, file: VFile): Cell | undefined
 }
 
 /**
- * Reads the `cell:` specifiers (import and export-from declarations, dynamic `import()`
- * with a literal) and the exported names of a cell, from esbuild's parse of the module
- * (the same parser that bundles it; loading the TypeScript compiler here would cost every
+ * The `cell:` specifiers of a cell (import and export-from declarations, dynamic `import()`
+ * with a literal) with their Markdown positions, from esbuild's parse of the module (the
+ * same parser that bundles it; loading the TypeScript compiler here would cost every
  * command half a second). Type-only imports are not dependencies: they need no result.
- * A cell that does not parse yields nothing here; hash.ts reports it (`cell-syntax`).
+ * A cell that does not parse yields nothing here; bundle.ts reports it (`cell-syntax`).
  */
-function scanModule(cell: Cell): { imports: CellImport[]; exports: string[] } {
-  const scanned = scanCached(cell.code);
+function importsOf(cell: Cell): CellImport[] {
+  const specifiers = scanCached(cell.code);
   const indent = cell.position.start.column - 1;
   const imports: CellImport[] = [];
   let from = 0;
-  for (const path of scanned.specifiers) {
+  for (const path of specifiers) {
     const offset = findSpecifier(cell.code, path, from);
     if (offset >= 0) from = offset + 1;
     const before = cell.code.slice(0, Math.max(offset, 0));
@@ -366,24 +365,24 @@ function scanModule(cell: Cell): { imports: CellImport[]; exports: string[] } {
     const column = offset >= 0 ? offset - (before.lastIndexOf('\n') + 1) : 0;
     imports.push({ id: path.slice('cell:'.length), place: { line: cell.codeLine + line, column: indent + column + 1 } });
   }
-  return { imports, exports: [...scanned.exports] };
+  return imports;
 }
 
 /**
- * esbuild's parse of a cell's code: its `cell:` specifiers in order and its export names.
- * Kept by code for a long-lived process (the preview re-parses the document on every save;
- * most cells did not change): at most {@link SCANS_KEPT} codes, the oldest dropped first.
+ * The pre-pass's result for a cell's code: its `cell:` specifiers, in order. Kept by code
+ * for a long-lived process (the preview re-parses the document on every save; most cells
+ * did not change): at most {@link SCANS_KEPT} codes, the oldest dropped first.
  */
-type Scan = { specifiers: readonly string[]; exports: readonly string[] };
+type Scan = readonly string[];
 const scans = new Map<string, Scan>();
 const SCANS_KEPT = 500;
 /** Scans remembered between commands (key-cache.ts), by sha256 of the code; new ones since. */
 const remembered = new Map<string, Scan>();
 let rememberedChanged = false;
 
-/** Seeds the scans remembered by an earlier command (sha256 of the code → scan). */
+/** Seeds the scans remembered by an earlier command (sha256 of the code → its `cell:` specifiers). */
 export function rememberScans(entries: Record<string, Scan>): void {
-  for (const [hash, scan] of Object.entries(entries)) remembered.set(hash, scan);
+  for (const [hash, scan] of Object.entries(entries)) if (Array.isArray(scan)) remembered.set(hash, scan);
   rememberedChanged = false;
 }
 
@@ -414,6 +413,11 @@ function scanCached(code: string): Scan {
   return scan;
 }
 
+/**
+ * The syntactic pre-pass: esbuild parses the cell on its own, every import left external
+ * (nothing is resolved or read), and its metafile lists the cell's import records; the
+ * `cell:` ones are kept, in source order.
+ */
 function scanCode(code: string): Scan {
   let metafile: esbuild.Metafile;
   try {
@@ -431,11 +435,9 @@ function scanCode(code: string): Scan {
       tsconfigRaw: { compilerOptions: { verbatimModuleSyntax: true } },
     }).metafile;
   } catch {
-    return { specifiers: [], exports: [] };
+    return [];
   }
-  const specifiers = (metafile.inputs['cell.ts']?.imports ?? []).map((record) => record.path).filter((path) => path.startsWith('cell:'));
-  const exports = (Object.values(metafile.outputs)[0]?.exports ?? []).filter((name) => name !== 'default');
-  return { specifiers, exports };
+  return (metafile.inputs['cell.ts']?.imports ?? []).map((record) => record.path).filter((path) => path.startsWith('cell:'));
 }
 
 /** Offset of the quoted specifier (`'cell:x'`, `"cell:x"` or a template) at or after `from`; −1 if absent. */

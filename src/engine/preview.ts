@@ -487,7 +487,7 @@ class PreviewSession implements Preview {
       path.join(this.options.cacheDir ?? path.join(this.projectRoot, 'node_modules', '.cache', 'report'), 'highlight.json'),
       this.effects,
     );
-    const html = await weave(loaded.doc, results, { mode: 'build', bibliography: loaded.bibliography, highlight, sourceLines: true, pending: true });
+    const html = await weave(loaded.doc, results, { mode: 'build', exports: loaded.exports, bibliography: loaded.bibliography, highlight, sourceLines: true, pending: true });
     await highlight.save();
     return html;
   }

@@ -6,7 +6,7 @@
  */
 import os from 'node:os';
 import type { Executor } from './child-launcher.ts';
-import type { CellKey } from './hash.ts';
+import type { CellKey } from './key.ts';
 import type { ResultStore } from './store.ts';
 import { isFailure, type Cell, type CellFailure, type CellOutcome, type CellResult, type CellState, type ProgressEvent } from './types.ts';
 

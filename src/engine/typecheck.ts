@@ -6,7 +6,10 @@
  * module whatever package.json says), `cell:<id>` resolves to that file (imports are typed
  * from the other cell's exports), `report:runtime` to `options.runtimePath`. Inline
  * `{ts}`/`{claim}` expressions are checked too, in a virtual `__inline__.mts` importing
- * every cell's exports (`<mdDir>/__cell____inline__.mts`).
+ * every cell's exports (`<mdDir>/__cell____inline__.mts`) by the names its bundle gives
+ * (`options.exports`, bundle.ts). While a cell could not be bundled its names are unknown:
+ * an expression reading a name no bundled cell exports is then not checked (the cell's
+ * error is what is reported).
  *
  * Speed: TypeScript's lib files are parsed once per process (nothing else is kept between
  * calls); the outcome is cached on disk (`cacheDir`) under a
@@ -22,6 +25,7 @@ import type { Point, Position } from 'unist';
 import { visit } from 'unist-util-visit';
 import type { VFileMessage } from 'vfile-message';
 import type { ParsedDocument } from './parse.ts';
+import { readPaths } from './inline.ts';
 import { typescript, typescriptVersion } from './typescript.ts';
 import { sha256 } from './digest.ts';
 
@@ -35,6 +39,11 @@ export interface TypecheckOptions {
   runtimePath: string;
   /** Directory of the on-disk cache (e.g. node_modules/.cache/report); none when absent. */
   cacheDir?: string;
+  /**
+   * The cells' export names, from their bundles (document.ts `LoadedDocument.exports`); a
+   * cell without an entry could not be bundled. Default: none known.
+   */
+  exports?: ReadonlyMap<string, readonly string[]>;
 }
 
 const SOURCE = 'report';
@@ -88,7 +97,7 @@ export function typecheckCells(doc: ParsedDocument, options: TypecheckOptions): 
   const projectRoot = path.resolve(options.projectRoot);
   const mdPath = path.resolve(options.docPath ?? path.resolve(doc.file.path || 'report.md'));
   const cellDir = path.dirname(mdPath);
-  const virtuals = virtualFiles(doc, cellDir);
+  const virtuals = virtualFiles(doc, cellDir, options.exports ?? new Map());
   const runtimePath = path.resolve(options.runtimePath);
 
   const key = sha256(JSON.stringify([
@@ -126,7 +135,7 @@ export function typecheckCells(doc: ParsedDocument, options: TypecheckOptions): 
   );
 }
 
-function virtualFiles(doc: ParsedDocument, cellDir: string): Map<string, Virtual> {
+function virtualFiles(doc: ParsedDocument, cellDir: string, exports: ReadonlyMap<string, readonly string[]>): Map<string, Virtual> {
   const virtuals = new Map<string, Virtual>();
   for (const cell of doc.cells) {
     const indent = cell.position.start.column - 1;
@@ -141,16 +150,19 @@ function virtualFiles(doc: ParsedDocument, cellDir: string): Map<string, Virtual
   const imported = new Set<string>();
   const lines: string[] = [];
   for (const cell of doc.cells) {
-    const names = (doc.cellExports.get(cell.id) ?? []).filter((n) => IDENTIFIER.test(n) && !imported.has(n));
+    const names = (exports.get(cell.id) ?? []).filter((n) => n !== 'default' && IDENTIFIER.test(n) && !imported.has(n));
     names.forEach((n) => imported.add(n));
     if (names.length > 0) lines.push(`import { ${names.join(', ')} } from 'cell:${cell.id}';`);
   }
+  const namesUnknown = doc.cells.some((cell) => !exports.has(cell.id));
   const header = lines.length;
   const places: Position[] = [];
   visit(doc.tree, 'inlineCode', (node: InlineCode) => {
     const match = MARKER.exec(node.value);
     if (!match || !node.position) return;
     const expr = (match[2] as string).replace(/\s*\n\s*/g, ' ').trim();
+    // A name no bundled cell exports may be one of a cell that could not be bundled.
+    if (namesUnknown && readPaths(expr).roots.some((r) => !imported.has(r) && !(r in globalThis))) return;
     lines.push(`void (${expr});`);
     places.push(node.position);
   });

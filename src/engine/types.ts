@@ -4,9 +4,14 @@
  * printed text).
  *
  * Pipeline stages (one module each):
- *   parse.ts     Markdown → mdast + cells + front matter (positioned messages on the VFile)
+ *   parse.ts     Markdown → mdast + cells + front matter (positioned messages on the VFile),
+ *                and each cell's `cell:` imports (a syntactic pre-pass: the graph needs them
+ *                before any cell is bundled)
  *   graph.ts     cells' `cell:` imports → dependency graph, topological order, cycles
- *   hash.ts      content key of each cell (esbuild metafile inputs, package versions, deps' keys)
+ *   bundle.ts    each cell bundled once by esbuild: the bundle, the project files and
+ *                packages it read, its export names (their only source)
+ *   key.ts       content key of each cell from what its bundle read (the code that runs,
+ *                project files, package versions, deps' keys); key-cache.ts remembers them
  *   store.ts     content-addressed results store (atomic writes, checksums, gc)
  *   serialize.ts values ↔ bytes (typed arrays and tensors bit for bit)
  *   scheduler.ts      runs stale cells up to --jobs, each once its dependencies have results
@@ -158,11 +163,11 @@ export interface RunEnvironment {
 /** The ingredients of a cell's key (hashes, not contents). */
 export interface KeyFingerprint {
   /**
-   * The key scheme (hash.ts's ENGINE_FORMAT_VERSION). Absent in results stored under
+   * The key scheme (key.ts's ENGINE_FORMAT_VERSION). Absent in results stored under
    * engine/1, whose `code` and `inputs` hashed source text.
    */
   engine?: string;
-  /** sha256 of the code the cell runs (hash.ts `whatRuns`; engine/1: of its source text). */
+  /** sha256 of the code the cell runs (key.ts `whatRuns`; engine/1: of its source text). */
   code: string;
   /** The raw options string. */
   options: string;

@@ -42,6 +42,12 @@ export interface WeaveOptions {
   mode: 'build' | 'check';
   /** Overrides the front matter's title. */
   title?: string;
+  /**
+   * The cells' export names, from their bundles (document.ts `LoadedDocument.exports`):
+   * inline values and claims know a cell's names before it has a result. Without it only
+   * the results' names are known.
+   */
+  exports?: ReadonlyMap<string, readonly string[]>;
   /** The BibTeX files the front matter names, read by the caller (cite.ts readBibliographies). */
   bibliography?: BibliographySource[];
   /**
@@ -70,7 +76,7 @@ export async function weave(doc: ParsedDocument, results: Results, options: Weav
   tree.children = tree.children.filter((node) => node.type !== 'yaml');
 
   const labels: Labels = collectLabels(doc, results);
-  const { scope, owners, missing } = collectScope(doc, results);
+  const { scope, owners, missing, unnamed } = collectScope(doc, results, options.exports);
   let toc: TocEntry[] = [];
   const cells = new Map(doc.cells.map((c) => [c.id, c]));
   const library = options.bibliography ? await loadLibrary(options.bibliography, doc.file) : undefined;
@@ -84,7 +90,7 @@ export async function weave(doc: ParsedDocument, results: Results, options: Weav
   const remark = unified()
     .use(remarkEquations, { labels })
     .use(remarkMathCheck)
-    .use(remarkInline, { scope, owners, missing, quietMissing: options.mode === 'check' || options.pending === true })
+    .use(remarkInline, { scope, owners, missing, unnamed, quietMissing: options.mode === 'check' || options.pending === true })
     .use(remarkCitations, { library, bibliographyNamed: options.bibliography !== undefined, render: options.mode === 'build' })
     .use(frontMatter.provenance === true ? [[remarkProvenance, { cells: doc.cells.map((c) => c.id), results, seed: frontMatter.seed ?? 0 }]] : [])
     .use(remarkRefs, { labels, results })

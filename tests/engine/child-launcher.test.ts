@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { childProcessExecutor, STOPPED_MESSAGE } from '../../src/engine/child-launcher.ts';
-import { keyCells } from '../../src/engine/hash.ts';
+import { keyCells } from '../../src/engine/key.ts';
 import { isFailure, type Cell, type CellFailure, type CellResult, type ProgressEvent } from '../../src/engine/types.ts';
 import { makeCell } from '../fixtures/exec-helpers/cells.ts';
 

@@ -8,10 +8,10 @@ import { evaluateInline, formatValue, readPaths, remarkInline, collectScope } fr
 import { parseDocument } from '../../src/engine/parse.ts';
 import type { CellResult } from '../../src/engine/types.ts';
 
-async function render(markdown: string, scope: Record<string, unknown>, owners: Record<string, string> = {}, missing = new Set<string>()) {
+async function render(markdown: string, scope: Record<string, unknown>, owners: Record<string, string> = {}, missing = new Set<string>(), unnamed = new Set<string>()) {
   const file = new VFile({ path: 'doc.md', value: markdown });
   const html = String(
-    await unified().use(remarkParse).use(remarkInline, { scope, owners, missing }).use(remarkRehype).use(rehypeStringify).process(file),
+    await unified().use(remarkParse).use(remarkInline, { scope, owners, missing, unnamed }).use(remarkRehype).use(rehypeStringify).process(file),
   );
   return { html, messages: file.messages };
 }
@@ -112,10 +112,30 @@ describe('collectScope', () => {
       outputs: [],
       meta: { runMs: 0, versions: {}, profile: 'full', seed: 0, createdAt: '' },
     });
-    const { scope, owners, missing } = collectScope(doc, new Map([['a', result('a', { x: 1 })]]));
+    // The names are the bundles' (LoadedDocument.exports): b's are known before it has a result.
+    const exports = new Map([['a', ['x']], ['b', ['x', 'y']]]);
+    const { scope, owners, missing, unnamed } = collectScope(doc, new Map([['a', result('a', { x: 1 })]]), exports);
     expect(scope).toEqual({ x: 1 });
     expect(owners).toEqual({ x: 'a', y: 'b' });
     expect([...missing]).toEqual(['b']);
+    expect([...unnamed]).toEqual([]);
     expect(doc.file.messages.map((m) => [m.ruleId, m.line])).toEqual([['duplicate-export', 5]]);
+  });
+
+  it('knows no names of a cell that could not be bundled, and an expression that may need them waits for it', async () => {
+    const doc = parseDocument(
+      new VFile({ path: 'd.md', value: '```ts run id=a\nexport const x = 1;\n```\n\n```ts run id=b\nexport const y = ;\n```\n\nValues `{ts} x` and `{ts} y`.\n' }),
+    );
+    const { scope, owners, missing, unnamed } = collectScope(doc, new Map(), new Map([['a', ['x']]]));
+    expect(owners).toEqual({ x: 'a' });
+    expect([...unnamed]).toEqual(['b']);
+    const markdown = 'Values `{ts} x` and `{ts} y`.';
+    const built = await render(markdown, scope, owners, missing, unnamed);
+    expect(built.messages.map((m) => m.ruleId)).toEqual(['inline-error', 'inline-error']);
+    expect(built.messages[0]?.reason).toContain('"x" from cell "a", which has no result');
+    expect(built.messages[1]?.reason).toContain('needs "y", which no cell is known to export: cell "b" could not be bundled');
+    // Without such a cell, a name nobody exports is a plain error.
+    const plain = await render('Value `{ts} y`.', scope, owners, missing);
+    expect(plain.messages[0]?.reason).toContain('(not exported by any cell: y)');
   });
 });

@@ -6,7 +6,7 @@ import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { bundleOf, keyCells, type CellKey, type KeyContext } from '../../src/engine/hash.ts';
+import { bundleOf, keyCells, type CellKey, type KeyContext } from '../../src/engine/key.ts';
 import { keyCacheFrom, type KeyCache } from '../../src/engine/key-cache.ts';
 import { loadDocument } from '../../src/engine/document.ts';
 import { nodeEffects } from '../../src/engine/effects.ts';
@@ -39,7 +39,7 @@ function context(cache?: KeyCache, onCacheWrong?: () => Promise<void>): KeyConte
 }
 
 /** What a key says, without how it was obtained (bundle, loadBundle). */
-const essence = (k: CellKey) => ({ key: k.key, inputs: k.inputs, packages: k.packages, exportsHint: k.exportsHint, fingerprint: k.fingerprint, legacy: k.legacyKeyV1 });
+const essence = (k: CellKey) => ({ key: k.key, inputs: k.inputs, packages: k.packages, exports: k.exports, fingerprint: k.fingerprint, legacy: k.legacyKeyV1 });
 
 /** Keys with a cache that went through its file (serialised and read back), as between two commands. */
 async function twice(change?: () => Promise<void>): Promise<{ first: Map<string, CellKey>; second: Map<string, CellKey>; cache: KeyCache }> {
@@ -156,6 +156,9 @@ describe('loadDocument with the key cache', () => {
     const second = await loadDocument(options, effects);
     expect(second.keys.get('data')!.loadBundle).toBeDefined();
     expect(second.keys.get('data')!.key).toBe(first.keys.get('data')!.key);
+    // The export names come from the bundle, and from the cache with the key: the same.
+    expect(first.exports.get('data')).toEqual(['xs']);
+    expect(second.exports.get('data')).toEqual(['xs']);
 
     const uncached = await loadDocument({ ...options, keyCache: false }, effects);
     expect(uncached.keys.get('data')!.loadBundle).toBeUndefined();

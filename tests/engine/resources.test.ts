@@ -6,7 +6,7 @@
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { VFile } from 'vfile';
-import { keyCells } from '../../src/engine/hash.ts';
+import { keyCells } from '../../src/engine/key.ts';
 import { parseDocument } from '../../src/engine/parse.ts';
 import { keyedOptions, parseMem, parseSlurmFlags, parseTime } from '../../src/engine/resources.ts';
 

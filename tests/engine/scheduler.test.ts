@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { memoryEffects } from '../support/memory-effects.ts';
 import { runCells, type CellEvent, type RunPlan } from '../../src/engine/scheduler.ts';
 import { fakeExecutor } from '../support/fake-executor.ts';
-import type { CellKey } from '../../src/engine/hash.ts';
+import type { CellKey } from '../../src/engine/key.ts';
 import { ResultStore } from '../../src/engine/store.ts';
 import type { Cell, CellFailure, CellResult } from '../../src/engine/types.ts';
 import { makeCell } from '../fixtures/exec-helpers/cells.ts';

@@ -16,7 +16,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { build } from '../../src/engine/build.ts';
 import { childProcessExecutor, type CellJob } from '../../src/engine/child-launcher.ts';
 import { nodeEffects } from '../../src/engine/effects.ts';
-import { keyCells } from '../../src/engine/hash.ts';
+import { keyCells } from '../../src/engine/key.ts';
 import { jobResources, sbatchArgs, slurmExecutor } from '../../src/engine/slurm.ts';
 import { isFailure, type ProgressEvent } from '../../src/engine/types.ts';
 import { fakeSlurm, type FakeSlurm } from '../support/fake-slurm.ts';

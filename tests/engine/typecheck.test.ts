@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VFile } from 'vfile';
-import { parseDocument } from '../../src/engine/parse.ts';
+import { buildGraph } from '../../src/engine/graph.ts';
+import { exportNames, keyCells } from '../../src/engine/key.ts';
+import { parseDocument, type ParsedDocument } from '../../src/engine/parse.ts';
 import { typecheckCells } from '../../src/engine/typecheck.ts';
 
 const projectRoot = path.resolve(import.meta.dirname, '../..');
@@ -12,6 +14,11 @@ const runtimePath = path.join(fixtures, 'runtime-standin.ts');
 
 async function load(file: string, value?: string) {
   return parseDocument(new VFile({ path: file, value: value ?? (await readFile(file, 'utf8')) }));
+}
+
+/** The cells' export names as a command has them: from their bundles (bundle.ts, through the keys). */
+async function bundledExports(doc: ParsedDocument, docPath: string): Promise<Map<string, string[]>> {
+  return exportNames(await keyCells(doc.cells, buildGraph(doc).order, { docPath, projectRoot, profile: 'full', seed: 0, runtimePath }));
 }
 
 let cacheDir: string;
@@ -36,12 +43,34 @@ describe('typecheckCells', () => {
   });
 
   it('checks inline expressions against the cells\' export types', async () => {
-    const doc = await load(path.join(fixtures, 'type-error/input.md'));
-    const messages = typecheckCells(doc, { projectRoot, runtimePath });
+    const file = path.join(fixtures, 'type-error/input.md');
+    const doc = await load(file);
+    const messages = typecheckCells(doc, { projectRoot, runtimePath, exports: await bundledExports(doc, file) });
     const inline = messages.filter((m) => m.reason.includes('inline expression'));
     expect(inline).toHaveLength(1);
     expect(inline[0]?.line).toBe(15);
     expect(inline[0]?.reason).toContain("Property 'nope' does not exist on type 'number'");
+  });
+
+  it('does not check an expression that may read a cell that could not be bundled (its names are unknown)', async () => {
+    const md = [
+      '```ts run id=a',
+      'export const a1 = 1;',
+      '```',
+      '',
+      '```ts run id=b',
+      "import { nothing } from './no-such-file.ts';",
+      'export const b1 = nothing;',
+      '```',
+      '',
+      'Values `{ts} a1.nope` and `{ts} b1.nope`.',
+    ].join('\n');
+    const file = path.join(fixtures, 'type-error/unbundled.md');
+    const doc = await load(file, md);
+    const exports = await bundledExports(doc, file);
+    expect([...exports.keys()]).toEqual(['a']);
+    const inline = typecheckCells(doc, { projectRoot, runtimePath, exports }).filter((m) => m.reason.includes('inline expression'));
+    expect(inline.map((m) => m.reason.replace(/ \(TS\d+\)$/, ''))).toEqual([`type error in inline expression: Property 'nope' does not exist on type '1'.`]);
   });
 
   it('types a cell: import from the other cell, and resolves project files from the Markdown directory', async () => {

@@ -1,6 +1,7 @@
 /**
  * The fixture runner: every tests/fixtures/<case>/ with an input.md and an expected.html
- * or messages.json is parsed, graphed and woven (with results.json as the cells' results
+ * or messages.json is parsed, graphed, its cells bundled for their export names (as a
+ * command does: bundle.ts through key.ts) and woven (with results.json as the cells' results
  * and options.json as weave options when present; highlighting only with `"highlight": true`); the HTML (stylesheets elided) and the
  * messages are compared with the expectations. `UPDATE=1` rewrites them; CI never writes.
  */
@@ -10,11 +11,14 @@ import { describe, expect, it } from 'vitest';
 import { VFile } from 'vfile';
 import { readBibliographies } from '../../src/engine/cite.ts';
 import { buildGraph } from '../../src/engine/graph.ts';
+import { exportNames, keyCells } from '../../src/engine/key.ts';
 import { parseDocument } from '../../src/engine/parse.ts';
 import type { CellFailure, CellResult, Output } from '../../src/engine/types.ts';
 import { weave, type WeaveOptions } from '../../src/engine/weave.ts';
 
 const fixtures = path.resolve(import.meta.dirname, '../fixtures');
+const projectRoot = path.resolve(import.meta.dirname, '../..');
+const runtimePath = path.join(projectRoot, 'src/engine/runtime.ts');
 const update = process.env.UPDATE === '1' && !process.env.CI;
 
 interface RawOutput {
@@ -62,7 +66,8 @@ async function runFixture(dir: string): Promise<{ html: string; messages: unknow
   const input = path.join(dir, 'input.md');
   const file = new VFile({ path: path.relative(fixtures, input), value: readFileSync(input, 'utf8') });
   const doc = parseDocument(file);
-  buildGraph(doc);
+  const graph = buildGraph(doc);
+  const exports = exportNames(await keyCells(doc.cells, graph.order, { docPath: input, projectRoot, profile: 'full', seed: 0, runtimePath }));
   const optionsFile = path.join(dir, 'options.json');
   const options: WeaveOptions = existsSync(optionsFile)
     ? (JSON.parse(readFileSync(optionsFile, 'utf8')) as WeaveOptions)
@@ -70,7 +75,7 @@ async function runFixture(dir: string): Promise<{ html: string; messages: unknow
   const bibliography = await readBibliographies(file, doc.tree, doc.frontMatter, input, (p) => readFileSync(p));
   // Fixtures keep the markup, not shiki's tokens: highlighting is on only where options.json says `"highlight": true`.
   const highlight = (options as { highlight?: unknown }).highlight === true ? undefined : false;
-  const html = await weave(doc, readResults(dir), { ...options, bibliography, highlight });
+  const html = await weave(doc, readResults(dir), { ...options, exports, bibliography, highlight });
   const messages = file.messages.map((m) => ({
     rule: m.ruleId,
     place: `${m.line ?? '?'}:${m.column ?? '?'}`,

@@ -2,7 +2,7 @@ import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { keyCells, legacyKeyV1, type KeyContext } from '../../src/engine/hash.ts';
+import { keyCells, legacyKeyV1, type KeyContext } from '../../src/engine/key.ts';
 import { explainStale } from '../../src/engine/freshness.ts';
 import type { Cell } from '../../src/engine/types.ts';
 import { installTinyPkg, makeCell } from '../fixtures/exec-helpers/cells.ts';
@@ -44,7 +44,7 @@ describe('keyCells', () => {
     const data = keys.get('data')!;
     expect(data.error).toBeUndefined();
     expect(data.inputs).toEqual(['lib/a.ts', 'lib/b.ts']);
-    expect(data.exportsHint).toEqual(['xs']);
+    expect(data.exports).toEqual(['xs']);
     expect(data.bundle).toContain('sourceMappingURL=data:');
     const model = keys.get('model')!;
     expect(model.packages).toEqual({ 'tiny-pkg': '1.0.0' });
@@ -215,7 +215,7 @@ describe('keys hash the code that runs, not the text it is written in', () => {
     expect(data.legacyKeyV1!.key).not.toBe(data.key);
     expect(data.fingerprint!.engine).toBe('literate-report-engine/2');
     expect(data.legacyKeyV1!.fingerprint.engine).toBeUndefined();
-    // engine/1's key, as hash.ts computed it before: source text and raw bytes.
+    // engine/1's key, as the engine computed it before: source text and raw bytes.
     const { createHash } = await import('node:crypto');
     const sha = (x: string | Uint8Array) => createHash('sha256').update(x).digest('hex');
     const raw = async (p: string) => sha(await readFile(join(root, p)));

@@ -1,5 +1,5 @@
 /**
- * Content keys of cells. Each cell is bundled with esbuild; the key is a sha256 over
+ * Content keys of cells, made from what bundling each cell (bundle.ts) found: a sha256 over
  * everything the result can depend on — the code that runs, not the text it is written in:
  *
  *   - the engine format version ({@link ENGINE_FORMAT_VERSION}) and the cell id
@@ -29,14 +29,17 @@
  * hashed source text ({@link legacyKeyV1}): a store written before this scheme is read
  * through it (see store.ts) and re-keyed by `report --migrate-keys` (migrate.ts).
  *
- * Problems in a cell (syntax error, unresolvable import, missing package) come back as
- * `CellKey.error` with a Markdown line and column, never as a throw.
+ * Keys are remembered between commands (key-cache.ts): a cell whose remembered key is still
+ * good is not bundled at all until it must run ({@link bundleOf}). The key carries the
+ * cell's export names from its bundle (or the cache), for the cells that import it.
+ *
+ * Problems in a cell (syntax error, unresolvable import, missing package, a dependency with
+ * errors) come back as `CellKey.error` with a Markdown line and column, never as a throw.
  */
-import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
-import { builtinModules } from 'node:module';
-import { basename, dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import * as esbuild from 'esbuild';
+import { bundleCell, bundleDirFor, importPosition, readInstalledVersion, type BundleProblem } from './bundle.ts';
 import type { Cell, KeyFingerprint, LegacyKey } from './types.ts';
 import { sha256 } from './digest.ts';
 import { listingHash, type KeyCache, type KeyCacheEntry } from './key-cache.ts';
@@ -54,17 +57,9 @@ export const ENGINE_FORMAT_VERSION = 'literate-report-engine/2';
  */
 export const LEGACY_ENGINE_FORMAT_VERSION_V1 = 'literate-report-engine/1';
 
-/** Name of the global the runner fills with dependency exports, by cell id. */
-export const CELLS_GLOBAL = '__reportCells';
-
-/** A problem found while keying a cell, positioned in the Markdown file. */
-export interface KeyProblem {
-  message: string;
-  /** 1-based Markdown line. */
-  line: number;
-  /** 1-based column. */
-  column: number;
-  ruleId: 'cell-syntax' | 'cell-import' | 'cell-package' | 'cell-dependency';
+/** A problem found while keying a cell, positioned in the Markdown file: its bundle's, or a dependency with errors. */
+export interface KeyProblem extends Omit<BundleProblem, 'ruleId'> {
+  ruleId: BundleProblem['ruleId'] | 'cell-dependency';
 }
 
 export interface CellKey {
@@ -91,8 +86,13 @@ export interface CellKey {
   bundleDir: string;
   /** Sourcefile name of the cell in stack traces, e.g. `report.md#train.ts`. */
   sourcefile: string;
-  /** Export names of the cell, from the bundle. */
-  exportsHint?: string[];
+  /**
+   * The names the cell exports, from its bundle (bundle.ts, the one source of export names;
+   * remembered by the key cache with the key). Absent when the cell was not bundled (a
+   * dependency has errors) or esbuild could not bundle it (a syntax error, an unresolvable
+   * import); present on a cell-package error (the bundle was built).
+   */
+  exports?: string[];
   /** Set when the cell cannot be bundled; `key` is then a key of the failing content. */
   error?: KeyProblem;
   /** The key's ingredients, stored with the result so a stale one can be explained. */
@@ -129,12 +129,17 @@ export async function bundleOf(key: CellKey): Promise<string> {
   return key.loadBundle();
 }
 
+/** The export names the keys carry (their bundles'), by cell; a cell without them (not bundled) has no entry. */
+export function exportNames(keys: ReadonlyMap<string, CellKey>): Map<string, string[]> {
+  return new Map([...keys].flatMap(([id, key]) => (key.exports === undefined ? [] : [[id, key.exports] as const])));
+}
+
 /** Keys every cell in `order` (dependencies first). Cells not in `order` are not keyed. */
 export async function keyCells(cells: Cell[], order: string[], context: KeyContext): Promise<Map<string, CellKey>> {
   const byId = new Map(cells.map((cell) => [cell.id, cell]));
   const docDir = dirname(resolve(context.docPath));
   const projectRoot = resolve(context.projectRoot);
-  const bundleDir = findBundleDir(docDir, projectRoot);
+  const bundleDir = bundleDirFor(docDir, projectRoot);
   const read = context.readFile ?? ((path: string) => readFile(path).then((data) => new Uint8Array(data)));
   const list = context.readdir ?? ((path: string) => readdir(path).catch(() => [] as string[]));
   const fileHashes = new Map<string, Promise<string>>();
@@ -181,14 +186,16 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
     return p;
   };
 
+  /** Bundles a cell (bundle.ts) and makes its key from what the bundle read. */
   const bundleAndKey = async (cell: Cell): Promise<CellKey> => {
     const sourcefile = `${basename(context.docPath)}#${cell.id}.ts`;
     const seed = cell.options.seed ?? context.seed;
     const base = { bundleDir, sourcefile, inputs: [] as string[], packages: {}, bundle: '' };
-    const fail = (error: KeyProblem): CellKey => ({
+    const fail = (error: KeyProblem, exports?: string[]): CellKey => ({
       ...base,
       key: sha256(JSON.stringify([ENGINE_FORMAT_VERSION, 'error', cell.id, cell.code, cell.rawOptions])),
       error,
+      ...(exports === undefined ? {} : { exports }),
     });
 
     const depKeys: [string, string][] = [];
@@ -203,55 +210,20 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
       if (depKey.legacyKeyV1 !== undefined) legacyDepKeys.push([dep, depKey.legacyKeyV1.key]);
     }
 
-    let result: esbuild.BuildResult<{ metafile: true; write: false }>;
-    try {
-      result = await esbuild.build({
-        stdin: { contents: cell.code, loader: 'ts', resolveDir: docDir, sourcefile },
-        absWorkingDir: projectRoot,
-        bundle: true,
-        format: 'esm',
-        platform: 'node',
-        target: 'node20',
-        packages: 'external',
-        metafile: true,
-        write: false,
-        sourcemap: 'inline',
-        outfile: join(bundleDir, 'cell.mjs'),
-        // What runs must follow from the code the key hashes, and the key's transform
-        // drops comments, `@__PURE__` annotations included: the bundle ignores them too.
-        ignoreAnnotations: true,
-        logLevel: 'silent',
-        plugins: [cellImportsPlugin(pending, context.runtimePath)],
-      });
-    } catch (error) {
-      return fail(problemFromBuildError(error, cell, sourcefile, projectRoot));
-    }
-
-    const metafile = result.metafile;
-    const output = Object.values(metafile.outputs)[0];
-    const inputs: string[] = [];
-    const externals = new Set<string>();
-    for (const [path, input] of Object.entries(metafile.inputs)) {
-      for (const imp of input.imports) if (imp.external === true) externals.add(imp.original ?? imp.path);
-      if (path === output?.entryPoint || /^[a-z-]+:/.test(path)) continue;
-      inputs.push(path);
-    }
-    inputs.sort();
-
-    const packages: Record<string, string> = {};
-    for (const specifier of [...externals].sort()) {
-      const name = packageName(specifier);
-      if (name === undefined) continue;
-      const version = await versionOf(name);
-      if (version === undefined) {
-        return fail({
-          ...importPosition(cell, specifier),
-          message: `package "${name}" is not installed (imported as "${specifier}"); add it to package.json and run npm install`,
-          ruleId: 'cell-package',
-        });
-      }
-      packages[name] = version;
-    }
+    const outcome = await bundleCell(cell, {
+      docDir,
+      projectRoot,
+      bundleDir,
+      sourcefile,
+      runtimePath: context.runtimePath,
+      exportsOf: async (id) => {
+        const dep = await pending.get(id);
+        return dep?.error === undefined ? dep?.exports : undefined;
+      },
+      versionOf,
+    });
+    if (!outcome.ok) return fail(outcome.problem, outcome.exports);
+    const { code: bundle, inputs, packages, exports } = outcome.bundle;
 
     const inputHashes: [string, string][] = [];
     for (const path of inputs) inputHashes.push([path, await hashRuns(resolve(projectRoot, path))]);
@@ -270,7 +242,6 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
         packages: Object.entries(packages),
       }),
     );
-    const bundle = result.outputFiles[0]?.text ?? '';
     const fingerprint: KeyFingerprint = {
       engine: ENGINE_FORMAT_VERSION,
       code,
@@ -288,7 +259,7 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
       for (const path of inputs) rawHashes.push([path, await hashFile(resolve(projectRoot, path))]);
       legacy = legacyKeyV1({ id: cell.id, code: cell.code, options: cell.rawOptions, inputs: rawHashes, deps: legacyDepKeys, profile: context.profile, seed, packages });
     }
-    return { ...base, key, inputs, packages, bundle, exportsHint: output?.exports ?? [], fingerprint, ...(legacy === undefined ? {} : { legacyKeyV1: legacy }) };
+    return { ...base, key, inputs, packages, bundle, exports, fingerprint, ...(legacy === undefined ? {} : { legacyKeyV1: legacy }) };
   };
 
   // ---- the key cache (key-cache.ts): what a remembered key was made from, checked before use
@@ -314,7 +285,7 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
     for (const dep of cell.imports) {
       const depKey = await pending.get(dep);
       if (depKey === undefined || depKey.error !== undefined) return undefined;
-      deps.push([dep, depKey.key, depKey.exportsHint ?? [], depKey.legacyKeyV1?.key ?? null]);
+      deps.push([dep, depKey.key, depKey.exports ?? [], depKey.legacyKeyV1?.key ?? null]);
     }
     return sha256(
       JSON.stringify([ENGINE_FORMAT_VERSION, esbuild.version, resolve(context.docPath), projectRoot, resolve(context.runtimePath), cell.id, cell.code, cell.rawOptions, context.profile, cell.options.seed ?? context.seed, deps]),
@@ -338,7 +309,7 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
         key: key.key,
         inputs: key.inputs,
         packages: key.packages,
-        exportsHint: key.exportsHint ?? [],
+        exports: key.exports ?? [],
         ...(key.fingerprint === undefined ? {} : { fingerprint: key.fingerprint }),
         ...(key.legacyKeyV1 === undefined ? {} : { legacyKeyV1: key.legacyKeyV1 }),
       },
@@ -485,99 +456,4 @@ export function legacyKeyV1(parts: {
     packages: parts.packages,
   };
   return { key, fingerprint };
-}
-
-/**
- * The esbuild plugin for `cell:<id>` (a virtual module reading the dependency's exports
- * from a global the runner fills) and `report:runtime` (external, the absolute runtime
- * path, so the runner and the cell share one runtime instance).
- */
-function cellImportsPlugin(pending: Map<string, Promise<CellKey>>, runtimePath: string): esbuild.Plugin {
-  return {
-    name: 'report-cells',
-    setup(build) {
-      build.onResolve({ filter: /^report:runtime$/ }, () => ({ path: resolve(runtimePath), external: true }));
-      build.onResolve({ filter: /^cell:/ }, (args) => ({ path: args.path.slice('cell:'.length), namespace: 'cell' }));
-      build.onLoad({ filter: /.*/, namespace: 'cell' }, async (args) => {
-        const dep = await pending.get(args.path);
-        if (dep?.exportsHint === undefined) return { errors: [{ text: `cell "${args.path}" has no exports to import` }] };
-        return { contents: cellModule(args.path, dep.exportsHint), loader: 'js' };
-      });
-    },
-  };
-}
-
-/** Source of the virtual module `cell:<id>`. */
-export function cellModule(id: string, exportNames: string[]): string {
-  const lines = [
-    `const v = globalThis[${JSON.stringify(CELLS_GLOBAL)}]?.[${JSON.stringify(id)}];`,
-    `if (v === undefined) throw new Error(${JSON.stringify(`the result of cell "${id}" was not provided to this cell`)});`,
-  ];
-  exportNames.forEach((name, i) => {
-    lines.push(`const _${i} = v[${JSON.stringify(name)}];`, `export { _${i} as ${JSON.stringify(name)} };`);
-  });
-  return lines.join('\n');
-}
-
-function problemFromBuildError(error: unknown, cell: Cell, sourcefile: string, projectRoot: string): KeyProblem {
-  const errors = (error as { errors?: esbuild.Message[] }).errors;
-  const first = errors?.[0];
-  if (first === undefined) {
-    return { message: String((error as Error).message ?? error), line: cell.codeLine, column: 1, ruleId: 'cell-syntax' };
-  }
-  const ruleId = /Could not resolve|No matching export|has no exports/.test(first.text) ? 'cell-import' : 'cell-syntax';
-  const loc = first.location;
-  if (loc !== null && basename(loc.file) === sourcefile) {
-    return { message: first.text, line: cell.codeLine + loc.line - 1, column: loc.column + 1, ruleId };
-  }
-  const where = loc === null ? '' : `${relative(projectRoot, resolve(projectRoot, loc.file))}:${loc.line}:${loc.column + 1}: `;
-  return { message: `${where}${first.text}`, line: cell.codeLine, column: 1, ruleId };
-}
-
-/** Markdown position of the line of the cell that mentions `specifier`, else the first line. */
-function importPosition(cell: Cell, specifier: string): { line: number; column: number } {
-  const lines = cell.code.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const at = lines[i]!.search(new RegExp(`['"]${escapeRegExp(specifier)}['"]`));
-    if (at >= 0) return { line: cell.codeLine + i, column: at + 1 };
-  }
-  return { line: cell.codeLine, column: 1 };
-}
-
-/** npm package name of a bare specifier; undefined for builtins, URLs and paths. */
-export function packageName(specifier: string): string | undefined {
-  if (specifier.startsWith('.') || specifier.startsWith('/') || /^[a-zA-Z][a-zA-Z+.-]*:/.test(specifier)) return undefined;
-  const parts = specifier.split('/');
-  const name = specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]!;
-  if (builtinModules.includes(name)) return undefined;
-  return name;
-}
-
-async function readInstalledVersion(name: string, fromDir: string, read: (path: string) => Promise<Uint8Array>): Promise<string | undefined> {
-  for (let dir = fromDir; ; dir = dirname(dir)) {
-    try {
-      const pkg = JSON.parse(new TextDecoder().decode(await read(join(dir, 'node_modules', name, 'package.json')))) as { version?: unknown };
-      return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
-    } catch {
-      // not installed here: try the parent directory
-    }
-    if (dirname(dir) === dir) return undefined;
-  }
-}
-
-/**
- * Where bundles are written: `<nearest node_modules>/.cache/literate-report` so bare
- * package imports in a bundle resolve exactly as from the Markdown file's directory;
- * `<projectRoot>/.cache/literate-report` when there is no node_modules.
- */
-function findBundleDir(docDir: string, projectRoot: string): string {
-  for (let dir = docDir; ; dir = dirname(dir)) {
-    if (existsSync(join(dir, 'node_modules'))) return join(dir, 'node_modules', '.cache', 'literate-report');
-    if (dirname(dir) === dir) return join(projectRoot, '.cache', 'literate-report');
-  }
-}
-
-
-function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
