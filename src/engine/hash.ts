@@ -13,7 +13,10 @@
  *   - the profile and the effective seed (cell option, else document seed),
  *   - the installed version of every npm package it imports (read from
  *     `node_modules/<pkg>/package.json` resolving from the Markdown file's directory, so
- *     an unrelated dependency change invalidates nothing).
+ *     an unrelated dependency change invalidates nothing), and of every package its code
+ *     resolves at run time to read files from (run-time-packages.ts: `require.resolve`,
+ *     `createRequire(…).resolve`, `import.meta.resolve` of a string literal — a data
+ *     package such as a dataset), in name order.
  *
  * So a comment-only, JSDoc-only, formatting-only or type-only edit of a cell or of a file
  * it imports changes no key; a changed literal, string, template literal, statement or
@@ -22,12 +25,15 @@
  *
  * Not hashed: the tfjs backend, the machine, the esbuild version (an upgrade that prints
  * some code differently re-keys the cells whose code it prints differently), files a cell
- * reads at run time with `fs` (import them, or change the cell's code — not just a comment —
- * when they change; `--rerun <id>` re-runs a cell regardless).
+ * reads at run time with `fs` from a path that is not a package's (import them, or change
+ * the cell's code — not just a comment — when they change; `--rerun <id>` re-runs a cell
+ * regardless).
  *
- * Each key also comes with the key the cell had under the previous scheme, engine/1, which
- * hashed source text ({@link legacyKeyV1}): a store written before this scheme is read
- * through it (see store.ts) and re-keyed by `report --migrate-keys` (migrate.ts).
+ * Each key also comes with the key the cell has under the previous scheme, engine/2, which
+ * did not hash the packages read at run time ({@link PreviousSchemeKey}), and what this key
+ * adds to it: results stored under it are adopted by `report --migrate-keys` (and read by
+ * `report`/`check` before that) only when those packages are shown to be the ones they were
+ * computed with (previous-scheme.ts).
  *
  * Problems in a cell (syntax error, unresolvable import, missing package) come back as
  * `CellKey.error` with a Markdown line and column, never as a throw.
@@ -37,22 +43,26 @@ import { readdir, readFile } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import * as esbuild from 'esbuild';
-import type { Cell, KeyFingerprint, LegacyKey } from './types.ts';
+import type { Cell, KeyFingerprint, PreviousSchemeKey } from './types.ts';
 import { sha256 } from './digest.ts';
 import { listingHash, type KeyCache, type KeyCacheEntry } from './key-cache.ts';
+import { packagesResolvedAtRunTime, type RunTimeRead } from './run-time-packages.ts';
 
 /**
  * Bumped whenever the stored format, the bundling or the key scheme changes what a key
- * means. engine/2: keys hash the code that runs (esbuild's transform) instead of source text.
+ * means. engine/2: keys hash the code that runs (esbuild's transform) instead of source
+ * text. engine/3: keys also hash the packages the code resolves at run time.
  */
-export const ENGINE_FORMAT_VERSION = 'literate-report-engine/2';
+export const ENGINE_FORMAT_VERSION = 'literate-report-engine/3';
 
 /**
  * The previous key scheme, kept only so that results stored under it can be read and
- * migrated (`report --migrate-keys`); remove it with {@link legacyKeyV1} and migrate.ts
- * once no store holds engine/1 entries.
+ * migrated (`report --migrate-keys`); remove it with {@link PreviousSchemeKey} and the
+ * previous-scheme code of migrate.ts, previous-scheme.ts and store.ts once no store holds
+ * engine/2 entries. (A store still on engine/1 is migrated by the tool as of commit
+ * 3a5e674, the last that reads engine/1 keys.)
  */
-export const LEGACY_ENGINE_FORMAT_VERSION_V1 = 'literate-report-engine/1';
+export const PREVIOUS_ENGINE_FORMAT_VERSION = 'literate-report-engine/2';
 
 /** Name of the global the runner fills with dependency exports, by cell id. */
 export const CELLS_GLOBAL = '__reportCells';
@@ -72,7 +82,10 @@ export interface CellKey {
   key: string;
   /** Project files bundled into the cell, relative to projectRoot, sorted. */
   inputs: string[];
-  /** npm packages the cell (or its project files) imports → installed version. */
+  /**
+   * npm packages the cell (or its project files) imports, and those its code resolves at
+   * run time (see {@link PreviousSchemeKey.readAtRunTime}) → installed version.
+   */
   packages: Record<string, string>;
   /**
    * The bundled cell: ESM JavaScript for Node, inline source map. Empty when `error`, and
@@ -98,10 +111,10 @@ export interface CellKey {
   /** The key's ingredients, stored with the result so a stale one can be explained. */
   fingerprint?: KeyFingerprint;
   /**
-   * The cell's key under the previous scheme (engine/1, source text), computed from the
-   * same sources: an entry stored under it is fresh today, so it can be read and re-keyed.
+   * The cell's key under the previous scheme (engine/2, without the packages read at run
+   * time), computed from the same sources, and what the key adds to it.
    */
-  legacyKeyV1?: LegacyKey;
+  previous?: PreviousSchemeKey;
 }
 
 export interface KeyContext {
@@ -192,7 +205,8 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
     });
 
     const depKeys: [string, string][] = [];
-    const legacyDepKeys: [string, string][] = [];
+    const previousDepKeys: [string, string][] = [];
+    const depsReadAtRunTime: string[] = [];
     for (const dep of cell.imports) {
       const depKey = await pending.get(dep);
       if (depKey === undefined || depKey.error !== undefined) {
@@ -200,7 +214,8 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
         return fail({ ...importPosition(cell, `cell:${dep}`), message: `imports cell "${dep}", which ${why}`, ruleId: 'cell-dependency' });
       }
       depKeys.push([dep, depKey.key]);
-      if (depKey.legacyKeyV1 !== undefined) legacyDepKeys.push([dep, depKey.legacyKeyV1.key]);
+      if (depKey.previous !== undefined) previousDepKeys.push([dep, depKey.previous.key]);
+      if (depKey.previous !== undefined && !sameMeaning(depKey.previous)) depsReadAtRunTime.push(dep);
     }
 
     let result: esbuild.BuildResult<{ metafile: true; write: false }>;
@@ -252,43 +267,27 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
       }
       packages[name] = version;
     }
+    const bundle = result.outputFiles[0]?.text ?? '';
+    const readAtRunTime = await runTimePackagesOf(bundle, packages, versionOf);
+    if (readAtRunTime.missing !== undefined) return fail(missingRunTimePackage(cell, metafile, output?.entryPoint, readAtRunTime.missing));
+    const allPackages = Object.fromEntries(Object.entries({ ...packages, ...readAtRunTime.found }).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 
     const inputHashes: [string, string][] = [];
     for (const path of inputs) inputHashes.push([path, await hashRuns(resolve(projectRoot, path))]);
     const code = sha256(await whatRuns(new TextEncoder().encode(cell.code), sourcefile, await tsconfigIn(docDir)));
 
-    const key = sha256(
-      JSON.stringify({
-        engine: ENGINE_FORMAT_VERSION,
-        id: cell.id,
-        code,
-        options: cell.rawOptions,
-        inputs: inputHashes,
-        deps: depKeys,
-        profile: context.profile,
-        seed,
-        packages: Object.entries(packages),
-      }),
-    );
-    const bundle = result.outputFiles[0]?.text ?? '';
-    const fingerprint: KeyFingerprint = {
-      engine: ENGINE_FORMAT_VERSION,
-      code,
-      options: cell.rawOptions,
-      inputs: Object.fromEntries(inputHashes),
-      deps: Object.fromEntries(depKeys),
-      profile: context.profile,
-      seed,
-      packages,
-    };
-
-    let legacy: LegacyKey | undefined;
-    if (legacyDepKeys.length === depKeys.length) {
-      const rawHashes: [string, string][] = [];
-      for (const path of inputs) rawHashes.push([path, await hashFile(resolve(projectRoot, path))]);
-      legacy = legacyKeyV1({ id: cell.id, code: cell.code, options: cell.rawOptions, inputs: rawHashes, deps: legacyDepKeys, profile: context.profile, seed, packages });
-    }
-    return { ...base, key, inputs, packages, bundle, exportsHint: output?.exports ?? [], fingerprint, ...(legacy === undefined ? {} : { legacyKeyV1: legacy }) };
+    // engine/2 and engine/3 hash the same ingredients but the packages read at run time.
+    const keyOf = (engine: string, deps: [string, string][], pkgs: Record<string, string>): string =>
+      sha256(JSON.stringify({ engine, id: cell.id, code, options: cell.rawOptions, inputs: inputHashes, deps, profile: context.profile, seed, packages: Object.entries(pkgs) }));
+    const fingerprintOf = (engine: string, deps: [string, string][], pkgs: Record<string, string>): KeyFingerprint =>
+      ({ engine, code, options: cell.rawOptions, inputs: Object.fromEntries(inputHashes), deps: Object.fromEntries(deps), profile: context.profile, seed, packages: pkgs });
+    const key = keyOf(ENGINE_FORMAT_VERSION, depKeys, allPackages);
+    const fingerprint = fingerprintOf(ENGINE_FORMAT_VERSION, depKeys, allPackages);
+    const previous: PreviousSchemeKey | undefined =
+      previousDepKeys.length === depKeys.length
+        ? { key: keyOf(PREVIOUS_ENGINE_FORMAT_VERSION, previousDepKeys, packages), fingerprint: fingerprintOf(PREVIOUS_ENGINE_FORMAT_VERSION, previousDepKeys, packages), readAtRunTime: readAtRunTime.found, depsReadAtRunTime }
+        : undefined;
+    return { ...base, key, inputs, packages: allPackages, bundle, exportsHint: output?.exports ?? [], fingerprint, ...(previous === undefined ? {} : { previous }) };
   };
 
   // ---- the key cache (key-cache.ts): what a remembered key was made from, checked before use
@@ -309,12 +308,13 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
   /** The cache lookup of a cell: undefined when a cell it imports has no usable key. */
   const lookupOf = async (cell: Cell): Promise<string | undefined> => {
     // Everything of an imported cell's key that keying this cell reads: its key, its export
-    // names (the `cell:` module) and its key under the previous scheme (the legacy key).
-    const deps: [string, string, string[], string | null][] = [];
+    // names (the `cell:` module), its key under the previous scheme and whether they differ
+    // by packages read at run time.
+    const deps: [string, string, string[], string | null, boolean][] = [];
     for (const dep of cell.imports) {
       const depKey = await pending.get(dep);
       if (depKey === undefined || depKey.error !== undefined) return undefined;
-      deps.push([dep, depKey.key, depKey.exportsHint ?? [], depKey.legacyKeyV1?.key ?? null]);
+      deps.push([dep, depKey.key, depKey.exportsHint ?? [], depKey.previous?.key ?? null, depKey.previous !== undefined && sameMeaning(depKey.previous)]);
     }
     return sha256(
       JSON.stringify([ENGINE_FORMAT_VERSION, esbuild.version, resolve(context.docPath), projectRoot, resolve(context.runtimePath), cell.id, cell.code, cell.rawOptions, context.profile, cell.options.seed ?? context.seed, deps]),
@@ -340,7 +340,7 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
         packages: key.packages,
         exportsHint: key.exportsHint ?? [],
         ...(key.fingerprint === undefined ? {} : { fingerprint: key.fingerprint }),
-        ...(key.legacyKeyV1 === undefined ? {} : { legacyKeyV1: key.legacyKeyV1 }),
+        ...(key.previous === undefined ? {} : { previous: key.previous }),
       },
     };
   };
@@ -445,49 +445,6 @@ export async function whatRuns(source: Uint8Array, path: string, tsconfigRaw?: s
 }
 
 /**
- * LEGACY: the key of engine/1, which hashed the cell's source text and the raw bytes of
- * every project file it bundles. Kept only to recognise and migrate results stored under
- * it (store.ts reads them, migrate.ts re-keys them); delete it with migrate.ts. The JSON
- * below must stay byte for byte what engine/1 hashed.
- */
-export function legacyKeyV1(parts: {
-  id: string;
-  code: string;
-  options: string;
-  /** Project file → sha256 of its bytes, in path order. */
-  inputs: [string, string][];
-  /** Imported cell → its legacy key. */
-  deps: [string, string][];
-  profile: string;
-  seed: number;
-  packages: Record<string, string>;
-}): LegacyKey {
-  const key = sha256(
-    JSON.stringify({
-      engine: LEGACY_ENGINE_FORMAT_VERSION_V1,
-      id: parts.id,
-      code: parts.code,
-      options: parts.options,
-      inputs: parts.inputs,
-      deps: parts.deps,
-      profile: parts.profile,
-      seed: parts.seed,
-      packages: Object.entries(parts.packages),
-    }),
-  );
-  const fingerprint: KeyFingerprint = {
-    code: sha256(parts.code),
-    options: parts.options,
-    inputs: Object.fromEntries(parts.inputs),
-    deps: Object.fromEntries(parts.deps),
-    profile: parts.profile,
-    seed: parts.seed,
-    packages: parts.packages,
-  };
-  return { key, fingerprint };
-}
-
-/**
  * The esbuild plugin for `cell:<id>` (a virtual module reading the dependency's exports
  * from a global the runner fills) and `report:runtime` (external, the absolute runtime
  * path, so the runner and the cell share one runtime instance).
@@ -534,6 +491,63 @@ function problemFromBuildError(error: unknown, cell: Cell, sourcefile: string, p
   return { message: `${where}${first.text}`, line: cell.codeLine, column: 1, ruleId };
 }
 
+/**
+ * True when a cell's key and its previous-scheme key hash the same ingredients: neither it
+ * nor a cell it imports (directly or not) reads a package at run time.
+ */
+export function sameMeaning(previous: PreviousSchemeKey): boolean {
+  return Object.keys(previous.readAtRunTime).length === 0 && previous.depsReadAtRunTime.length === 0;
+}
+
+/**
+ * The packages a bundle resolves at run time (run-time-packages.ts) that it does not import
+ * (`imported`), by installed version; or the first one that is not installed.
+ */
+async function runTimePackagesOf(
+  bundle: string,
+  imported: Record<string, string>,
+  versionOf: (name: string) => Promise<string | undefined>,
+): Promise<{ found: Record<string, string>; missing?: { name: string } & RunTimeRead }> {
+  const found: Record<string, string> = {};
+  for (const read of packagesResolvedAtRunTime(bundle)) {
+    const name = packageName(read.specifier);
+    if (name === undefined || name in imported || name in found) continue;
+    const version = await versionOf(name);
+    if (version === undefined) return { found, missing: { name, ...read } };
+    found[name] = version;
+  }
+  return { found };
+}
+
+/**
+ * The `cell-package` problem of a package read at run time that is not installed, at the
+ * line of the cell importing the project file through which the bundle reaches the file
+ * that reads it, at the line that names it when the cell reads it itself, else at the
+ * cell's first line.
+ */
+function missingRunTimePackage(cell: Cell, metafile: esbuild.Metafile, entry: string | undefined, { name, specifier, file }: { name: string } & RunTimeRead): KeyProblem {
+  const by = file === undefined || file === entry ? 'by the cell' : `by ${file}`;
+  return {
+    ...runTimeReadPosition(cell, metafile, entry, file, specifier),
+    message: `package "${name}" is not installed (read at run time as "${specifier}" ${by}); add it to package.json and run npm install`,
+    ruleId: 'cell-package',
+  };
+}
+
+function runTimeReadPosition(cell: Cell, metafile: esbuild.Metafile, entry: string | undefined, file: string | undefined, specifier: string): { line: number; column: number } {
+  if (file === undefined || entry === undefined || file === entry) return importPosition(cell, specifier);
+  const reaches = (from: string, seen = new Set<string>()): boolean => {
+    if (from === file) return true;
+    if (seen.has(from)) return false;
+    seen.add(from);
+    return (metafile.inputs[from]?.imports ?? []).some((imp) => imp.external !== true && reaches(imp.path, seen));
+  };
+  for (const imp of metafile.inputs[entry]?.imports ?? []) {
+    if (imp.external !== true && reaches(imp.path)) return importPosition(cell, imp.original ?? imp.path);
+  }
+  return { line: cell.codeLine, column: 1 };
+}
+
 /** Markdown position of the line of the cell that mentions `specifier`, else the first line. */
 function importPosition(cell: Cell, specifier: string): { line: number; column: number } {
   const lines = cell.code.split('\n');
@@ -544,9 +558,12 @@ function importPosition(cell: Cell, specifier: string): { line: number; column: 
   return { line: cell.codeLine, column: 1 };
 }
 
-/** npm package name of a bare specifier; undefined for builtins, URLs and paths. */
+/**
+ * npm package name of a bare specifier; undefined for builtins, URLs, paths and esbuild's
+ * own `<runtime>` (which a bundle using `require` imports its `__require` shim from).
+ */
 export function packageName(specifier: string): string | undefined {
-  if (specifier.startsWith('.') || specifier.startsWith('/') || /^[a-zA-Z][a-zA-Z+.-]*:/.test(specifier)) return undefined;
+  if (specifier.startsWith('.') || specifier.startsWith('/') || specifier.startsWith('<') || /^[a-zA-Z][a-zA-Z+.-]*:/.test(specifier)) return undefined;
   const parts = specifier.split('/');
   const name = specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]!;
   if (builtinModules.includes(name)) return undefined;
