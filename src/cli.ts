@@ -79,7 +79,7 @@ export function program(): Command {
     .option('--slurm <key=value>', 'Slurm default over the front matter\'s slurm: (partition, account, qos, constraint, cpus, mem, gpus, time, extra); repeatable', (value: string, previous: string[] = []) => [...previous, value])
     .option('--verify [id...]', 're-run these cells (default: all) into a scratch store and compare them bit for bit with the committed results')
     .option('--no-cache', 'bundle every cell to key it, instead of using the keys remembered between commands (node_modules/.cache/report)')
-    .option('--migrate-keys', 'run nothing: re-key the results stored under the previous key scheme that are fresh under it (every profile\'s store, or --profile\'s)')
+    .option('--migrate-keys', 'run nothing: re-key the results stored under the previous key scheme that are fresh under it and whose packages read at run time are shown, from package-lock.json in git, to be the installed ones (every profile\'s store, or --profile\'s)')
     .action(async (doc: string, flags) => {
       const env = { ...process.env, ...(flags.backend ? { TFJS_BACKEND: flags.backend } : {}) };
       if (flags.slurm !== undefined && flags.executor !== 'slurm') throw new ReportError('--slurm sets defaults for --executor slurm; add --executor slurm', 2);

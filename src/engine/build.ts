@@ -21,7 +21,8 @@ import { recordEnvironment } from './provenance.ts';
 import { weave } from './weave.ts';
 import { ReportError } from './errors.ts';
 import { isFatalRule } from './severity.ts';
-import { carryCheckpoint, oldSchemeMessage } from './migrate.ts';
+import { carryCheckpoint, notAdoptedMessage, oldSchemeMessage } from './migrate.ts';
+import { sameMeaning } from './key.ts';
 import { sha256 } from './digest.ts';
 import { fileSha, pageDigest, rememberedPage, rememberPage, toolStamp } from './page-cache.ts';
 import { recordMessages, replayMessages, type RecordedMessage } from './recorded-messages.ts';
@@ -150,7 +151,7 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
     if (stored.result) {
       available.set(id, stored.result);
       if (stored.checksum !== undefined) checksums.set(id, stored.checksum);
-      if (stored.legacyKey !== undefined) legacy.push(id);
+      if (stored.previousSchemeKey !== undefined) legacy.push(id);
     } else {
       if (stored.problem === 'corrupt') {
         file.message(`stored result of cell "${id}" is corrupt (${stored.detail ?? 'checksum mismatch'}); it is recomputed`, {
@@ -164,10 +165,17 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
   }
 
   oldSchemeMessage(file, legacy, store.dir, docPath, profile);
-  // A snapshot a killed run left under the cell's previous-scheme key resumes under its key.
   for (const id of toRun) {
-    const legacyKey = keys.get(id)!.legacyKeyV1?.key;
-    if (legacyKey !== undefined && !options.rerunAll && !forced.has(id)) await carryCheckpoint(projectRoot, id, legacyKey, keys.get(id)!.key, effects);
+    // A result of the previous key scheme that is not adopted: say why the cell runs again.
+    const verdict = loaded.previousScheme.get(id)?.verdict;
+    if (verdict?.ok === false && !options.rerunAll && !forced.has(id)) {
+      file.message(notAdoptedMessage(id, verdict.reason) + '; it runs again', { place: doc.cells.find((c) => c.id === id)!.position, ruleId: 'old-key-scheme', source: 'report' });
+    }
+    // A snapshot a killed run left under the cell's previous-scheme key resumes under its key,
+    // when the two keys hash the same ingredients (a snapshot records no time or commit to
+    // show which version of a package read at run time it was computed with).
+    const previous = keys.get(id)!.previous;
+    if (previous !== undefined && sameMeaning(previous) && !options.rerunAll && !forced.has(id)) await carryCheckpoint(projectRoot, id, previous.key, keys.get(id)!.key, effects);
   }
 
   await options.onPlan?.({ loaded, available, toRun });

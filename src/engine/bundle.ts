@@ -8,7 +8,8 @@
  * runner fills ({@link cellModule}). From the build's metafile come:
  *
  *   - the project files bundled into the cell (the key hashes what they run: key.ts),
- *   - the npm packages it imports, with their installed versions ({@link packagesOf}),
+ *   - the npm packages it imports, with their installed versions ({@link packagesOf}), and
+ *     the packages its code resolves at run time to read files from (run-time-packages.ts),
  *   - the cell's **export names** — the only place export names come from. key.ts carries
  *     them on the cell's key (and the key cache remembers them); the `cell:` module of a
  *     cell that imports this one is made from them; inline values, claims and the type
@@ -29,6 +30,7 @@ import { builtinModules } from 'node:module';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import * as esbuild from 'esbuild';
 import type { Cell } from './types.ts';
+import { packagesResolvedAtRunTime, type RunTimeRead } from './run-time-packages.ts';
 
 /** Name of the global the runner fills with dependency exports, by cell id (child-entry.ts repeats it). */
 export const CELLS_GLOBAL = '__reportCells';
@@ -51,6 +53,11 @@ export interface CellBundle {
   inputs: string[];
   /** npm packages the cell (or its project files) imports → installed version. */
   packages: Record<string, string>;
+  /**
+   * npm packages the bundle resolves at run time to read files from (a dataset: see
+   * run-time-packages.ts) and does not import → installed version.
+   */
+  readAtRunTime: Record<string, string>;
   /** The names the cell's module exports (`default` included when it has one). */
   exports: string[];
 }
@@ -115,7 +122,62 @@ export async function bundleCell(cell: Cell, context: BundleContext): Promise<Bu
       exports,
     };
   }
-  return { ok: true, bundle: { code: result.outputFiles[0]?.text ?? '', inputs, packages: packages.packages, exports } };
+  const code = result.outputFiles[0]?.text ?? '';
+  const readAtRunTime = await runTimePackagesOf(code, packages.packages, context.versionOf);
+  if (readAtRunTime.missing !== undefined) {
+    const entry = Object.values(result.metafile.outputs)[0]?.entryPoint;
+    return { ok: false, problem: missingRunTimePackage(cell, result.metafile, entry, readAtRunTime.missing), exports };
+  }
+  return { ok: true, bundle: { code, inputs, packages: packages.packages, readAtRunTime: readAtRunTime.found, exports } };
+}
+
+/**
+ * The packages a bundle resolves at run time (run-time-packages.ts) that it does not import
+ * (`imported`), by installed version; or the first one that is not installed.
+ */
+async function runTimePackagesOf(
+  bundle: string,
+  imported: Record<string, string>,
+  versionOf: (name: string) => Promise<string | undefined>,
+): Promise<{ found: Record<string, string>; missing?: { name: string } & RunTimeRead }> {
+  const found: Record<string, string> = {};
+  for (const read of packagesResolvedAtRunTime(bundle)) {
+    const name = packageName(read.specifier);
+    if (name === undefined || name in imported || name in found) continue;
+    const version = await versionOf(name);
+    if (version === undefined) return { found, missing: { name, ...read } };
+    found[name] = version;
+  }
+  return { found };
+}
+
+/**
+ * The `cell-package` problem of a package read at run time that is not installed, at the
+ * line of the cell importing the project file through which the bundle reaches the file
+ * that reads it, at the line that names it when the cell reads it itself, else at the
+ * cell's first line.
+ */
+function missingRunTimePackage(cell: Cell, metafile: esbuild.Metafile, entry: string | undefined, { name, specifier, file }: { name: string } & RunTimeRead): BundleProblem {
+  const by = file === undefined || file === entry ? 'by the cell' : `by ${file}`;
+  return {
+    ...runTimeReadPosition(cell, metafile, entry, file, specifier),
+    message: `package "${name}" is not installed (read at run time as "${specifier}" ${by}); add it to package.json and run npm install`,
+    ruleId: 'cell-package',
+  };
+}
+
+function runTimeReadPosition(cell: Cell, metafile: esbuild.Metafile, entry: string | undefined, file: string | undefined, specifier: string): { line: number; column: number } {
+  if (file === undefined || entry === undefined || file === entry) return importPosition(cell, specifier);
+  const reaches = (from: string, seen = new Set<string>()): boolean => {
+    if (from === file) return true;
+    if (seen.has(from)) return false;
+    seen.add(from);
+    return (metafile.inputs[from]?.imports ?? []).some((imp) => imp.external !== true && reaches(imp.path, seen));
+  };
+  for (const imp of metafile.inputs[entry]?.imports ?? []) {
+    if (imp.external !== true && reaches(imp.path)) return importPosition(cell, imp.original ?? imp.path);
+  }
+  return { line: cell.codeLine, column: 1 };
 }
 
 /**
@@ -155,9 +217,12 @@ export async function packagesOf(
   return { packages };
 }
 
-/** npm package name of a bare specifier; undefined for builtins, URLs and paths. */
+/**
+ * npm package name of a bare specifier; undefined for builtins, URLs, paths and esbuild's
+ * own `<runtime>` (which a bundle using `require` imports its `__require` shim from).
+ */
 export function packageName(specifier: string): string | undefined {
-  if (specifier.startsWith('.') || specifier.startsWith('/') || /^[a-zA-Z][a-zA-Z+.-]*:/.test(specifier)) return undefined;
+  if (specifier.startsWith('.') || specifier.startsWith('/') || specifier.startsWith('<') || /^[a-zA-Z][a-zA-Z+.-]*:/.test(specifier)) return undefined;
   const parts = specifier.split('/');
   const name = specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]!;
   if (builtinModules.includes(name)) return undefined;

@@ -9,7 +9,8 @@ import type { VFile } from 'vfile';
 import type { Effects } from './effects.ts';
 import { cacheDirOf, loadDocument, runtimePath, type LoadOptions } from './document.ts';
 import { explainStale } from './freshness.ts';
-import { oldSchemeMessage } from './migrate.ts';
+import { PREVIOUS_ENGINE_FORMAT_VERSION } from './key.ts';
+import { notAdoptedMessage, oldSchemeMessage } from './migrate.ts';
 import { typecheckCells } from './typecheck.ts';
 import type { CellOutcome } from './types.ts';
 import { weave } from './weave.ts';
@@ -24,7 +25,7 @@ export interface CheckSummary {
   /** The profile that applied (flag, else front matter, else full). */
   profile: string;
   fresh: string[];
-  /** Fresh cells whose result is still stored under the previous key scheme (`report --migrate-keys`). */
+  /** Fresh cells whose result is still stored under the previous key scheme, adopted (`report --migrate-keys`). */
   legacy: string[];
   stale: string[];
   missing: string[];
@@ -50,7 +51,7 @@ export async function check(options: CheckOptions, effects: Effects): Promise<Ch
     if (stored.result) {
       results.set(id, stored.result);
       fresh.push(id);
-      if (stored.legacyKey !== undefined) legacy.push(id);
+      if (stored.previousSchemeKey !== undefined) legacy.push(id);
       continue;
     }
     const previous = await store.latest(id, path.basename(options.docPath));
@@ -58,18 +59,22 @@ export async function check(options: CheckOptions, effects: Effects): Promise<Ch
       ? `run \`npm run report\` and commit ${path.relative(process.cwd(), store.dir) || store.dir}`
       : `run \`npm run report -- --profile ${profile}\``;
     let reason: string;
+    const verdict = loaded.previousScheme.get(id)?.verdict;
     if (stored.problem === 'corrupt') {
       reason = `stored result of cell "${id}" is corrupt (${stored.detail ?? 'checksum mismatch'}); ${how}`;
       stale.push(id);
+    } else if (verdict?.ok === false) {
+      reason = `${notAdoptedMessage(id, verdict.reason)}; ${how}`;
+      stale.push(id);
     } else if (previous) {
-      // A result of the previous key scheme is compared with the cell's legacy fingerprint:
-      // its hashes are of source text, not of the code that runs.
+      // A result of the previous key scheme is compared with the cell's previous-scheme
+      // fingerprint: that is what its key was made of.
       const stored = previous.meta.fingerprint;
-      const old = stored !== undefined && stored.engine === undefined && keys.get(id)!.legacyKeyV1 !== undefined;
-      const what = explainStale(stored, old ? keys.get(id)!.legacyKeyV1!.fingerprint : keys.get(id)!.fingerprint);
+      const old = stored !== undefined && stored.engine === PREVIOUS_ENGINE_FORMAT_VERSION && keys.get(id)!.previous !== undefined;
+      const what = explainStale(stored, old ? keys.get(id)!.previous!.fingerprint : keys.get(id)!.fingerprint);
       const because =
         (what.length > 0 ? what.join('; ') : 'its code, options, an imported file, a dependency or a package version changed') +
-        (old ? ' since its result stored under the previous key scheme, which hashed source text' : '');
+        (old ? ' since its result stored under the previous key scheme' : '');
       reason = `result of cell "${id}" is stale (${because}); ${how}`;
       stale.push(id);
     } else {

@@ -16,6 +16,7 @@ import { toolStamp } from './page-cache.ts';
 import { recordMessages, replayMessages, type RecordedMessage } from './recorded-messages.ts';
 import { compiledToRemember, precompileInline, rememberCompiled } from './inline.ts';
 import { mathToRemember, precheckMath, rememberMath } from './refs.ts';
+import { previousSchemeStates, type PreviousSchemeState } from './previous-scheme.ts';
 import { ResultStore } from './store.ts';
 import { ReportError } from './errors.ts';
 import { readBibliographies, type BibliographySource } from './cite.ts';
@@ -62,6 +63,11 @@ export interface LoadedDocument {
   bibliography?: BibliographySource[];
   /** True when loading reported no problem at all (the clean-up of unused results needs it). */
   clean: boolean;
+  /**
+   * Usable cells with a previous-scheme key → what the store holds for them under either
+   * scheme, and whether a result stored under the previous one is adopted (previous-scheme.ts).
+   */
+  previousScheme: Map<string, PreviousSchemeState>;
 }
 
 /** The results directory of a profile: full results are committed, others are not. */
@@ -154,11 +160,14 @@ export async function loadDocument(options: LoadOptions, effects: Effects): Prom
     if (graph.deps(id).some((dep) => !usable.includes(dep))) continue;
     usable.push(id);
   }
-  // A store not yet migrated to the current key scheme is read through the legacy keys.
-  const legacyKeys = new Map([...keys.values()].flatMap((k) => (k.legacyKeyV1 === undefined ? [] : [[k.key, k.legacyKeyV1] as const])));
-  const store = new ResultStore(resultsDirFor(docPath, profile, options.resultsDir), effects, legacyKeys);
+  // A store not yet migrated to the current key scheme is read through the previous-scheme
+  // keys of the cells whose stored result is adopted.
+  const storeDir = resultsDirFor(docPath, profile, options.resultsDir);
+  const previousScheme = await previousSchemeStates({ order: usable, keys, store: new ResultStore(storeDir, effects), docDir: path.dirname(docPath), effects });
+  const adopted = [...previousScheme].flatMap(([id, state]) => (state.verdict?.ok === true ? [[keys.get(id)!.key, keys.get(id)!.previous!] as const] : []));
+  const store = new ResultStore(storeDir, effects, new Map(adopted));
   const bibliography = await readBibliographies(file, doc.tree, doc.frontMatter, docPath, (p) => effects.readFile(p));
-  return { doc, graph, keys, exports: exportNames(keys), store, profile, seed, docPath, projectRoot, usable, bibliography, clean: file.messages.length === 0 };
+  return { doc, graph, keys, exports: exportNames(keys), store, profile, seed, docPath, projectRoot, usable, bibliography, clean: file.messages.length === 0, previousScheme };
 }
 
 /** The parse cache of a document (beside its key cache). */

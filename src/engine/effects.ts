@@ -56,6 +56,12 @@ export interface Effects {
    * result's metadata for the provenance appendix). Optional: test effects may leave it out.
    */
   environment?(projectRoot: string): Promise<RunEnvironment>;
+  /**
+   * The standard output of `git <args>` run in `cwd`; undefined when git is not installed or
+   * fails (not a repository, an unknown commit, …). Optional: without it, nothing that needs
+   * the project's history can be shown (previous-scheme.ts).
+   */
+  git?(cwd: string, args: string[]): Promise<string | undefined>;
 }
 
 export interface NodeEffectsOptions {
@@ -117,7 +123,16 @@ export function nodeEffects(options: NodeEffectsOptions = {}): Effects {
     tmpdir: tmpdir(),
     stdout: options.stdout ?? process.stdout,
     environment: nodeEnvironment,
+    git: runGit,
   };
+}
+
+/** `git <args>` in `cwd`: its standard output, or undefined when it cannot run or fails. */
+function runGit(cwd: string, args: string[]): Promise<string | undefined> {
+  return new Promise((done) => {
+    // A package-lock.json is hundreds of kilobytes: room for a large one.
+    execFile('git', args, { cwd, timeout: 30_000, maxBuffer: 256 * 1024 * 1024 }, (error, stdout) => done(error ? undefined : stdout));
+  });
 }
 
 /** This machine (os module) and the project's git commit (`git rev-parse`, `git status`); no git → no commit. */
@@ -129,10 +144,7 @@ async function nodeEnvironment(projectRoot: string): Promise<RunEnvironment> {
     os: `${osType()} ${release()} ${arch()}`,
     node: process.version,
   };
-  const git = (...args: string[]) =>
-    new Promise<string | undefined>((done) => {
-      execFile('git', args, { cwd: projectRoot, timeout: 10_000 }, (error, stdout) => done(error ? undefined : stdout));
-    });
+  const git = (...args: string[]) => runGit(projectRoot, args);
   const commit = (await git('rev-parse', 'HEAD'))?.trim();
   if (commit && /^[0-9a-f]{40}$/.test(commit)) {
     const status = await git('status', '--porcelain', '--untracked-files=no');

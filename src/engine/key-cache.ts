@@ -14,7 +14,7 @@
  *   - the code and JSON file names in the document's folder and in each bundled file's
  *     folder (a new file beside an import, e.g. `lib/a.tsx` next to `lib/a.ts`, can change
  *     what resolves);
- *   - the installed version of every package the bundle imports.
+ *   - the installed version of every package the bundle imports or resolves at run time.
  *
  * Anything else that could change resolution (a file created in a folder no bundled file
  * sits in, a package's own files changed without a version change) is not seen; `--no-cache`
@@ -25,14 +25,15 @@
  * atomically; a missing, unreadable or foreign file is an empty cache, never an error.
  */
 import { sha256 } from './digest.ts';
-import type { KeyFingerprint, LegacyKey } from './types.ts';
+import type { KeyFingerprint, PreviousSchemeKey } from './types.ts';
 
 /**
  * Bumped when the entry format or what a lookup covers changes. /2: an entry's export
  * names are `exports` (the bundle's, bundle.ts), and a scan memo is the cell's `cell:`
- * specifiers only (parse.ts reads no export names).
+ * specifiers only (parse.ts reads no export names). /3: an entry carries the cell's
+ * previous-scheme key (`previous`, engine/2) instead of the engine/1 legacy key.
  */
-const CACHE_FORMAT = 'literate-report-key-cache/2';
+const CACHE_FORMAT = 'literate-report-key-cache/3';
 /** Entries kept per document (the current cells and a few edits' worth of old ones). */
 const MAX_ENTRIES = 2_000;
 
@@ -52,7 +53,7 @@ export interface KeyCacheEntry {
     /** The cell's export names, from its bundle. */
     exports: string[];
     fingerprint?: KeyFingerprint;
-    legacyKeyV1?: LegacyKey;
+    previous?: PreviousSchemeKey;
   };
 }
 

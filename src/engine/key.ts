@@ -13,7 +13,10 @@
  *   - the profile and the effective seed (cell option, else document seed),
  *   - the installed version of every npm package it imports (read from
  *     `node_modules/<pkg>/package.json` resolving from the Markdown file's directory, so
- *     an unrelated dependency change invalidates nothing).
+ *     an unrelated dependency change invalidates nothing), and of every package its code
+ *     resolves at run time to read files from (run-time-packages.ts: `require.resolve`,
+ *     `createRequire(…).resolve`, `import.meta.resolve` of a string literal — a data
+ *     package such as a dataset), in name order.
  *
  * So a comment-only, JSDoc-only, formatting-only or type-only edit of a cell or of a file
  * it imports changes no key; a changed literal, string, template literal, statement or
@@ -22,12 +25,15 @@
  *
  * Not hashed: the tfjs backend, the machine, the esbuild version (an upgrade that prints
  * some code differently re-keys the cells whose code it prints differently), files a cell
- * reads at run time with `fs` (import them, or change the cell's code — not just a comment —
- * when they change; `--rerun <id>` re-runs a cell regardless).
+ * reads at run time with `fs` from a path that is not a package's (import them, or change
+ * the cell's code — not just a comment — when they change; `--rerun <id>` re-runs a cell
+ * regardless).
  *
- * Each key also comes with the key the cell had under the previous scheme, engine/1, which
- * hashed source text ({@link legacyKeyV1}): a store written before this scheme is read
- * through it (see store.ts) and re-keyed by `report --migrate-keys` (migrate.ts).
+ * Each key also comes with the key the cell has under the previous scheme, engine/2, which
+ * did not hash the packages read at run time ({@link PreviousSchemeKey}), and what this key
+ * adds to it: results stored under it are adopted by `report --migrate-keys` (and read by
+ * `report`/`check` before that) only when those packages are shown to be the ones they were
+ * computed with (previous-scheme.ts).
  *
  * Keys are remembered between commands (key-cache.ts): a cell whose remembered key is still
  * good is not bundled at all until it must run ({@link bundleOf}). The key carries the
@@ -40,22 +46,25 @@ import { readdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as esbuild from 'esbuild';
 import { bundleCell, bundleDirFor, importPosition, readInstalledVersion, type BundleProblem } from './bundle.ts';
-import type { Cell, KeyFingerprint, LegacyKey } from './types.ts';
+import type { Cell, KeyFingerprint, PreviousSchemeKey } from './types.ts';
 import { sha256 } from './digest.ts';
 import { listingHash, type KeyCache, type KeyCacheEntry } from './key-cache.ts';
 
 /**
  * Bumped whenever the stored format, the bundling or the key scheme changes what a key
- * means. engine/2: keys hash the code that runs (esbuild's transform) instead of source text.
+ * means. engine/2: keys hash the code that runs (esbuild's transform) instead of source
+ * text. engine/3: keys also hash the packages the code resolves at run time.
  */
-export const ENGINE_FORMAT_VERSION = 'literate-report-engine/2';
+export const ENGINE_FORMAT_VERSION = 'literate-report-engine/3';
 
 /**
  * The previous key scheme, kept only so that results stored under it can be read and
- * migrated (`report --migrate-keys`); remove it with {@link legacyKeyV1} and migrate.ts
- * once no store holds engine/1 entries.
+ * migrated (`report --migrate-keys`); remove it with {@link PreviousSchemeKey} and the
+ * previous-scheme code of migrate.ts, previous-scheme.ts and store.ts once no store holds
+ * engine/2 entries. (A store still on engine/1 is migrated by the tool as of commit
+ * 3a5e674, the last that reads engine/1 keys.)
  */
-export const LEGACY_ENGINE_FORMAT_VERSION_V1 = 'literate-report-engine/1';
+export const PREVIOUS_ENGINE_FORMAT_VERSION = 'literate-report-engine/2';
 
 /** A problem found while keying a cell, positioned in the Markdown file: its bundle's, or a dependency with errors. */
 export interface KeyProblem extends Omit<BundleProblem, 'ruleId'> {
@@ -67,7 +76,10 @@ export interface CellKey {
   key: string;
   /** Project files bundled into the cell, relative to projectRoot, sorted. */
   inputs: string[];
-  /** npm packages the cell (or its project files) imports → installed version. */
+  /**
+   * npm packages the cell (or its project files) imports, and those its code resolves at
+   * run time (see {@link PreviousSchemeKey.readAtRunTime}) → installed version.
+   */
   packages: Record<string, string>;
   /**
    * The bundled cell: ESM JavaScript for Node, inline source map. Empty when `error`, and
@@ -98,10 +110,10 @@ export interface CellKey {
   /** The key's ingredients, stored with the result so a stale one can be explained. */
   fingerprint?: KeyFingerprint;
   /**
-   * The cell's key under the previous scheme (engine/1, source text), computed from the
-   * same sources: an entry stored under it is fresh today, so it can be read and re-keyed.
+   * The cell's key under the previous scheme (engine/2, without the packages read at run
+   * time), computed from the same sources, and what the key adds to it.
    */
-  legacyKeyV1?: LegacyKey;
+  previous?: PreviousSchemeKey;
 }
 
 export interface KeyContext {
@@ -199,7 +211,8 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
     });
 
     const depKeys: [string, string][] = [];
-    const legacyDepKeys: [string, string][] = [];
+    const previousDepKeys: [string, string][] = [];
+    const depsReadAtRunTime: string[] = [];
     for (const dep of cell.imports) {
       const depKey = await pending.get(dep);
       if (depKey === undefined || depKey.error !== undefined) {
@@ -207,7 +220,8 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
         return fail({ ...importPosition(cell, `cell:${dep}`), message: `imports cell "${dep}", which ${why}`, ruleId: 'cell-dependency' });
       }
       depKeys.push([dep, depKey.key]);
-      if (depKey.legacyKeyV1 !== undefined) legacyDepKeys.push([dep, depKey.legacyKeyV1.key]);
+      if (depKey.previous !== undefined) previousDepKeys.push([dep, depKey.previous.key]);
+      if (depKey.previous !== undefined && !sameMeaning(depKey.previous)) depsReadAtRunTime.push(dep);
     }
 
     const outcome = await bundleCell(cell, {
@@ -223,43 +237,25 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
       versionOf,
     });
     if (!outcome.ok) return fail(outcome.problem, outcome.exports);
-    const { code: bundle, inputs, packages, exports } = outcome.bundle;
+    const { code: bundle, inputs, packages, readAtRunTime, exports } = outcome.bundle;
+    const allPackages = Object.fromEntries(Object.entries({ ...packages, ...readAtRunTime }).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 
     const inputHashes: [string, string][] = [];
     for (const path of inputs) inputHashes.push([path, await hashRuns(resolve(projectRoot, path))]);
     const code = sha256(await whatRuns(new TextEncoder().encode(cell.code), sourcefile, await tsconfigIn(docDir)));
 
-    const key = sha256(
-      JSON.stringify({
-        engine: ENGINE_FORMAT_VERSION,
-        id: cell.id,
-        code,
-        options: cell.rawOptions,
-        inputs: inputHashes,
-        deps: depKeys,
-        profile: context.profile,
-        seed,
-        packages: Object.entries(packages),
-      }),
-    );
-    const fingerprint: KeyFingerprint = {
-      engine: ENGINE_FORMAT_VERSION,
-      code,
-      options: cell.rawOptions,
-      inputs: Object.fromEntries(inputHashes),
-      deps: Object.fromEntries(depKeys),
-      profile: context.profile,
-      seed,
-      packages,
-    };
-
-    let legacy: LegacyKey | undefined;
-    if (legacyDepKeys.length === depKeys.length) {
-      const rawHashes: [string, string][] = [];
-      for (const path of inputs) rawHashes.push([path, await hashFile(resolve(projectRoot, path))]);
-      legacy = legacyKeyV1({ id: cell.id, code: cell.code, options: cell.rawOptions, inputs: rawHashes, deps: legacyDepKeys, profile: context.profile, seed, packages });
-    }
-    return { ...base, key, inputs, packages, bundle, exports, fingerprint, ...(legacy === undefined ? {} : { legacyKeyV1: legacy }) };
+    // engine/2 and engine/3 hash the same ingredients but the packages read at run time.
+    const keyOf = (engine: string, deps: [string, string][], pkgs: Record<string, string>): string =>
+      sha256(JSON.stringify({ engine, id: cell.id, code, options: cell.rawOptions, inputs: inputHashes, deps, profile: context.profile, seed, packages: Object.entries(pkgs) }));
+    const fingerprintOf = (engine: string, deps: [string, string][], pkgs: Record<string, string>): KeyFingerprint =>
+      ({ engine, code, options: cell.rawOptions, inputs: Object.fromEntries(inputHashes), deps: Object.fromEntries(deps), profile: context.profile, seed, packages: pkgs });
+    const key = keyOf(ENGINE_FORMAT_VERSION, depKeys, allPackages);
+    const fingerprint = fingerprintOf(ENGINE_FORMAT_VERSION, depKeys, allPackages);
+    const previous: PreviousSchemeKey | undefined =
+      previousDepKeys.length === depKeys.length
+        ? { key: keyOf(PREVIOUS_ENGINE_FORMAT_VERSION, previousDepKeys, packages), fingerprint: fingerprintOf(PREVIOUS_ENGINE_FORMAT_VERSION, previousDepKeys, packages), readAtRunTime, depsReadAtRunTime }
+        : undefined;
+    return { ...base, key, inputs, packages: allPackages, bundle, exports, fingerprint, ...(previous === undefined ? {} : { previous }) };
   };
 
   // ---- the key cache (key-cache.ts): what a remembered key was made from, checked before use
@@ -280,12 +276,13 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
   /** The cache lookup of a cell: undefined when a cell it imports has no usable key. */
   const lookupOf = async (cell: Cell): Promise<string | undefined> => {
     // Everything of an imported cell's key that keying this cell reads: its key, its export
-    // names (the `cell:` module) and its key under the previous scheme (the legacy key).
-    const deps: [string, string, string[], string | null][] = [];
+    // names (the `cell:` module), its key under the previous scheme and whether they differ
+    // by packages read at run time.
+    const deps: [string, string, string[], string | null, boolean][] = [];
     for (const dep of cell.imports) {
       const depKey = await pending.get(dep);
       if (depKey === undefined || depKey.error !== undefined) return undefined;
-      deps.push([dep, depKey.key, depKey.exports ?? [], depKey.legacyKeyV1?.key ?? null]);
+      deps.push([dep, depKey.key, depKey.exports ?? [], depKey.previous?.key ?? null, depKey.previous !== undefined && sameMeaning(depKey.previous)]);
     }
     return sha256(
       JSON.stringify([ENGINE_FORMAT_VERSION, esbuild.version, resolve(context.docPath), projectRoot, resolve(context.runtimePath), cell.id, cell.code, cell.rawOptions, context.profile, cell.options.seed ?? context.seed, deps]),
@@ -311,7 +308,7 @@ export async function keyCells(cells: Cell[], order: string[], context: KeyConte
         packages: key.packages,
         exports: key.exports ?? [],
         ...(key.fingerprint === undefined ? {} : { fingerprint: key.fingerprint }),
-        ...(key.legacyKeyV1 === undefined ? {} : { legacyKeyV1: key.legacyKeyV1 }),
+        ...(key.previous === undefined ? {} : { previous: key.previous }),
       },
     };
   };
@@ -416,44 +413,9 @@ export async function whatRuns(source: Uint8Array, path: string, tsconfigRaw?: s
 }
 
 /**
- * LEGACY: the key of engine/1, which hashed the cell's source text and the raw bytes of
- * every project file it bundles. Kept only to recognise and migrate results stored under
- * it (store.ts reads them, migrate.ts re-keys them); delete it with migrate.ts. The JSON
- * below must stay byte for byte what engine/1 hashed.
+ * True when a cell's key and its previous-scheme key hash the same ingredients: neither it
+ * nor a cell it imports (directly or not) reads a package at run time.
  */
-export function legacyKeyV1(parts: {
-  id: string;
-  code: string;
-  options: string;
-  /** Project file → sha256 of its bytes, in path order. */
-  inputs: [string, string][];
-  /** Imported cell → its legacy key. */
-  deps: [string, string][];
-  profile: string;
-  seed: number;
-  packages: Record<string, string>;
-}): LegacyKey {
-  const key = sha256(
-    JSON.stringify({
-      engine: LEGACY_ENGINE_FORMAT_VERSION_V1,
-      id: parts.id,
-      code: parts.code,
-      options: parts.options,
-      inputs: parts.inputs,
-      deps: parts.deps,
-      profile: parts.profile,
-      seed: parts.seed,
-      packages: Object.entries(parts.packages),
-    }),
-  );
-  const fingerprint: KeyFingerprint = {
-    code: sha256(parts.code),
-    options: parts.options,
-    inputs: Object.fromEntries(parts.inputs),
-    deps: Object.fromEntries(parts.deps),
-    profile: parts.profile,
-    seed: parts.seed,
-    packages: parts.packages,
-  };
-  return { key, fingerprint };
+export function sameMeaning(previous: PreviousSchemeKey): boolean {
+  return Object.keys(previous.readAtRunTime).length === 0 && previous.depsReadAtRunTime.length === 0;
 }

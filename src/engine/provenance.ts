@@ -1,9 +1,9 @@
 /**
  * The provenance appendix (`provenance: true` in the front matter): a last, unnumbered
  * section saying what the results behind the document were computed with — the machine
- * (CPU, cores, OS), Node and the npm packages the cells import, the TensorFlow.js backend
- * of each cell, the document seed, each cell's run time and when it ran, the total compute,
- * the git commit the code was at, and how to reproduce it all.
+ * (CPU, cores, OS), Node and the npm packages the cells import or read at run time, the
+ * TensorFlow.js backend of each cell, the document seed, each cell's run time and when it
+ * ran, the total compute, the git commit the code was at, and how to reproduce it all.
  *
  * Everything comes from the stored results' metadata (build.ts records the environment in
  * each result when the cell runs), never from the machine that weaves: a build that runs
@@ -115,7 +115,7 @@ export function provenanceSection({ cells, results, seed }: ProvenanceOptions): 
       packages.set(name, versions);
     }
   }
-  const packageText: PhrasingContent[] = [strong('Packages'), text(' the cells import: ')];
+  const packageText: PhrasingContent[] = [strong('Packages'), text(' the cells import or read at run time: ')];
   const names = [...packages.keys()].sort();
   if (names.length === 0) packageText.push(text('none.'));
   names.forEach((name, i) => {

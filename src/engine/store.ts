@@ -17,18 +17,19 @@
  * The same values give the same bytes, so re-running an unchanged cell gives no git diff
  * beyond its run time.
  *
- * A store written under the previous key scheme (engine/1, keys of source text) is read
- * through the cells' legacy keys: `get` returns an entry stored under a cell's legacy key
- * when there is none under its key (the legacy key was computed from today's sources, so
- * the entry is fresh), flagged `legacyKey`, and `gc` keeps it. `rekey` (used by
- * `report --migrate-keys`, migrate.ts) moves such an entry to the cell's key. Writes are atomic (temporary file + rename) and the `.bin` goes
- * first, so a `.json` always describes a complete payload. A payload whose checksum does
+ * A store written under the previous key scheme (engine/2, keys without the packages read
+ * at run time) is read through the previous-scheme keys the store is given — only those of
+ * cells whose result previous-scheme.ts adopts: `get` returns an entry stored under such a
+ * key when there is none under the cell's key, flagged `previousSchemeKey`, and `gc` keeps
+ * it. `rekey` (used by `report --migrate-keys`, migrate.ts) moves such an entry to the
+ * cell's key. Writes are atomic (temporary file + rename) and the `.bin` goes first, so a
+ * `.json` always describes a complete payload. A payload whose checksum does
  * not match is reported as `corrupt`, and the build recomputes it.
  */
 import { dirname, join, relative, resolve } from 'node:path';
 import { isNotFound, type Effects } from './effects.ts';
 import { decode, encodeResult } from './serialize.ts';
-import type { CellResult, KeyFingerprint, LegacyKey, Output, ResultMeta } from './types.ts';
+import type { CellResult, KeyFingerprint, Output, PreviousSchemeKey, ResultMeta } from './types.ts';
 import { sha256 } from './digest.ts';
 
 export const STORE_FORMAT = 'literate-report-result/1';
@@ -48,9 +49,9 @@ export interface StoredLookup {
   detail?: string;
   /**
    * Set when the result is stored under the cell's key of the previous key scheme (it is
-   * fresh, the store is not migrated yet: `report --migrate-keys`): that key.
+   * fresh and adopted, the store is not migrated yet: `report --migrate-keys`): that key.
    */
-  legacyKey?: string;
+  previousSchemeKey?: string;
   /** sha256 of the entry's payload (with `result`): what the page cache hashes for it. */
   checksum?: string;
 }
@@ -77,8 +78,11 @@ export class ResultStore {
     /** The directory of this profile's entries. */
     readonly dir: string,
     private readonly effects: Effects,
-    /** Cell key → the same cell's key under the previous scheme (see `get`). */
-    private readonly legacyKeys: ReadonlyMap<string, LegacyKey> = new Map(),
+    /**
+     * Cell key → the same cell's key under the previous scheme, for the cells whose
+     * previous-scheme result is adopted (previous-scheme.ts; see `get`).
+     */
+    private readonly previousKeys: ReadonlyMap<string, PreviousSchemeKey> = new Map(),
   ) {}
 
   /**
@@ -86,19 +90,29 @@ export class ResultStore {
    * an entry whose metadata disagrees with its payload (export names, byte length, figures),
    * whose outputs are not what a cell can emit (a figure named like a path, an unknown
    * extension), or whose recorded fingerprint is not `expected` (the ingredients of `key`
-   * today) is `corrupt`. With no entry under `key`, the entry under the cell's legacy key
-   * (if the store was given one for `key`) is returned, flagged `legacyKey`.
+   * today) is `corrupt`. With no entry under `key`, the entry under the cell's previous-scheme
+   * key (if the store was given one for `key`) is returned, flagged `previousSchemeKey`.
    */
   async get(id: string, key: string, expected?: KeyFingerprint): Promise<StoredLookup> {
     const found = await this.exact(id, key, expected);
-    const legacy = this.legacyKeys.get(key);
-    if (found.problem !== 'missing' || legacy === undefined) return found;
-    const old = await this.exact(id, legacy.key, legacy.fingerprint);
-    if (old.result !== undefined) return { ...old, legacyKey: legacy.key };
+    const previous = this.previousKeys.get(key);
+    if (found.problem !== 'missing' || previous === undefined) return found;
+    const old = await this.exact(id, previous.key, previous.fingerprint);
+    if (old.result !== undefined) return { ...old, previousSchemeKey: previous.key };
     return old.problem === 'corrupt' ? old : found;
   }
 
-  /** The entry of `id` under exactly `key` (no legacy key), or why there is none. */
+  /** The metadata (`.json`) of the entry of `id` under exactly `key`; undefined when there is none or it is unreadable. */
+  async metadata(id: string, key: string): Promise<EntryMetadata | undefined> {
+    try {
+      const metadata = JSON.parse(new TextDecoder().decode(await this.effects.readFile(join(this.dir, `${entryName(id, key)}.json`)))) as EntryMetadata;
+      return metadata.id === id && metadata.key === key && metadata.format === STORE_FORMAT ? metadata : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The entry of `id` under exactly `key` (no previous-scheme key), or why there is none. */
   async exact(id: string, key: string, expected?: KeyFingerprint): Promise<StoredLookup> {
     const base = entryName(id, key);
     let metadata: EntryMetadata;
@@ -164,11 +178,11 @@ export class ResultStore {
     const kept = new Set<string>();
     for (const { id, key } of keep) {
       kept.add(entryName(id, key));
-      // A result still under its legacy key (store not migrated) is kept and claimed as it is.
-      const legacy = this.legacyKeys.get(key);
-      if (legacy !== undefined && !(await this.has(id, key)) && (await this.has(id, legacy.key))) {
-        kept.add(entryName(id, legacy.key));
-        keepList.push({ id, key: legacy.key });
+      // A result still under its previous-scheme key (store not migrated) is kept and claimed as it is.
+      const previous = this.previousKeys.get(key);
+      if (previous !== undefined && !(await this.has(id, key)) && (await this.has(id, previous.key))) {
+        kept.add(entryName(id, previous.key));
+        keepList.push({ id, key: previous.key });
       } else {
         keepList.push({ id, key });
       }
@@ -245,21 +259,24 @@ export class ResultStore {
 
   /**
    * Copies the entry of `id` under `from` to `to` — the same payload bytes, its metadata
-   * with the new key, payload file name and `fingerprint`, and `previousKey: from` — and
-   * returns the new entry as `get` reads it. The caller proves that `from` and `to` key the
-   * same code (migrate.ts: `from` is the cell's legacy key today). The `.bin` is written
+   * with the new key, payload file name and `fingerprint`, `previousKey` (the first key it
+   * was stored under: `from` unless it was re-keyed before), `migratedFrom: from`, and
+   * `versions` joined with `addedVersions` (the packages the new key hashes and the result
+   * was shown to be computed with) — and returns the new entry as `get` reads it. The caller
+   * proves that `from` and `to` key the same computation (migrate.ts). The `.bin` is written
    * before the `.json` (each atomically), so a kill leaves the old entry intact and at most
    * an unreferenced `.bin`; the old entry is not removed (`remove`).
    */
-  async rekey(id: string, from: string, to: string, fingerprint: KeyFingerprint): Promise<StoredLookup> {
+  async rekey(id: string, from: string, to: string, fingerprint: KeyFingerprint, addedVersions: Record<string, string> = {}): Promise<StoredLookup> {
     const oldBase = entryName(id, from);
     const newBase = entryName(id, to);
     const metadata = JSON.parse(new TextDecoder().decode(await this.effects.readFile(join(this.dir, `${oldBase}.json`)))) as EntryMetadata;
     const payload = await this.effects.readFile(join(this.dir, `${oldBase}.bin`));
+    const versions = Object.fromEntries(Object.entries({ ...metadata.meta.versions, ...addedVersions }).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
     const rekeyed: EntryMetadata = {
       ...metadata,
       key: to,
-      meta: { ...metadata.meta, fingerprint, previousKey: metadata.meta.previousKey ?? from },
+      meta: { ...metadata.meta, versions, fingerprint, previousKey: metadata.meta.previousKey ?? from, migratedFrom: from },
       payload: { ...metadata.payload, file: `${newBase}.bin` },
     };
     await this.effects.writeFileAtomic(join(this.dir, `${newBase}.bin`), payload);

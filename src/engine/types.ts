@@ -126,7 +126,7 @@ export interface ResultMeta {
   runMs: number;
   /** Recorded, not hashed: e.g. the tfjs backend. Set by cells through runtime.meta(). */
   backend?: string;
-  /** Versions of the npm packages the cell imports (hashed). */
+  /** Versions of the npm packages the cell imports or reads at run time (hashed). */
   versions: Record<string, string>;
   profile: string;
   seed: number;
@@ -144,6 +144,12 @@ export interface ResultMeta {
    * (a previous key scheme), when it was fresh there — the same code, re-keyed.
    */
   previousKey?: string;
+  /**
+   * Set by `report --migrate-keys`: the key the entry had before its last re-keying (its
+   * previous-scheme key), so that a cell importing it knows the result was adopted, not
+   * computed again.
+   */
+  migratedFrom?: string;
 }
 
 /** The machine, Node and code a result was computed with. */
@@ -177,14 +183,24 @@ export interface KeyFingerprint {
   deps: Record<string, string>;
   profile: string;
   seed: number;
-  /** npm package → installed version. */
+  /** npm package (imported, or since engine/3 also read at run time) → installed version. */
   packages: Record<string, string>;
 }
 
-/** A cell's key under the previous key scheme (engine/1) and its ingredients. */
-export interface LegacyKey {
+/**
+ * A cell's key under the previous key scheme (engine/2, which did not hash the packages a
+ * cell reads at run time), its ingredients, and what the current key adds to them.
+ */
+export interface PreviousSchemeKey {
   key: string;
   fingerprint: KeyFingerprint;
+  /**
+   * Packages the cell's code resolves at run time (name → installed version) that its key
+   * hashes and the previous one did not (a package it also imports was hashed already).
+   */
+  readAtRunTime: Record<string, string>;
+  /** Imported cells whose key differs from their previous one by such packages (theirs, or of cells they import). */
+  depsReadAtRunTime: string[];
 }
 
 /** A cell's result. `kind` tells it from a {@link CellFailure}: use {@link isFailure}. */

@@ -2,7 +2,7 @@ import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { keyCells, legacyKeyV1, type KeyContext } from '../../src/engine/key.ts';
+import { keyCells, type KeyContext } from '../../src/engine/key.ts';
 import { explainStale } from '../../src/engine/freshness.ts';
 import type { Cell } from '../../src/engine/types.ts';
 import { installTinyPkg, makeCell } from '../fixtures/exec-helpers/cells.ts';
@@ -208,37 +208,28 @@ describe('keys hash the code that runs, not the text it is written in', () => {
     expect(explainStale(before, after)).toEqual(['lib/b.ts changed']);
   });
 
-  it('keeps the engine/1 key of the same sources (source text), for the migration', async () => {
+  it('keeps the engine/2 key of the same sources (without packages read at run time), for the migration', async () => {
     const keys = await keyCells(documentCells(), order, context);
     const data = keys.get('data')!;
     const model = keys.get('model')!;
-    expect(data.legacyKeyV1!.key).not.toBe(data.key);
-    expect(data.fingerprint!.engine).toBe('literate-report-engine/2');
-    expect(data.legacyKeyV1!.fingerprint.engine).toBeUndefined();
-    // engine/1's key, as the engine computed it before: source text and raw bytes.
+    expect(data.previous!.key).not.toBe(data.key);
+    expect(data.fingerprint!.engine).toBe('literate-report-engine/3');
+    expect(data.previous!.fingerprint).toEqual({ ...data.fingerprint, engine: 'literate-report-engine/2' });
+    expect(data.previous!.readAtRunTime).toEqual({});
+    // engine/2's key, as the engine computed it before: the same ingredients, engine/2's name,
+    // the keys of imported cells under engine/2.
     const { createHash } = await import('node:crypto');
-    const sha = (x: string | Uint8Array) => createHash('sha256').update(x).digest('hex');
-    const raw = async (p: string) => sha(await readFile(join(root, p)));
-    const expected = sha(
-      JSON.stringify({
-        engine: 'literate-report-engine/1',
-        id: 'data',
-        code: documentCells()[0]!.code,
-        options: 'id=data',
-        inputs: [['lib/a.ts', await raw('lib/a.ts')], ['lib/b.ts', await raw('lib/b.ts')]],
-        deps: [],
-        profile: 'full',
-        seed: 0,
-        packages: [],
-      }),
-    );
-    expect(data.legacyKeyV1!.key).toBe(expected);
-    expect(model.legacyKeyV1!.fingerprint.deps).toEqual({ data: expected });
-    expect(legacyKeyV1({ id: 'data', code: documentCells()[0]!.code, options: 'id=data', inputs: [['lib/a.ts', await raw('lib/a.ts')], ['lib/b.ts', await raw('lib/b.ts')]], deps: [], profile: 'full', seed: 0, packages: {} }).key).toBe(expected);
-    // A comment edit changes the legacy key, not the key.
+    const sha = (x: string) => createHash('sha256').update(x).digest('hex');
+    const engine2 = (fp: NonNullable<typeof data.fingerprint>, id: string) =>
+      sha(JSON.stringify({ engine: 'literate-report-engine/2', id, code: fp.code, options: fp.options, inputs: Object.entries(fp.inputs), deps: Object.entries(fp.deps), profile: fp.profile, seed: fp.seed, packages: Object.entries(fp.packages) }));
+    expect(data.previous!.key).toBe(engine2(data.fingerprint!, 'data'));
+    expect(model.previous!.fingerprint.deps).toEqual({ data: data.previous!.key });
+    expect(model.previous!.key).toBe(engine2({ ...model.fingerprint!, deps: { data: data.previous!.key } }, 'model'));
+    // Without packages read at run time, the two keys differ by the scheme's name only: a
+    // comment edit changes neither.
     await writeFile(join(root, 'lib', 'a.ts'), `// a comment\n${A}`);
     const edited = (await keyCells(documentCells(), order, context)).get('data')!;
     expect(edited.key).toBe(data.key);
-    expect(edited.legacyKeyV1!.key).not.toBe(data.legacyKeyV1!.key);
+    expect(edited.previous!.key).toBe(data.previous!.key);
   });
 });

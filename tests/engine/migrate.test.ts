@@ -1,9 +1,11 @@
 /**
- * Keys of the code that runs (engine/2) and the migration of a store written under the
- * previous scheme (engine/1, keys of source text): a store not migrated is read as it is
- * (nothing re-runs, `old-key-scheme` warns), `--migrate-keys` re-keys exactly the fresh
- * old-scheme entries (payload, metadata, `.owners`), leaves stale and unrelated ones, is
- * idempotent, finishes an interrupted run, and handles every profile's store.
+ * Keys of the code that runs and of the packages it reads at run time (engine/3), and the
+ * migration of a store written under the previous scheme (engine/2, which did not hash the
+ * packages read at run time): a store not migrated is read as it is where the packages read
+ * at run time are shown (from package-lock.json in the history, through a fake git) to be
+ * the installed ones — nothing re-runs, `old-key-scheme` warns — and `--migrate-keys`
+ * re-keys exactly those entries (payload, metadata, `.owners`), leaves the others with the
+ * reason, is idempotent, finishes an interrupted run, and handles every profile's store.
  */
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -13,9 +15,10 @@ import { build, type BuildOptions } from '../../src/engine/build.ts';
 import { check } from '../../src/engine/check.ts';
 import { checkpointPath } from '../../src/engine/checkpoint.ts';
 import { loadDocument } from '../../src/engine/document.ts';
-import { nodeEffects } from '../../src/engine/effects.ts';
+import { nodeEffects, type Effects } from '../../src/engine/effects.ts';
 import { formatMigration, migrateKeys } from '../../src/engine/migrate.ts';
-import { entryName, formatJson, type EntryMetadata } from '../../src/engine/store.ts';
+import { entryName, formatJson, ResultStore, type EntryMetadata } from '../../src/engine/store.ts';
+import type { ResultMeta } from '../../src/engine/types.ts';
 import { fakeExecutor } from '../support/fake-executor.ts';
 
 let dir: string;
@@ -42,8 +45,47 @@ export const total: number = a + 3;
 export const c: string = 'independent';
 \`\`\`
 `;
-const LIB_A = "import { twice } from './b.ts';\nexport const helper = (x: number): number => twice(x);\n";
+/** lib/a.ts finds the data package `tiny-data` at run time (what a dataset loader does). */
+const LIB_A =
+  "import { createRequire } from 'node:module';\nimport { twice } from './b.ts';\n" +
+  "const dataFile = (): string => createRequire(import.meta.url).resolve('tiny-data/package.json');\n" +
+  'export const helper = (x: number): number => (dataFile().length > 0 ? twice(x) : 0);\n';
 const LIB_B = 'export const twice = (x: number): number => 2 * x;\n';
+
+/** A commit of the fake history: its sha is its name repeated, its lock pins tiny-data at `data`. */
+interface FakeCommit {
+  sha: string;
+  date: string;
+  lock: string;
+}
+let history: FakeCommit[];
+function commit(name: string, date: string, data: string): FakeCommit {
+  const lock = { name: 'fixture', lockfileVersion: 3, packages: { '': { name: 'fixture' }, 'node_modules/tiny-data': { version: data } } };
+  return { sha: name.repeat(20).slice(0, 40), date, lock: JSON.stringify(lock, null, 2) };
+}
+
+/** git as previous-scheme.ts runs it, answered from `history` (HEAD is its last commit). */
+async function fakeGit(_cwd: string, args: string[]): Promise<string | undefined> {
+  const index = (sha: string) => history.findIndex((c) => c.sha === sha);
+  const [command, ...rest] = args;
+  if (command === 'rev-parse' && rest[0] === '--show-prefix') return '\n';
+  if (command === 'cat-file' && rest[0] === '-e') return index(rest[1]!.replace('^{commit}', '')) >= 0 ? '' : undefined;
+  if (command === 'show') {
+    const [sha, file] = rest[0]!.split(':');
+    return file === 'package-lock.json' ? history[index(sha!)]?.lock : undefined;
+  }
+  if (command === 'rev-list' && rest[0] === '-1') {
+    const before = Date.parse(rest[1]!.replace('--before=', ''));
+    return `${history.filter((c) => Date.parse(c.date) <= before).at(-1)?.sha ?? ''}\n`;
+  }
+  if (command === 'rev-list' && rest[0]!.endsWith('..HEAD')) {
+    const from = index(rest[0]!.slice(0, -'..HEAD'.length));
+    if (from < 0) return undefined;
+    // The commits after `from` that changed the lockfile, newest first.
+    return history.flatMap((c, i) => (i > from && c.lock !== history[i - 1]!.lock ? [`${c.sha}\n`] : [])).reverse().join('');
+  }
+  throw new Error(`fake git: unexpected ${args.join(' ')}`);
+}
 
 function executor() {
   return fakeExecutor({
@@ -52,7 +94,11 @@ function executor() {
     c: () => ({ exports: { c: 'independent' } }),
   });
 }
-const effects = () => nodeEffects({ stdout: silent });
+const effects = (): Effects => ({ ...nodeEffects({ stdout: silent }), git: fakeGit });
+const nodeEffectsWithout = (): Effects => {
+  const { git: _git, ...rest } = nodeEffects({ stdout: silent });
+  return rest;
+};
 const docPath = () => path.join(dir, 'doc.md');
 const results = (...parts: string[]) => path.join(dir, 'results', ...parts);
 
@@ -65,21 +111,25 @@ const runCheck = (profile?: string) =>
 const migrate = (profile?: string) => migrateKeys({ docPath: docPath(), projectRoot: dir, ...(profile ? { profile } : {}) }, effects());
 
 /**
- * Turns the store of `profile` into what engine/1 wrote: every entry under the cell's
- * engine/1 key, with the engine/1 fingerprint, and `.owners` naming those entries.
+ * Turns the store of `profile` into what engine/2 wrote: every entry under the cell's
+ * engine/2 key, with the engine/2 fingerprint and versions (no package read at run time),
+ * made at commit c2 of the history, and `.owners` naming those entries.
  */
 async function downgradeStore(profile = 'full'): Promise<void> {
   const loaded = await loadDocument({ docPath: docPath(), projectRoot: dir, profile }, effects());
   const store = loaded.store.dir;
   const renames = new Map<string, string>();
   for (const [id, cellKey] of loaded.keys) {
-    const legacy = cellKey.legacyKeyV1!;
+    const previous = cellKey.previous!;
     const from = entryName(id, cellKey.key);
-    const to = entryName(id, legacy.key);
+    const to = entryName(id, previous.key);
     const metadata = JSON.parse(await readFile(path.join(store, `${from}.json`), 'utf8')) as EntryMetadata;
-    metadata.key = legacy.key;
+    metadata.key = previous.key;
     metadata.payload.file = `${to}.bin`;
-    metadata.meta.fingerprint = legacy.fingerprint;
+    metadata.meta.fingerprint = previous.fingerprint;
+    metadata.meta.versions = previous.fingerprint.packages;
+    metadata.meta.environment = { cpu: 'x', cores: 1, os: 'y', node: 'v20', git: { commit: 'c2'.repeat(20), dirty: false } };
+    metadata.meta.createdAt = '2026-11-21T11:00:00.000Z';
     await writeFile(path.join(store, `${to}.bin`), await readFile(path.join(store, `${from}.bin`)));
     await writeFile(path.join(store, `${to}.json`), `${formatJson(metadata)}\n`);
     await rm(path.join(store, `${from}.json`));
@@ -90,6 +140,15 @@ async function downgradeStore(profile = 'full'): Promise<void> {
   const claims = JSON.parse(await readFile(owners, 'utf8')) as { doc: string; entries: string[] };
   claims.entries = claims.entries.map((e) => renames.get(e) ?? e).sort();
   await writeFile(owners, `${JSON.stringify(claims, null, 2)}\n`);
+}
+
+/** Changes the metadata of the previous-scheme entry of `id` (`undefined` removes a field). */
+async function setMeta(id: string, changes: Partial<ResultMeta>): Promise<void> {
+  const loaded = await loadDocument({ docPath: docPath(), projectRoot: dir }, effects());
+  const file = results(`${entryName(id, loaded.keys.get(id)!.previous!.key)}.json`);
+  const metadata = JSON.parse(await readFile(file, 'utf8')) as EntryMetadata;
+  metadata.meta = { ...metadata.meta, ...changes };
+  await writeFile(file, `${formatJson(metadata)}\n`);
 }
 
 /** Every file of a folder (recursively) → its bytes, for before/after comparisons. */
@@ -108,7 +167,10 @@ async function snapshot(folder: string): Promise<Record<string, string>> {
 
 beforeEach(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'report-migrate-'));
+  history = [commit('c1', '2026-11-20T10:00:00Z', '1.0.0')];
   await mkdir(path.join(dir, 'lib'), { recursive: true });
+  await mkdir(path.join(dir, 'node_modules', 'tiny-data'), { recursive: true });
+  await writeFile(path.join(dir, 'node_modules', 'tiny-data', 'package.json'), JSON.stringify({ name: 'tiny-data', version: '1.0.0' }));
   await writeFile(path.join(dir, 'lib', 'a.ts'), LIB_A);
   await writeFile(path.join(dir, 'lib', 'b.ts'), LIB_B);
   await writeFile(docPath(), DOC);
@@ -142,60 +204,63 @@ describe('edits that do not change what runs', () => {
   });
 });
 
-describe('a store written under the previous key scheme', () => {
+describe('a store written under the previous key scheme (engine/2)', () => {
+  // engine/2 results made at commit c2 (tiny-data 1.0.0 locked since c1, nothing changed since).
   beforeEach(async () => {
+    history = [commit('c1', '2026-11-20T10:00:00Z', '1.0.0'), commit('c2', '2026-11-21T10:00:00Z', '1.0.0')];
     await downgradeStore();
   });
 
-  it('check: every result fresh, one old-key-scheme warning naming the command, no stale-result, claims evaluated', async () => {
+  it('check: every result fresh, read through the verified previous-scheme entries, one old-key-scheme warning naming the command', async () => {
     const checked = await runCheck();
     expect(checked.fresh.sort()).toEqual(['a', 'b', 'c']);
     expect(checked.legacy.sort()).toEqual(['a', 'b', 'c']);
     expect(checked.stale).toEqual([]);
-    expect(checked.missing).toEqual([]);
     const rules = checked.file.messages.map((m) => m.ruleId);
     expect(rules).toEqual(['old-key-scheme']);
     const [message] = checked.file.messages;
     expect(message!.fatal).not.toBe(true);
     expect(message!.line).toBeUndefined();
     expect(message!.reason).toContain('3 results are stored in');
-    expect(message!.reason).toContain('previous key scheme');
+    expect(message!.reason).toContain('previous key scheme (engine/2');
     expect(message!.reason).toContain('--migrate-keys');
   });
 
-  it('build: runs nothing, warns, and its clean-up keeps the old-scheme entries', async () => {
+  it('build: runs nothing, warns, and its clean-up keeps the previous-scheme entries', async () => {
     const before = await snapshot(results());
     const { calls, summary } = await runBuild();
     expect(calls).toEqual([]);
     expect(summary.fresh.sort()).toEqual(['a', 'b', 'c']);
     expect(summary.file.messages.map((m) => m.ruleId)).toEqual(['old-key-scheme']);
-    expect(summary.failedHtmlPath).toBeUndefined();
     expect(await snapshot(results())).toEqual(before);
   });
 
-  it('--migrate-keys re-keys every fresh entry (payload bytes, metadata, .owners), then check is clean; a second run does nothing', async () => {
+  it('--migrate-keys re-keys every verified entry (payload bytes, metadata, .owners), says how, then check is clean; a second run does nothing', async () => {
     const loaded = await loadDocument({ docPath: docPath(), projectRoot: dir }, effects());
     const payloads = new Map<string, string>();
-    for (const [id, k] of loaded.keys) payloads.set(id, (await readFile(results(`${entryName(id, k.legacyKeyV1!.key)}.bin`))).toString('base64'));
+    for (const [id, k] of loaded.keys) payloads.set(id, (await readFile(results(`${entryName(id, k.previous!.key)}.bin`))).toString('base64'));
 
     const summary = await migrate();
-    expect(summary.stores).toHaveLength(1);
     const [store] = summary.stores;
     expect(store!.migrated.sort()).toEqual(['a', 'b', 'c']);
-    expect(store!.stale).toEqual([]);
-    expect(store!.untouched).toEqual([]);
-    expect(formatMigration(summary)).toContain('3 migrated to the current key scheme, 0 already current, 0 stale left');
+    expect(store!.notAdopted).toEqual([]);
+    const printed = formatMigration(summary);
+    expect(printed).toContain('3 migrated to the current key scheme, 0 already current, 0 not adopted, 0 stale left');
+    expect(printed).toContain('adopted: tiny-data 1.0.0 locked at commit c2c2c2c2c2c2, recorded with the result, and in every commit since: a');
+    expect(printed).toContain('computed from the adopted results of the cells they import: b');
+    expect(printed).toContain('the key gained nothing): c');
 
     const names = (await readdir(results())).filter((n) => !n.startsWith('.')).sort();
-    const expected = [...loaded.keys].flatMap(([id, k]) => [`${entryName(id, k.key)}.bin`, `${entryName(id, k.key)}.json`]).sort();
-    expect(names).toEqual(expected);
+    expect(names).toEqual([...loaded.keys].flatMap(([id, k]) => [`${entryName(id, k.key)}.bin`, `${entryName(id, k.key)}.json`]).sort());
     for (const [id, k] of loaded.keys) {
       expect((await readFile(results(`${entryName(id, k.key)}.bin`))).toString('base64')).toBe(payloads.get(id));
       const metadata = JSON.parse(await readFile(results(`${entryName(id, k.key)}.json`), 'utf8')) as EntryMetadata;
       expect(metadata.key).toBe(k.key);
       expect(metadata.payload.file).toBe(`${entryName(id, k.key)}.bin`);
       expect(metadata.meta.fingerprint).toEqual(k.fingerprint);
-      expect(metadata.meta.previousKey).toBe(k.legacyKeyV1!.key);
+      expect(metadata.meta.migratedFrom).toBe(k.previous!.key);
+      expect(metadata.meta.previousKey).toBe(k.previous!.key);
+      expect(metadata.meta.versions).toEqual(id === 'a' ? { 'tiny-data': '1.0.0' } : {});
     }
     const owners = JSON.parse(await readFile(results('.owners', 'doc.md.json'), 'utf8')) as { entries: string[] };
     expect(owners.entries).toEqual([...loaded.keys].map(([id, k]) => entryName(id, k.key)).sort());
@@ -204,8 +269,7 @@ describe('a store written under the previous key scheme', () => {
     expect(checked.fresh.sort()).toEqual(['a', 'b', 'c']);
     expect(checked.legacy).toEqual([]);
     expect(checked.file.messages.map(String)).toEqual([]);
-    const { calls } = await runBuild();
-    expect(calls).toEqual([]);
+    expect((await runBuild()).calls).toEqual([]);
 
     const after = await snapshot(results());
     const again = await migrate();
@@ -214,22 +278,98 @@ describe('a store written under the previous key scheme', () => {
     expect(await snapshot(results())).toEqual(after);
   });
 
-  it('leaves a stale old-scheme entry (and its dependents) as they are; check explains it against the old scheme', async () => {
-    // A comment in lib/b.ts: engine/1's key of "a" no longer matches, so nothing proves that
-    // the stored "a" ran today's code — it stays stale (and so does "b", which imports it).
-    await writeFile(path.join(dir, 'lib', 'b.ts'), `// edited after the results were stored\n${LIB_B}`);
-    const staleBefore = (await readdir(results())).filter((n) => /^[ab]\./.test(n)).sort();
-    const summary = await migrate();
-    const [store] = summary.stores;
-    expect(store!.migrated).toEqual(['c']);
-    expect(store!.missing.sort()).toEqual(['a', 'b']);
-    expect(store!.stale.sort()).toEqual(staleBefore.filter((n) => n.endsWith('.json')).map((n) => n.replace(/\.json$/, '')).sort());
-    expect((await readdir(results())).filter((n) => /^[ab]\./.test(n)).sort()).toEqual(staleBefore);
+  describe('a lock changed after the commit a result was made at', () => {
+    beforeEach(() => {
+      // c3 locked tiny-data 0.9.0 for a while, c4 went back to 1.0.0: nothing shows which
+      // version a result of c2 would have had, had it been made after c3.
+      history.push(commit('c3', '2026-11-22T10:00:00Z', '0.9.0'), commit('c4', '2026-11-23T10:00:00Z', '1.0.0'));
+    });
 
-    const checked = await runCheck();
-    expect(checked.fresh).toEqual(['c']);
-    const reasons = checked.file.messages.filter((m) => m.ruleId === 'stale-result').map((m) => m.reason);
-    expect(reasons[0]).toMatch(/cell "a" is stale \(lib\/b\.ts changed since its result stored under the previous key scheme, which hashed source text\)/);
+    it('--migrate-keys leaves the entry (and the one computed from it) stale, printing why; the cell that reads nothing is migrated', async () => {
+      const before = (await readdir(results())).filter((n) => /^[ab]\./.test(n)).sort();
+      const summary = await migrate();
+      const [store] = summary.stores;
+      expect(store!.migrated).toEqual(['c']);
+      expect(store!.notAdopted.map((n) => n.id)).toEqual(['a', 'b']);
+      const printed = formatMigration(summary);
+      expect(printed).toContain('1 migrated to the current key scheme, 0 already current, 2 not adopted');
+      expect(printed).toMatch(/not adopted, left stale: a \(a\.[0-9a-f]{16}\): commit c3c3c3c3c3c3, after the result was made, locks tiny-data 0\.9\.0 \(1\.0\.0 at c2c2c2c2c2c2 and installed\)/);
+      expect(printed).toMatch(/not adopted, left stale: b \(b\.[0-9a-f]{16}\): the result of cell "a" it was computed from is not adopted: commit c3c3c3c3c3c3/);
+      expect((await readdir(results())).filter((n) => /^[ab]\./.test(n)).sort()).toEqual(before);
+      // A second run says the same and changes nothing.
+      const after = await snapshot(results());
+      expect((await migrate()).stores[0]!.notAdopted.map((n) => n.id)).toEqual(['a', 'b']);
+      expect(await snapshot(results())).toEqual(after);
+    });
+
+    it('check reports them stale with the reason; report runs them again and says why', async () => {
+      const checked = await runCheck();
+      expect(checked.fresh).toEqual(['c']);
+      expect(checked.stale).toEqual(['a', 'b']);
+      const reasons = checked.file.messages.filter((m) => m.ruleId === 'stale-result').map((m) => m.reason);
+      expect(reasons[0]).toContain('the result of cell "a" is stored under the previous key scheme (engine/2) and fresh under it, but nothing shows');
+      expect(reasons[0]).toContain('commit c3c3c3c3c3c3, after the result was made, locks tiny-data 0.9.0');
+      const { calls, summary } = await runBuild();
+      expect(calls).toEqual(['a', 'b']);
+      const warnings = summary.file.messages.filter((m) => m.ruleId === 'old-key-scheme').map((m) => m.reason);
+      expect(warnings).toHaveLength(3);
+      expect(warnings[0]).toMatch(/^1 result is stored in .* \(c\)/);
+      expect(warnings[1]).toMatch(/^the result of cell "a" .*commit c3c3c3c3c3c3.*; it runs again$/);
+      expect(warnings[2]).toMatch(/^the result of cell "b" .*; it runs again$/);
+    });
+  });
+
+  it('a result without a recorded environment is checked from the last commit at or before it was made', async () => {
+    // tiny-data was 0.9.0 until c2, 1.0.0 from c2: a result made after c2 is adopted, one made before is not.
+    history = [commit('c1', '2026-11-20T10:00:00Z', '0.9.0'), commit('c2', '2026-11-21T10:00:00Z', '1.0.0')];
+    await setMeta('a', { environment: undefined, createdAt: '2026-11-21T12:00:00.000Z' });
+    const summary = await migrate();
+    expect(summary.stores[0]!.migrated.sort()).toEqual(['a', 'b', 'c']);
+    expect(formatMigration(summary)).toContain('tiny-data 1.0.0 locked at commit c2c2c2c2c2c2, the last at or before the time the result was made (no commit recorded), and in every commit since: a');
+  });
+
+  it('a result without a recorded environment made before the lock had the installed version is not adopted', async () => {
+    history = [commit('c1', '2026-11-20T10:00:00Z', '0.9.0'), commit('c2', '2026-11-21T10:00:00Z', '1.0.0')];
+    await setMeta('a', { environment: undefined, createdAt: '2026-11-20T12:00:00.000Z' });
+    const summary = await migrate();
+    expect(summary.stores[0]!.migrated).toEqual(['c']);
+    expect(summary.stores[0]!.notAdopted[0]!.reason).toBe('package-lock.json locks tiny-data 0.9.0 at commit c1c1c1c1c1c1, 1.0.0 is installed');
+  });
+
+  it('a result whose recorded commit is not in the repository (history rewritten) is checked from the time it was made', async () => {
+    await setMeta('a', { environment: { cpu: 'x', cores: 1, os: 'y', node: 'v20', git: { commit: 'f'.repeat(40), dirty: false } }, createdAt: '2026-11-21T12:00:00.000Z' });
+    const summary = await migrate();
+    expect(summary.stores[0]!.migrated.sort()).toEqual(['a', 'b', 'c']);
+    expect(formatMigration(summary)).toContain('locked at commit c2c2c2c2c2c2, the last at or before the time the result was made (its commit ffffffffffff is not in this repository)');
+  });
+
+  it('without git nothing is adopted that needs the history; what needs none is', async () => {
+    const summary = await migrateKeys({ docPath: docPath(), projectRoot: dir }, nodeEffectsWithout());
+    expect(summary.stores[0]!.migrated).toEqual(['c']);
+    expect(summary.stores[0]!.notAdopted[0]!.reason).toContain('git is not available');
+  });
+
+  it('a cell whose imported cell was adopted by an earlier migration is adopted later (meta.migratedFrom)', async () => {
+    // b edited: its previous-scheme entry is not fresh, a and c are migrated.
+    await writeFile(docPath(), DOC.replace('a + 3', 'a + 4'));
+    expect((await migrate()).stores[0]!.migrated.sort()).toEqual(['a', 'c']);
+    // The edit undone: b's entry is fresh again, and a's result it was computed from was adopted.
+    await writeFile(docPath(), DOC);
+    expect((await migrate()).stores[0]!.migrated).toEqual(['b']);
+    expect((await runCheck()).file.messages.map(String)).toEqual([]);
+  });
+
+  it('… but not when that cell was computed again under the current scheme', async () => {
+    await writeFile(docPath(), DOC.replace('a + 3', 'a + 4'));
+    await migrate();
+    // "a" computed again; its dependent fails, so the build removes nothing (b's entry stays).
+    const failing = fakeExecutor({ a: () => ({ exports: { a: 4 } }), b: () => { throw new Error('no'); } });
+    expect((await runBuild({ rerun: ['a'] }, failing)).calls).toEqual(['a', 'b']);
+    await writeFile(docPath(), DOC);
+    const summary = await migrate();
+    expect(summary.stores[0]!.notAdopted).toEqual([
+      { id: 'b', entry: expect.stringMatching(/^b\./) as unknown as string, reason: 'the result of cell "a" it was computed from is not adopted: it was computed again under the current key scheme' },
+    ]);
   });
 
   it('leaves entries of cells it does not know alone', async () => {
@@ -244,32 +384,34 @@ describe('a store written under the previous key scheme', () => {
     const loaded = await loadDocument({ docPath: docPath(), projectRoot: dir }, effects());
     const a = loaded.keys.get('a')!;
     // What a kill between the copy and the removal leaves: both entries of "a".
-    const { ResultStore } = await import('../../src/engine/store.ts');
-    await new ResultStore(results(), effects()).rekey('a', a.legacyKeyV1!.key, a.key, a.fingerprint!);
+    await new ResultStore(results(), effects()).rekey('a', a.previous!.key, a.key, a.fingerprint!, a.previous!.readAtRunTime);
     const summary = await migrate();
     expect(summary.stores[0]!.finished).toEqual(['a']);
     expect(summary.stores[0]!.migrated.sort()).toEqual(['b', 'c']);
-    expect(await readdir(results())).not.toContain(`${entryName('a', a.legacyKeyV1!.key)}.json`);
+    expect(await readdir(results())).not.toContain(`${entryName('a', a.previous!.key)}.json`);
     expect((await runCheck()).file.messages.map(String)).toEqual([]);
   });
 
-  it('carries a snapshot of a cell without a result over to its new key', async () => {
+  it('carries a snapshot of a cell without a result over to its new key, only when its key gained nothing', async () => {
     const loaded = await loadDocument({ docPath: docPath(), projectRoot: dir }, effects());
-    const a = loaded.keys.get('a')!;
-    await rm(results(`${entryName('a', a.legacyKeyV1!.key)}.json`));
-    const from = checkpointPath(dir, 'a', a.legacyKeyV1!.key);
-    await mkdir(path.dirname(from), { recursive: true });
-    await writeFile(from, 'state');
+    for (const id of ['a', 'c']) {
+      const k = loaded.keys.get(id)!;
+      await rm(results(`${entryName(id, k.previous!.key)}.json`));
+      const from = checkpointPath(dir, id, k.previous!.key);
+      await mkdir(path.dirname(from), { recursive: true });
+      await writeFile(from, 'state');
+    }
     const summary = await migrate();
-    expect(summary.stores[0]!.checkpoints).toEqual(['a']);
-    expect(await readFile(checkpointPath(dir, 'a', a.key), 'utf8')).toBe('state');
+    expect(summary.stores[0]!.checkpoints).toEqual(['c']);
+    expect(await readFile(checkpointPath(dir, 'c', loaded.keys.get('c')!.key), 'utf8')).toBe('state');
+    expect(await readFile(checkpointPath(dir, 'a', loaded.keys.get('a')!.previous!.key), 'utf8')).toBe('state');
   });
 
   it('report resumes a run killed under the previous scheme: the snapshot moves to the new key before the cell runs', async () => {
     const loaded = await loadDocument({ docPath: docPath(), projectRoot: dir }, effects());
     const c = loaded.keys.get('c')!;
-    await rm(results(`${entryName('c', c.legacyKeyV1!.key)}.json`));
-    const from = checkpointPath(dir, 'c', c.legacyKeyV1!.key);
+    await rm(results(`${entryName('c', c.previous!.key)}.json`));
+    const from = checkpointPath(dir, 'c', c.previous!.key);
     await mkdir(path.dirname(from), { recursive: true });
     await writeFile(from, 'epoch 3');
     const seen: string[] = [];
@@ -284,9 +426,23 @@ describe('a store written under the previous key scheme', () => {
     expect(seen).toEqual(['epoch 3']);
     expect(await readdir(path.dirname(from))).toEqual([]);
   });
+
+  it('leaves a stale previous-scheme entry (and its dependents) as they are; check explains it against the previous scheme', async () => {
+    await writeFile(path.join(dir, 'lib', 'b.ts'), LIB_B.replace('2 * x', '3 * x'));
+    const staleBefore = (await readdir(results())).filter((n) => /^[ab]\./.test(n)).sort();
+    const summary = await migrate();
+    const [store] = summary.stores;
+    expect(store!.migrated).toEqual(['c']);
+    expect(store!.missing.sort()).toEqual(['a', 'b']);
+    expect(store!.stale.sort()).toEqual(staleBefore.filter((n) => n.endsWith('.json')).map((n) => n.replace(/\.json$/, '')).sort());
+    expect((await readdir(results())).filter((n) => /^[ab]\./.test(n)).sort()).toEqual(staleBefore);
+    const reasons = (await runCheck()).file.messages.filter((m) => m.ruleId === 'stale-result').map((m) => m.reason);
+    expect(reasons[0]).toMatch(/cell "a" is stale \(lib\/b\.ts changed since its result stored under the previous key scheme\)/);
+  });
 });
 
 it('migrates the quick profile store too (every profile without --profile, only one with it)', async () => {
+  history = [commit('c1', '2026-11-20T10:00:00Z', '1.0.0'), commit('c2', '2026-11-21T10:00:00Z', '1.0.0')];
   await runBuild({ profile: 'quick' });
   await downgradeStore();
   await downgradeStore('quick');

