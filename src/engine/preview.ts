@@ -36,7 +36,8 @@ import { formatProblems, type ProblemFormat } from './problems.ts';
 import { etaMs, progressDisplay, type ProgressDisplay } from './progress.ts';
 import { markSeverity } from './severity.ts';
 import { weave } from './weave.ts';
-import { isFailure, type CellOutcome, type CellResult } from './types.ts';
+import { isFailure, type CellOutcome, type CellResult, type FigureOutput } from './types.ts';
+import { figureLinks, figureMime } from './figure-links.ts';
 import { startPreviewHttp, type PreviewHttp } from './preview-server.ts';
 import { folderWatcher, type WatchFactory, type Watcher } from './preview-watch.ts';
 
@@ -126,6 +127,12 @@ export interface PreviewState {
   error?: string;
 }
 
+/** A woven page as the preview serves it: its figures linked by URL, and those figures. */
+interface WovenPage {
+  html: string;
+  figures: ReadonlyMap<string, FigureOutput>;
+}
+
 interface Page {
   version: number;
   title: string;
@@ -170,6 +177,9 @@ class PreviewSession implements Preview {
   private readonly projectRoot: string;
   private readonly executor: StoppableExecutor;
   private page: Page;
+  /** The figures the page links (`/__preview/figures/<sha256>.<ext>`), and those of the page before. */
+  private figures: ReadonlyMap<string, FigureOutput> = new Map();
+  private previousFigures: ReadonlyMap<string, FigureOutput> = new Map();
   private stamp: Stamp = { generation: -1, final: false };
   private problems: ProblemView[] = [];
   private cells = new Map<string, CellView & { first?: { at: number; step: number } }>();
@@ -208,6 +218,10 @@ class PreviewSession implements Preview {
       {
         page: () => this.page.html,
         clientScript,
+        figure: (file) => {
+          const figure = this.figures.get(file) ?? this.previousFigures.get(file);
+          return figure === undefined ? undefined : { data: figure.data, type: figureMime(figure.ext) };
+        },
         onConnect: (send, since) => {
           if (since !== this.page.version) send('page', this.pageEvent());
           send('state', this.state());
@@ -322,6 +336,7 @@ class PreviewSession implements Preview {
     const current = (): boolean => generation === this.generation && !this.closed;
     let loaded: LoadedDocument | undefined;
     const display = this.display();
+    const links = figureLinks();
     const buildOptions: BuildOptions = {
       docPath: this.docPath,
       projectRoot: this.projectRoot,
@@ -333,6 +348,7 @@ class PreviewSession implements Preview {
       cacheDir: this.options.cacheDir,
       pdf: false,
       sourceLines: true,
+      figureLinks: links,
       display,
       onPlan: async ({ loaded: plan, available, toRun }) => {
         loaded = plan;
@@ -359,7 +375,7 @@ class PreviewSession implements Preview {
       this.setWatched([]);
       this.phase = 'idle';
       this.clearCells();
-      if (current()) this.publish(errorPage(path.basename(this.docPath), this.error), { generation, final: true });
+      if (current()) this.publish({ html: errorPage(path.basename(this.docPath), this.error), figures: new Map() }, { generation, final: true });
       return;
     }
     this.live = undefined;
@@ -378,7 +394,7 @@ class PreviewSession implements Preview {
     markSeverity(summary.file, summary.profile);
     this.problems = problemViews(summary.file, loaded);
     this.printProblems(summary.file);
-    this.publish(summary.html, { generation, final: true });
+    this.publish({ html: summary.page ?? summary.html, figures: links.figures }, { generation, final: true });
   }
 
   /**
@@ -400,13 +416,13 @@ class PreviewSession implements Preview {
         const { loaded, generation } = live;
         const scratch = new VFile({ path: loaded.doc.file.path, value: loaded.doc.file.value });
         scratch.messages.push(...loaded.doc.file.messages);
-        const html = await this.weaveFrom({ ...loaded, doc: { ...loaded.doc, file: scratch } }, live.outcomes, [...live.pending]);
+        const woven = await this.weaveFrom({ ...loaded, doc: { ...loaded.doc, file: scratch } }, live.outcomes, [...live.pending]);
         if (generation !== this.generation || this.live !== live) return;
         // Inline values and claims that read cells still running are reported once they ran.
         scratch.messages = scratch.messages.filter((m) => !(RESULT_RULES.has(m.ruleId ?? '') && live.pending.size > 0));
         markSeverity(scratch, loaded.profile);
         this.problems = problemViews(scratch, loaded);
-        this.publish(html, { generation, final: false });
+        this.publish(woven, { generation, final: false });
       } while (live.again && this.live === live);
     })().finally(() => {
       live.weaving = undefined;
@@ -452,13 +468,13 @@ class PreviewSession implements Preview {
           this.forgetStoppedCells(loaded);
           const { available, stale } = await plan(loaded);
           for (const id of stale) if (!this.cells.has(id)) this.cells.set(id, { id, phase: 'queued' });
-          const html = await this.weaveFrom(loaded, available, stale);
+          const woven = await this.weaveFrom(loaded, available, stale);
           if (generation !== this.generation || this.closed) continue;
           // Inline values and claims that read cells still to run are reported once they ran.
           if (stale.length > 0) loaded.doc.file.messages = loaded.doc.file.messages.filter((m) => !RESULT_RULES.has(m.ruleId ?? ''));
           markSeverity(loaded.doc.file, loaded.profile);
           this.problems = problemViews(loaded.doc.file, loaded);
-          this.publish(html, { generation, final: false });
+          this.publish(woven, { generation, final: false });
         } catch (error) {
           this.error = describeError(error);
           this.pushState();
@@ -476,7 +492,7 @@ class PreviewSession implements Preview {
   }
 
   /** The page of `loaded` with the `available` results; each of `pending` shows its newest stored result, if any. */
-  private async weaveFrom(loaded: LoadedDocument, available: ReadonlyMap<string, CellOutcome>, pending: Iterable<string>): Promise<string> {
+  private async weaveFrom(loaded: LoadedDocument, available: ReadonlyMap<string, CellOutcome>, pending: Iterable<string>): Promise<WovenPage> {
     const results = new Map<string, CellOutcome>(available);
     const docName = path.basename(this.docPath);
     for (const id of pending) {
@@ -487,17 +503,21 @@ class PreviewSession implements Preview {
       path.join(this.options.cacheDir ?? path.join(this.projectRoot, 'node_modules', '.cache', 'report'), 'highlight.json'),
       this.effects,
     );
-    const html = await weave(loaded.doc, results, { mode: 'build', bibliography: loaded.bibliography, highlight, sourceLines: true, pending: true });
+    const links = figureLinks();
+    const html = await weave(loaded.doc, results, { mode: 'build', bibliography: loaded.bibliography, highlight, sourceLines: true, pending: true, figures: links });
     await highlight.save();
-    return html;
+    return { html, figures: links.figures };
   }
 
   // ---- what the page and the terminal are told -------------------------------------------
 
-  private publish(html: string, stamp: Stamp): void {
+  private publish({ html, figures }: WovenPage, stamp: Stamp): void {
     const newer = stamp.generation > this.stamp.generation || (stamp.generation === this.stamp.generation && (stamp.final || !this.stamp.final));
     if (!newer || this.closed) return;
     this.stamp = stamp;
+    // The page before stays servable a little: a browser may still be loading its figures.
+    this.previousFigures = this.figures;
+    this.figures = figures;
     const body = bodyOf(html);
     this.page = this.makePage(this.page.version + 1, titleOf(html), body, html);
     this.version = this.page.version;
