@@ -17,6 +17,7 @@ import { recordMessages, replayMessages, type RecordedMessage } from './recorded
 import { compiledToRemember, precompileInline, rememberCompiled } from './inline.ts';
 import { mathToRemember, precheckMath, rememberMath } from './refs.ts';
 import { ResultStore } from './store.ts';
+import type { ResultMemo } from './result-memo.ts';
 import { ReportError } from './errors.ts';
 import { readBibliographies, type BibliographySource } from './cite.ts';
 
@@ -34,6 +35,11 @@ export interface LoadOptions {
   cacheDir?: string;
   /** Remember cells' keys between commands (key-cache.ts); default true. `--no-cache` turns it off. */
   keyCache?: boolean;
+  /**
+   * The preview's memo of decoded stored results (result-memo.ts), kept from one rebuild
+   * to the next. Commands leave it out: they read and verify every payload.
+   */
+  resultMemo?: ResultMemo;
 }
 
 /** The folder of the engine's caches. */
@@ -150,7 +156,7 @@ export async function loadDocument(options: LoadOptions, effects: Effects): Prom
   }
   // A store not yet migrated to the current key scheme is read through the legacy keys.
   const legacyKeys = new Map([...keys.values()].flatMap((k) => (k.legacyKeyV1 === undefined ? [] : [[k.key, k.legacyKeyV1] as const])));
-  const store = new ResultStore(resultsDirFor(docPath, profile, options.resultsDir), effects, legacyKeys);
+  const store = new ResultStore(resultsDirFor(docPath, profile, options.resultsDir), effects, legacyKeys, options.resultMemo);
   const bibliography = await readBibliographies(file, doc.tree, doc.frontMatter, docPath, (p) => effects.readFile(p));
   return { doc, graph, keys, store, profile, seed, docPath, projectRoot, usable, bibliography, clean: file.messages.length === 0 };
 }

@@ -38,6 +38,7 @@ import { markSeverity } from './severity.ts';
 import { weave } from './weave.ts';
 import { isFailure, type CellOutcome, type CellResult, type FigureOutput } from './types.ts';
 import { figureLinks, figureMime } from './figure-links.ts';
+import { ResultMemo } from './result-memo.ts';
 import { startPreviewHttp, type PreviewHttp } from './preview-server.ts';
 import { folderWatcher, type WatchFactory, type Watcher } from './preview-watch.ts';
 
@@ -176,6 +177,8 @@ class PreviewSession implements Preview {
   private readonly docPath: string;
   private readonly projectRoot: string;
   private readonly executor: StoppableExecutor;
+  /** The stored results read so far, decoded (result-memo.ts): a save reads only what changed. */
+  private readonly memo = new ResultMemo();
   private page: Page;
   /** The figures the page links (`/__preview/figures/<sha256>.<ext>`), and those of the page before. */
   private figures: ReadonlyMap<string, FigureOutput> = new Map();
@@ -346,6 +349,7 @@ class PreviewSession implements Preview {
       jobs: this.options.jobs,
       outDir: this.options.outDir,
       cacheDir: this.options.cacheDir,
+      resultMemo: this.memo,
       pdf: false,
       sourceLines: true,
       figureLinks: links,
@@ -380,6 +384,7 @@ class PreviewSession implements Preview {
     }
     this.live = undefined;
     this.error = undefined;
+    if (loaded !== undefined) this.retainResults(loaded);
     this.clearCells();
     this.phase = 'idle';
     this.last = {
@@ -488,7 +493,12 @@ class PreviewSession implements Preview {
   }
 
   private loadOptions(): LoadOptions {
-    return { docPath: this.docPath, projectRoot: this.projectRoot, profile: this.options.profile, resultsDir: this.options.resultsDir };
+    return { docPath: this.docPath, projectRoot: this.projectRoot, profile: this.options.profile, resultsDir: this.options.resultsDir, resultMemo: this.memo };
+  }
+
+  /** The memo keeps the results of the document as it is now (and their keys of the previous scheme). */
+  private retainResults(loaded: LoadedDocument): void {
+    this.memo.retain([...loaded.keys].flatMap(([id, key]) => [[id, key.key] as const, ...(key.legacyKeyV1 === undefined ? [] : [[id, key.legacyKeyV1.key] as const])]));
   }
 
   /** The page of `loaded` with the `available` results; each of `pending` shows its newest stored result, if any. */

@@ -5,13 +5,14 @@
  * progress, problems), and the stop and run buttons.
  */
 import { writeFileSync } from 'node:fs';
-import { mkdtemp, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nodeEffects } from '../../src/engine/effects.ts';
 import { sha256 } from '../../src/engine/digest.ts';
+import { ResultStore } from '../../src/engine/store.ts';
 import { startPreview, type Preview, type PreviewOptions, type PreviewState } from '../../src/engine/preview.ts';
 import { fakeExecutor, type FakeCellContext } from '../support/fake-executor.ts';
 import { openEvents, rawRequest, type EventReader } from '../support/preview-client.ts';
@@ -284,6 +285,35 @@ describe('rebuilding on save', () => {
     expect(await (await fetch(preview.url)).text()).toContain('Prose v2, edited.');
     const state = await stateWhere(reader, (s) => s.version === next.data.version && s.phase === 'idle');
     expect(state.last).toMatchObject({ ran: 0, fresh: 3, failed: 0 });
+  });
+
+  it('decodes stored results once, yet shows a result stored since by another command, and never a value an inline expression changed', async () => {
+    const withLetters = { ...cells, c: () => ({ exports: { c: 'independent', letters: ['x', 'y', 'z'] } }) };
+    const extra = (n: number) => `\nEdit ${n}: C is \`{ts} c\`, backwards \`{ts} letters.reverse().join('')\`.\n`;
+    const { preview } = await start(fakeExecutor(withLetters));
+    await writeFile(path.join(dir, 'doc.md'), DOC({ extra: extra(0) }));
+    await preview.idle();
+    reader = await openEvents(preview.url);
+    // Each rebuild reverses its own copy of the stored letters, never the one before's.
+    for (let n = 1; n <= 3; n++) {
+      await writeFile(path.join(dir, 'doc.md'), DOC({ extra: extra(n) }));
+      const page = await pageWith(reader, `Edit ${n}:`);
+      expect(page.data.body).toContain('>zyx<');
+      expect(page.data.body).toContain('>independent<');
+    }
+    await preview.idle();
+    expect(preview.state().last?.ran).toBe(0);
+    // Another command (`report --rerun c`) stores a new result of c under the same key.
+    const results = path.join(dir, 'results');
+    const entry = (await readdir(results)).find((name) => /^c\.[0-9a-f]{16}\.json$/.test(name))!;
+    const { key } = JSON.parse(await readFile(path.join(results, entry), 'utf8')) as { key: string };
+    const store = new ResultStore(results, nodeEffects());
+    const stored = (await store.get('c', key)).result!;
+    await store.put({ ...stored, exports: { c: 'rewritten', letters: ['p', 'q'] }, meta: { ...stored.meta, createdAt: new Date(Date.now() + 1000).toISOString() } });
+    await writeFile(path.join(dir, 'doc.md'), DOC({ extra: extra(4) }));
+    const page = await pageWith(reader, 'Edit 4:');
+    expect(page.data.body).toContain('>rewritten<');
+    expect(page.data.body).toContain('>qp<');
   });
 
   it('rebuilds every save, however close together (a second save right after the first page is not lost)', async () => {
