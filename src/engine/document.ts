@@ -10,7 +10,7 @@ import type { Effects } from './effects.ts';
 import { buildGraph, type CellGraph } from './graph.ts';
 import { keyCells, type CellKey } from './hash.ts';
 import { keyCacheFile, keyCacheFrom } from './key-cache.ts';
-import { parseDocument, parsedFromData, parsedToData, rememberScans, scansToRemember, type ParsedData, type ParsedDocument } from './parse.ts';
+import { parseDocument, parsedFromData, parsedToData, rememberScans, scansToRemember, type ParsedData, type ParsedDocument, type SectionMemo } from './parse.ts';
 import { sha256 } from './digest.ts';
 import { toolStamp } from './page-cache.ts';
 import { recordMessages, replayMessages, type RecordedMessage } from './recorded-messages.ts';
@@ -40,6 +40,8 @@ export interface LoadOptions {
    * to the next. Commands leave it out: they read and verify every payload.
    */
   resultMemo?: ResultMemo;
+  /** The preview's parsed sections (parse.ts `SectionMemo`): a save parses again only the sections it changed. */
+  sections?: SectionMemo;
 }
 
 /** The folder of the engine's caches. */
@@ -103,7 +105,7 @@ export async function loadDocument(options: LoadOptions, effects: Effects): Prom
     rememberCompiled(cache.memos.inline);
     rememberMath(cache.memos.math);
   }
-  const doc = await parseThroughCache(file, text, cacheFile === undefined ? undefined : parseCacheFile(cacheDirOf(options, projectRoot), docPath), projectRoot, effects);
+  const doc = await parseThroughCache(file, text, cacheFile === undefined ? undefined : parseCacheFile(cacheDirOf(options, projectRoot), docPath), projectRoot, effects, options.sections);
   const graph = buildGraph(doc);
   // A problem of the whole document (encoding, front matter) changes what every cell would
   // run with (its seed, its profile, its text): no cell is run, checked or cleaned up.
@@ -171,8 +173,15 @@ function parseCacheFile(cacheDir: string, docPath: string): string {
  * packages (a fresh process pays about a second to parse the report: micromark compiles
  * lazily), with the messages that parse gave. `cacheFile` undefined: no cache.
  */
-async function parseThroughCache(file: VFile, text: string, cacheFile: string | undefined, projectRoot: string, effects: Effects): Promise<ParsedDocument> {
-  if (cacheFile === undefined) return parseDocument(file);
+async function parseThroughCache(
+  file: VFile,
+  text: string,
+  cacheFile: string | undefined,
+  projectRoot: string,
+  effects: Effects,
+  sections?: SectionMemo,
+): Promise<ParsedDocument> {
+  if (cacheFile === undefined) return parseDocument(file, sections);
   const lookup = sha256(
     JSON.stringify([text, await toolStamp(effects, projectRoot)]),
   );
@@ -191,7 +200,7 @@ async function parseThroughCache(file: VFile, text: string, cacheFile: string | 
     // no cache yet, or a damaged one: parsed below
   }
   const before = file.messages.length;
-  const doc = parseDocument(file);
+  const doc = parseDocument(file, sections);
   const saved = { lookup, data: parsedToData(doc), messages: recordMessages(file, before) };
   // A cache that cannot be written is only slower next time.
   await effects.writeFileAtomic(cacheFile, JSON.stringify(saved)).catch(() => undefined);

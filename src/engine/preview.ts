@@ -39,6 +39,7 @@ import { weave } from './weave.ts';
 import { isFailure, type CellOutcome, type CellResult, type FigureOutput } from './types.ts';
 import { figureLinks, figureMime } from './figure-links.ts';
 import { ResultMemo } from './result-memo.ts';
+import { SectionMemo } from './parse.ts';
 import { startPreviewHttp, type PreviewHttp } from './preview-server.ts';
 import { folderWatcher, type WatchFactory, type Watcher } from './preview-watch.ts';
 
@@ -179,6 +180,8 @@ class PreviewSession implements Preview {
   private readonly executor: StoppableExecutor;
   /** The stored results read so far, decoded (result-memo.ts): a save reads only what changed. */
   private readonly memo = new ResultMemo();
+  /** The document's sections as last parsed (parse.ts): a save parses only the sections it changed. */
+  private readonly sections = new SectionMemo();
   private page: Page;
   /** The figures the page links (`/__preview/figures/<sha256>.<ext>`), and those of the page before. */
   private figures: ReadonlyMap<string, FigureOutput> = new Map();
@@ -350,6 +353,7 @@ class PreviewSession implements Preview {
       outDir: this.options.outDir,
       cacheDir: this.options.cacheDir,
       resultMemo: this.memo,
+      sections: this.sections,
       pdf: false,
       sourceLines: true,
       figureLinks: links,
@@ -493,7 +497,7 @@ class PreviewSession implements Preview {
   }
 
   private loadOptions(): LoadOptions {
-    return { docPath: this.docPath, projectRoot: this.projectRoot, profile: this.options.profile, resultsDir: this.options.resultsDir, resultMemo: this.memo };
+    return { docPath: this.docPath, projectRoot: this.projectRoot, profile: this.options.profile, resultsDir: this.options.resultsDir, resultMemo: this.memo, sections: this.sections };
   }
 
   /** The memo keeps the results of the document as it is now (and their keys of the previous scheme). */
