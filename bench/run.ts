@@ -528,6 +528,19 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
         failures.push(`Preview: ${(error as Error).message.split('\n')[0]}`);
       }
     }
+    // The same round trip on a copy of the real report (68 cells, 73 MB of results): bench/preview-report.ts.
+    const real = await maybeImport<{ benchPreviewReport(options?: { log?: (line: string) => void }): Promise<{ name: string; ms: number; note?: string }[]> }>('preview-report.ts');
+    if (real) {
+      try {
+        log('  preview: bench/preview-report.ts');
+        for (const r of await real.benchPreviewReport({ log })) {
+          extra.push({ section: 'preview', ...r });
+          log(`    ${r.name}: ${r.ms.toFixed(0)} ms ${r.note ?? ''}`);
+        }
+      } catch (error) {
+        failures.push(`Preview (real report): ${(error as Error).message.split('\n')[0]}`);
+      }
+    }
   }
 
   const msPerStepToSPerEpoch = (batch: number) => EPOCH_IMAGES / batch / 1000;

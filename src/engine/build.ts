@@ -14,7 +14,7 @@ import { lockStore } from './lock.ts';
 import { sweepStale } from './sweep.ts';
 import { progressDisplay, type ProgressDisplay } from './progress.ts';
 import type { BatchPlan, Executor } from './child-launcher.ts';
-import { isFailure, type CellOutcome, type CellResult } from './types.ts';
+import { isFailure, type CellOutcome, type CellResult, type FigureOutput } from './types.ts';
 import { fileHighlightCache } from './highlight.ts';
 import { checkpointPath, withCheckpoints } from './checkpoint.ts';
 import { recordEnvironment } from './provenance.ts';
@@ -25,6 +25,7 @@ import { carryCheckpoint, notAdoptedMessage, oldSchemeMessage } from './migrate.
 import { sameMeaning } from './key.ts';
 import { sha256 } from './digest.ts';
 import { fileSha, pageDigest, rememberedPage, rememberPage, toolStamp } from './page-cache.ts';
+import { inlineFigures, linkFigures, type FigureLinks } from './figure-links.ts';
 import { recordMessages, replayMessages, type RecordedMessage } from './recorded-messages.ts';
 
 export interface BuildOptions extends LoadOptions {
@@ -51,6 +52,11 @@ export interface BuildOptions extends LoadOptions {
   onPlan?: (plan: BuildPlan) => void | Promise<void>;
   /** Mark the page's top-level blocks with their Markdown lines (`data-line`; the preview places problems by them). */
   sourceLines?: boolean;
+  /**
+   * Also give the page with its figures linked through these (`BuildSummary.page`; the
+   * preview serves them by URL: figure-links.ts). The page written stays self-contained.
+   */
+  figureLinks?: FigureLinks;
 }
 
 /** What a build is about to do: the loaded document, its fresh results, the cells that will run. */
@@ -64,7 +70,10 @@ export interface BuildSummary {
   file: VFile;
   /** The profile that applied (flag, else front matter, else full). */
   profile: string;
+  /** The page, self-contained: what is written. */
   html: string;
+  /** With `figureLinks`: the same page with its figures linked by URL instead of inlined. */
+  page?: string;
   /** The good build's HTML: written when the build succeeded, else left as it was. */
   htmlPath: string;
   /** True when nothing the page is made from changed: it was neither woven nor written (page-cache.ts). */
@@ -287,18 +296,24 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
   const pageFile = path.join(cacheDirOf(options, projectRoot), `page-${sha256(htmlPath).slice(0, 24)}.json`);
   const remembered = digest === undefined ? undefined : await rememberedPage(effects, pageFile, digest, htmlPath);
   let html: string;
+  let page: string | undefined;
   let messages: RecordedMessage[];
+  const links = options.figureLinks;
   if (remembered !== undefined) {
     html = remembered.html;
+    if (links !== undefined) page = linkFigures(html, figuresOf(results.values()), links);
     messages = remembered.record.messages;
     replayMessages(file, messages);
   } else {
     const highlight = await fileHighlightCache(path.join(cacheDirOf(options, projectRoot), 'highlight.json'), effects);
     const before = file.messages.length;
-    html = await weave(doc, results, { mode: 'build', exports: loaded.exports, bibliography, highlight, sourceLines: options.sourceLines });
+    const woven = await weave(doc, results, { mode: 'build', exports: loaded.exports, bibliography, highlight, sourceLines: options.sourceLines, figures: links });
+    html = links === undefined ? woven : inlineFigures(woven, links.figures);
+    if (links !== undefined) page = woven;
     await highlight.save();
     messages = recordMessages(file, before);
   }
+  const pageOf = page === undefined ? {} : { page };
   const good = allRan && !file.messages.some((m) => isFatalRule(m.ruleId, profile));
 
   let pdfPath: string | undefined;
@@ -306,7 +321,7 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
     // A failed build never replaces the last good report: it goes beside it.
     await effects.writeFileAtomic(failedHtmlPath, new TextEncoder().encode(html));
     const keptPrevious = await effects.exists(htmlPath);
-    return { file, profile, html, htmlPath, failedHtmlPath, keptPrevious, ran, fresh: [...available.keys()], failed, skipped, removed: [], ms: effects.now() - started };
+    return { file, profile, html, ...pageOf, htmlPath, failedHtmlPath, keptPrevious, ran, fresh: [...available.keys()], failed, skipped, removed: [], ms: effects.now() - started };
   }
   if (remembered === undefined) await effects.writeFileAtomic(htmlPath, new TextEncoder().encode(html));
   await effects.rm(failedHtmlPath);
@@ -334,7 +349,12 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
     removed = await store.gc(keep, path.basename(docPath));
   }
 
-  return { file, profile, html, htmlPath, ...(remembered === undefined ? {} : { upToDate: true }), pdfPath, ...(pdfUpToDate ? { pdfUpToDate: true } : {}), ran, fresh: [...available.keys()], failed, skipped, removed, ms: effects.now() - started };
+  return { file, profile, html, ...pageOf, htmlPath, ...(remembered === undefined ? {} : { upToDate: true }), pdfPath, ...(pdfUpToDate ? { pdfUpToDate: true } : {}), ran, fresh: [...available.keys()], failed, skipped, removed, ms: effects.now() - started };
+}
+
+/** The figures of the results (failures' outputs too), as a page shows them. */
+function* figuresOf(results: Iterable<CellOutcome>): Iterable<FigureOutput> {
+  for (const result of results) for (const output of result.outputs ?? []) if (output.kind === 'figure') yield output;
 }
 
 /** What a batch executor is told before the scheduler starts: every cell to run, with the fresh results and the cells of this build it imports. */

@@ -10,7 +10,7 @@ import type { Effects } from './effects.ts';
 import { buildGraph, type CellGraph } from './graph.ts';
 import { exportNames, keyCells, type CellKey } from './key.ts';
 import { keyCacheFile, keyCacheFrom } from './key-cache.ts';
-import { parseDocument, parsedFromData, parsedToData, rememberScans, scansToRemember, type ParsedData, type ParsedDocument } from './parse.ts';
+import { parseDocument, parsedFromData, parsedToData, rememberScans, scansToRemember, type ParsedData, type ParsedDocument, type SectionMemo } from './parse.ts';
 import { sha256 } from './digest.ts';
 import { toolStamp } from './page-cache.ts';
 import { recordMessages, replayMessages, type RecordedMessage } from './recorded-messages.ts';
@@ -18,6 +18,7 @@ import { compiledToRemember, precompileInline, rememberCompiled } from './inline
 import { mathToRemember, precheckMath, rememberMath } from './refs.ts';
 import { previousSchemeStates, type PreviousSchemeState } from './previous-scheme.ts';
 import { ResultStore } from './store.ts';
+import type { ResultMemo } from './result-memo.ts';
 import { ReportError } from './errors.ts';
 import { readBibliographies, type BibliographySource } from './cite.ts';
 
@@ -35,6 +36,13 @@ export interface LoadOptions {
   cacheDir?: string;
   /** Remember cells' keys between commands (key-cache.ts); default true. `--no-cache` turns it off. */
   keyCache?: boolean;
+  /**
+   * The preview's memo of decoded stored results (result-memo.ts), kept from one rebuild
+   * to the next. Commands leave it out: they read and verify every payload.
+   */
+  resultMemo?: ResultMemo;
+  /** The preview's parsed sections (parse.ts `SectionMemo`): a save parses again only the sections it changed. */
+  sections?: SectionMemo;
 }
 
 /** The folder of the engine's caches. */
@@ -109,7 +117,7 @@ export async function loadDocument(options: LoadOptions, effects: Effects): Prom
     rememberCompiled(cache.memos.inline);
     rememberMath(cache.memos.math);
   }
-  const doc = await parseThroughCache(file, text, cacheFile === undefined ? undefined : parseCacheFile(cacheDirOf(options, projectRoot), docPath), projectRoot, effects);
+  const doc = await parseThroughCache(file, text, cacheFile === undefined ? undefined : parseCacheFile(cacheDirOf(options, projectRoot), docPath), projectRoot, effects, options.sections);
   const graph = buildGraph(doc);
   // A problem of the whole document (encoding, front matter) changes what every cell would
   // run with (its seed, its profile, its text): no cell is run, checked or cleaned up.
@@ -165,7 +173,7 @@ export async function loadDocument(options: LoadOptions, effects: Effects): Prom
   const storeDir = resultsDirFor(docPath, profile, options.resultsDir);
   const previousScheme = await previousSchemeStates({ order: usable, keys, store: new ResultStore(storeDir, effects), docDir: path.dirname(docPath), effects });
   const adopted = [...previousScheme].flatMap(([id, state]) => (state.verdict?.ok === true ? [[keys.get(id)!.key, keys.get(id)!.previous!] as const] : []));
-  const store = new ResultStore(storeDir, effects, new Map(adopted));
+  const store = new ResultStore(storeDir, effects, new Map(adopted), options.resultMemo);
   const bibliography = await readBibliographies(file, doc.tree, doc.frontMatter, docPath, (p) => effects.readFile(p));
   return { doc, graph, keys, exports: exportNames(keys), store, profile, seed, docPath, projectRoot, usable, bibliography, clean: file.messages.length === 0, previousScheme };
 }
@@ -180,8 +188,15 @@ function parseCacheFile(cacheDir: string, docPath: string): string {
  * packages (a fresh process pays about a second to parse the report: micromark compiles
  * lazily), with the messages that parse gave. `cacheFile` undefined: no cache.
  */
-async function parseThroughCache(file: VFile, text: string, cacheFile: string | undefined, projectRoot: string, effects: Effects): Promise<ParsedDocument> {
-  if (cacheFile === undefined) return parseDocument(file);
+async function parseThroughCache(
+  file: VFile,
+  text: string,
+  cacheFile: string | undefined,
+  projectRoot: string,
+  effects: Effects,
+  sections?: SectionMemo,
+): Promise<ParsedDocument> {
+  if (cacheFile === undefined) return parseDocument(file, sections);
   const lookup = sha256(
     JSON.stringify([text, await toolStamp(effects, projectRoot)]),
   );
@@ -200,7 +215,7 @@ async function parseThroughCache(file: VFile, text: string, cacheFile: string | 
     // no cache yet, or a damaged one: parsed below
   }
   const before = file.messages.length;
-  const doc = parseDocument(file);
+  const doc = parseDocument(file, sections);
   const saved = { lookup, data: parsedToData(doc), messages: recordMessages(file, before) };
   // A cache that cannot be written is only slower next time.
   await effects.writeFileAtomic(cacheFile, JSON.stringify(saved)).catch(() => undefined);

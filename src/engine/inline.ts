@@ -82,7 +82,11 @@ export function collectScope(
         continue;
       }
       owners[name] = cell.id;
-      if (has && Object.hasOwn(result.exports, name)) scope[name] = result.exports[name];
+      // Read when an expression names it (the preview's stored results decode on first read: result-memo.ts).
+      if (has && Object.hasOwn(result.exports, name)) {
+        const exports = result.exports;
+        Object.defineProperty(scope, name, { get: () => exports[name], enumerable: true, configurable: true });
+      }
     }
   }
   return { scope, owners, missing, unnamed };
@@ -151,6 +155,23 @@ export async function precompileInline(tree: Root): Promise<void> {
   );
 }
 
+/** Identifier-like words of compiled expressions (a superset of the names they read), by expression. */
+const words = new Map<string, string[] | undefined>();
+
+/**
+ * The names of the scope an expression is given: those it mentions (a name it does not
+ * mention cannot change its value, and is then not read), or all when it could reach a
+ * name without writing it (`eval`, `arguments`, an escape in an identifier).
+ */
+function namesOf(js: string, scope: Record<string, unknown>): string[] {
+  if (!words.has(js)) {
+    if (words.size >= MAX_COMPILED) words.clear();
+    words.set(js, /\\|\beval\b|\barguments\b/.test(js) ? undefined : [...new Set(js.match(/[A-Za-z_$][\w$]*/g) ?? [])]);
+  }
+  const mentioned = words.get(js);
+  return (mentioned ?? Object.keys(scope)).filter((n) => IDENTIFIER.test(n) && Object.hasOwn(scope, n));
+}
+
 /** Evaluates one inline expression over `scope`. Pure: never throws. */
 export function evaluateInline(expr: string, scope: Record<string, unknown>): InlineOutcome {
   let js: string;
@@ -160,7 +181,7 @@ export function evaluateInline(expr: string, scope: Record<string, unknown>): In
     const text = (error as { errors?: { text: string }[] }).errors?.[0]?.text ?? String(error);
     return { ok: false, error: `does not compile: ${text}` };
   }
-  const names = Object.keys(scope).filter((n) => IDENTIFIER.test(n));
+  const names = namesOf(js, scope);
   try {
     const run = new Function(...names, `"use strict";\nreturn ${js};`) as (...args: unknown[]) => unknown;
     const value = run(...names.map((n) => scope[n]));

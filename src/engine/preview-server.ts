@@ -5,17 +5,21 @@
  *   GET  /, /index.html, /<doc>.html   the current page (from memory, with the preview's script)
  *   GET  /__preview/client.js          the page's script (morphdom + preview-client.js, bundled once)
  *   GET  /__preview/events             server-sent events: `page` (new body) and `state` (cells, problems)
+ *   GET  /__preview/figures/<sha256>.<png|svg>   a figure of the page, by the sha256 of its bytes
+ *                                      (the page links its figures instead of inlining them)
  *   POST /__preview/stop/<cell id>     stops a running cell
  *   POST /__preview/run/<cell id>      runs a stopped cell again
  *
- * Nothing is read from disk per request: every answer is one of the strings above, so no
- * request path can reach another file (anything else is 404, whatever its dots or escapes).
+ * Nothing is read from disk per request: every answer is one of the strings above or a
+ * figure held in memory, found by its content hash, so no request path can reach another
+ * file (anything else is 404, whatever its dots or escapes).
  * Bound to 127.0.0.1 unless `--host` says otherwise; on the default host, a request whose
  * `Host` header names another machine is refused (DNS rebinding: a web page must not reach
  * the preview through a name it controls), and a POST from another origin is refused.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { FIGURE_FILE, FIGURE_ROUTE } from './figure-links.ts';
 
 export const DEFAULT_HOST = '127.0.0.1';
 
@@ -33,6 +37,8 @@ export interface PreviewRoutes {
   page(): string;
   /** The bundled client script. */
   clientScript(): Promise<string>;
+  /** A figure of the page by its file name (`<sha256>.<png|svg>`), when the page links it. */
+  figure(file: string): { data: Uint8Array; type: string } | undefined;
   /** A new event stream: send what it must know first (`since`: the page version the client shows). */
   onConnect(send: (event: string, data: unknown) => void, since: number | undefined): void;
   /** Stop button: true when the cell was running or queued. */
@@ -102,6 +108,12 @@ export async function startPreviewHttp(options: PreviewHttpOptions, routes: Prev
       return send(res, 200, 'text/javascript; charset=utf-8', await routes.clientScript(), req.method === 'HEAD');
     }
     if (pathname === '/__preview/events') return openStream(req, res, target);
+    if (pathname.startsWith(FIGURE_ROUTE)) {
+      const file = pathname.slice(FIGURE_ROUTE.length);
+      const figure = FIGURE_FILE.test(file) ? routes.figure(file) : undefined;
+      if (figure === undefined) return text(res, 404, 'not found\n');
+      return sendFigure(res, figure, req.method === 'HEAD');
+    }
     return text(res, 404, 'not found\n');
   };
 
@@ -172,6 +184,22 @@ function send(res: ServerResponse, status: number, type: string, body: string, h
     'X-Content-Type-Options': 'nosniff',
   });
   res.end(head ? undefined : body);
+}
+
+/**
+ * A figure: its name is its content hash, so it is never stale and may be kept. An SVG may
+ * hold script; opened on its own it must not run in the preview's origin (whose POSTs stop
+ * cells): the policy forbids script and sandboxes it.
+ */
+function sendFigure(res: ServerResponse, figure: { data: Uint8Array; type: string }, head: boolean): void {
+  res.writeHead(200, {
+    'Content-Type': figure.type,
+    'Content-Length': figure.data.byteLength,
+    'Cache-Control': 'private, max-age=31536000, immutable',
+    'X-Content-Type-Options': 'nosniff',
+    'Content-Security-Policy': "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox",
+  });
+  res.end(head ? undefined : figure.data);
 }
 
 function text(res: ServerResponse, status: number, body: string): void {

@@ -36,7 +36,10 @@ import { formatProblems, type ProblemFormat } from './problems.ts';
 import { etaMs, progressDisplay, type ProgressDisplay } from './progress.ts';
 import { markSeverity } from './severity.ts';
 import { weave } from './weave.ts';
-import { isFailure, type CellOutcome, type CellResult } from './types.ts';
+import { isFailure, type CellOutcome, type CellResult, type FigureOutput } from './types.ts';
+import { figureLinks, figureMime } from './figure-links.ts';
+import { ResultMemo } from './result-memo.ts';
+import { SectionMemo } from './parse.ts';
 import { startPreviewHttp, type PreviewHttp } from './preview-server.ts';
 import { folderWatcher, type WatchFactory, type Watcher } from './preview-watch.ts';
 
@@ -126,6 +129,12 @@ export interface PreviewState {
   error?: string;
 }
 
+/** A woven page as the preview serves it: its figures linked by URL, and those figures. */
+interface WovenPage {
+  html: string;
+  figures: ReadonlyMap<string, FigureOutput>;
+}
+
 interface Page {
   version: number;
   title: string;
@@ -169,7 +178,14 @@ class PreviewSession implements Preview {
   private readonly docPath: string;
   private readonly projectRoot: string;
   private readonly executor: StoppableExecutor;
+  /** The stored results read so far, decoded (result-memo.ts): a save reads only what changed. */
+  private readonly memo = new ResultMemo();
+  /** The document's sections as last parsed (parse.ts): a save parses only the sections it changed. */
+  private readonly sections = new SectionMemo();
   private page: Page;
+  /** The figures the page links (`/__preview/figures/<sha256>.<ext>`), and those of the page before. */
+  private figures: ReadonlyMap<string, FigureOutput> = new Map();
+  private previousFigures: ReadonlyMap<string, FigureOutput> = new Map();
   private stamp: Stamp = { generation: -1, final: false };
   private problems: ProblemView[] = [];
   private cells = new Map<string, CellView & { first?: { at: number; step: number } }>();
@@ -208,6 +224,10 @@ class PreviewSession implements Preview {
       {
         page: () => this.page.html,
         clientScript,
+        figure: (file) => {
+          const figure = this.figures.get(file) ?? this.previousFigures.get(file);
+          return figure === undefined ? undefined : { data: figure.data, type: figureMime(figure.ext) };
+        },
         onConnect: (send, since) => {
           if (since !== this.page.version) send('page', this.pageEvent());
           send('state', this.state());
@@ -322,6 +342,7 @@ class PreviewSession implements Preview {
     const current = (): boolean => generation === this.generation && !this.closed;
     let loaded: LoadedDocument | undefined;
     const display = this.display();
+    const links = figureLinks();
     const buildOptions: BuildOptions = {
       docPath: this.docPath,
       projectRoot: this.projectRoot,
@@ -331,8 +352,11 @@ class PreviewSession implements Preview {
       jobs: this.options.jobs,
       outDir: this.options.outDir,
       cacheDir: this.options.cacheDir,
+      resultMemo: this.memo,
+      sections: this.sections,
       pdf: false,
       sourceLines: true,
+      figureLinks: links,
       display,
       onPlan: async ({ loaded: plan, available, toRun }) => {
         loaded = plan;
@@ -359,11 +383,12 @@ class PreviewSession implements Preview {
       this.setWatched([]);
       this.phase = 'idle';
       this.clearCells();
-      if (current()) this.publish(errorPage(path.basename(this.docPath), this.error), { generation, final: true });
+      if (current()) this.publish({ html: errorPage(path.basename(this.docPath), this.error), figures: new Map() }, { generation, final: true });
       return;
     }
     this.live = undefined;
     this.error = undefined;
+    if (loaded !== undefined) this.retainResults(loaded);
     this.clearCells();
     this.phase = 'idle';
     this.last = {
@@ -378,7 +403,7 @@ class PreviewSession implements Preview {
     markSeverity(summary.file, summary.profile);
     this.problems = problemViews(summary.file, loaded);
     this.printProblems(summary.file);
-    this.publish(summary.html, { generation, final: true });
+    this.publish({ html: summary.page ?? summary.html, figures: links.figures }, { generation, final: true });
   }
 
   /**
@@ -400,13 +425,13 @@ class PreviewSession implements Preview {
         const { loaded, generation } = live;
         const scratch = new VFile({ path: loaded.doc.file.path, value: loaded.doc.file.value });
         scratch.messages.push(...loaded.doc.file.messages);
-        const html = await this.weaveFrom({ ...loaded, doc: { ...loaded.doc, file: scratch } }, live.outcomes, [...live.pending]);
+        const woven = await this.weaveFrom({ ...loaded, doc: { ...loaded.doc, file: scratch } }, live.outcomes, [...live.pending]);
         if (generation !== this.generation || this.live !== live) return;
         // Inline values and claims that read cells still running are reported once they ran.
         scratch.messages = scratch.messages.filter((m) => !(RESULT_RULES.has(m.ruleId ?? '') && live.pending.size > 0));
         markSeverity(scratch, loaded.profile);
         this.problems = problemViews(scratch, loaded);
-        this.publish(html, { generation, final: false });
+        this.publish(woven, { generation, final: false });
       } while (live.again && this.live === live);
     })().finally(() => {
       live.weaving = undefined;
@@ -452,13 +477,13 @@ class PreviewSession implements Preview {
           this.forgetStoppedCells(loaded);
           const { available, stale } = await plan(loaded);
           for (const id of stale) if (!this.cells.has(id)) this.cells.set(id, { id, phase: 'queued' });
-          const html = await this.weaveFrom(loaded, available, stale);
+          const woven = await this.weaveFrom(loaded, available, stale);
           if (generation !== this.generation || this.closed) continue;
           // Inline values and claims that read cells still to run are reported once they ran.
           if (stale.length > 0) loaded.doc.file.messages = loaded.doc.file.messages.filter((m) => !RESULT_RULES.has(m.ruleId ?? ''));
           markSeverity(loaded.doc.file, loaded.profile);
           this.problems = problemViews(loaded.doc.file, loaded);
-          this.publish(html, { generation, final: false });
+          this.publish(woven, { generation, final: false });
         } catch (error) {
           this.error = describeError(error);
           this.pushState();
@@ -472,11 +497,16 @@ class PreviewSession implements Preview {
   }
 
   private loadOptions(): LoadOptions {
-    return { docPath: this.docPath, projectRoot: this.projectRoot, profile: this.options.profile, resultsDir: this.options.resultsDir };
+    return { docPath: this.docPath, projectRoot: this.projectRoot, profile: this.options.profile, resultsDir: this.options.resultsDir, resultMemo: this.memo, sections: this.sections };
+  }
+
+  /** The memo keeps the results of the document as it is now (and their keys of the previous scheme). */
+  private retainResults(loaded: LoadedDocument): void {
+    this.memo.retain([...loaded.keys].flatMap(([id, key]) => [[id, key.key] as const, ...(key.previous === undefined ? [] : [[id, key.previous.key] as const])]));
   }
 
   /** The page of `loaded` with the `available` results; each of `pending` shows its newest stored result, if any. */
-  private async weaveFrom(loaded: LoadedDocument, available: ReadonlyMap<string, CellOutcome>, pending: Iterable<string>): Promise<string> {
+  private async weaveFrom(loaded: LoadedDocument, available: ReadonlyMap<string, CellOutcome>, pending: Iterable<string>): Promise<WovenPage> {
     const results = new Map<string, CellOutcome>(available);
     const docName = path.basename(this.docPath);
     for (const id of pending) {
@@ -487,17 +517,21 @@ class PreviewSession implements Preview {
       path.join(this.options.cacheDir ?? path.join(this.projectRoot, 'node_modules', '.cache', 'report'), 'highlight.json'),
       this.effects,
     );
-    const html = await weave(loaded.doc, results, { mode: 'build', exports: loaded.exports, bibliography: loaded.bibliography, highlight, sourceLines: true, pending: true });
+    const links = figureLinks();
+    const html = await weave(loaded.doc, results, { mode: 'build', exports: loaded.exports, bibliography: loaded.bibliography, highlight, sourceLines: true, pending: true, figures: links });
     await highlight.save();
-    return html;
+    return { html, figures: links.figures };
   }
 
   // ---- what the page and the terminal are told -------------------------------------------
 
-  private publish(html: string, stamp: Stamp): void {
+  private publish({ html, figures }: WovenPage, stamp: Stamp): void {
     const newer = stamp.generation > this.stamp.generation || (stamp.generation === this.stamp.generation && (stamp.final || !this.stamp.final));
     if (!newer || this.closed) return;
     this.stamp = stamp;
+    // The page before stays servable a little: a browser may still be loading its figures.
+    this.previousFigures = this.figures;
+    this.figures = figures;
     const body = bodyOf(html);
     this.page = this.makePage(this.page.version + 1, titleOf(html), body, html);
     this.version = this.page.version;

@@ -223,6 +223,24 @@ export function encode(value: unknown): Uint8Array {
 
 /** Decodes bytes made by {@link encode}. Throws on malformed input. */
 export function decode(bytes: Uint8Array): unknown {
+  const { header, walk } = decoder(bytes, false);
+  return walk(header);
+}
+
+/**
+ * A decoder of bytes made by {@link encode} that gives the value afresh at each call, each
+ * plain object's properties decoded only when first read (then they are ordinary data
+ * properties: written, deleted, frozen as usual). The preview keeps one per stored result
+ * (result-memo.ts): every rebuild gets its own copy of the exports, as from {@link decode},
+ * but pays only for what its inline expressions read. Meant for bytes {@link decode} has
+ * already accepted: malformed bytes throw when the part is read.
+ */
+export function decodeLazily(bytes: Uint8Array): () => unknown {
+  const { header, walk } = decoder(bytes, true);
+  return () => walk(header);
+}
+
+function decoder(bytes: Uint8Array, lazy: boolean): { header: Json; walk: (node: Json) => unknown } {
   if (bytes.byteLength < 8 || MAGIC.some((b, i) => bytes[i] !== b)) {
     throw new Error('decode: not a stored value (bad magic)');
   }
@@ -245,11 +263,7 @@ export function decode(bytes: Uint8Array): unknown {
     if (node === null || typeof node !== 'object') return node;
     if (Array.isArray(node)) return node.map(walk);
     const tag = node['$'];
-    if (typeof tag !== 'string') {
-      const out: Record<string, unknown> = {};
-      for (const key of Object.keys(node)) defineKey(out, key, walk(node[key]!));
-      return out;
-    }
+    if (typeof tag !== 'string') return decodeObj(node);
     const v = node['v'];
     switch (tag) {
       case 'undef':
@@ -265,7 +279,7 @@ export function decode(bytes: Uint8Array): unknown {
       case 'set':
         return new Set((v as Json[]).map(walk));
       case 'obj':
-        return decodeObj(v);
+        return decodeObj((v ?? {}) as { [key: string]: Json });
       case 'ArrayBuffer':
         return payload(node, 1).slice().buffer;
       case 'tensor':
@@ -279,14 +293,49 @@ export function decode(bytes: Uint8Array): unknown {
     return out;
   };
 
-  const decodeObj = (v: Json | undefined): Record<string, unknown> => {
+  const decodeObj = (obj: { [key: string]: Json }): Record<string, unknown> => {
     const out: Record<string, unknown> = {};
-    const obj = (v ?? {}) as { [key: string]: Json };
-    for (const key of Object.keys(obj)) defineKey(out, key, walk(obj[key]!));
+    for (const key of Object.keys(obj)) {
+      const node = obj[key]!;
+      if (lazy && node !== null && typeof node === 'object') lazyKey(out, key, () => walk(node));
+      else defineKey(out, key, walk(node));
+    }
     return out;
   };
 
-  return walk(header);
+  return { header, walk };
+}
+
+/**
+ * A property decoded when first read: the accessor replaces itself with a data property
+ * holding the value (or the value written first). On an object frozen before that, the
+ * accessor stays and gives the same value each time.
+ */
+function lazyKey(target: Record<string, unknown>, key: string, make: () => unknown): void {
+  let made = false;
+  let value: unknown;
+  const settle = (v: unknown): void => {
+    Object.defineProperty(target, key, { value: v, enumerable: true, writable: true, configurable: true });
+  };
+  Object.defineProperty(target, key, {
+    enumerable: true,
+    configurable: true,
+    get() {
+      if (!made) {
+        value = make();
+        made = true;
+        try {
+          settle(value);
+        } catch {
+          // sealed or frozen since: the accessor stays
+        }
+      }
+      return value;
+    },
+    set(v: unknown) {
+      settle(v);
+    },
+  });
 }
 
 /** True for objects that look like a tf.Tensor: `shape`, `dtype`, `dataSync()`. */

@@ -31,6 +31,7 @@ import { isNotFound, type Effects } from './effects.ts';
 import { decode, encodeResult } from './serialize.ts';
 import type { CellResult, KeyFingerprint, Output, PreviousSchemeKey, ResultMeta } from './types.ts';
 import { sha256 } from './digest.ts';
+import type { ResultMemo } from './result-memo.ts';
 
 export const STORE_FORMAT = 'literate-report-result/1';
 
@@ -83,6 +84,12 @@ export class ResultStore {
      * previous-scheme result is adopted (previous-scheme.ts; see `get`).
      */
     private readonly previousKeys: ReadonlyMap<string, PreviousSchemeKey> = new Map(),
+    /**
+     * The preview's memo of verified, decoded payloads (result-memo.ts): a payload whose
+     * metadata is unchanged is not read again. Without it (check, report) every lookup
+     * reads and verifies the payload.
+     */
+    private readonly memo?: ResultMemo,
   ) {}
 
   /**
@@ -116,14 +123,23 @@ export class ResultStore {
   async exact(id: string, key: string, expected?: KeyFingerprint): Promise<StoredLookup> {
     const base = entryName(id, key);
     let metadata: EntryMetadata;
+    let text: string;
     try {
-      metadata = JSON.parse(new TextDecoder().decode(await this.effects.readFile(join(this.dir, `${base}.json`)))) as EntryMetadata;
+      text = new TextDecoder().decode(await this.effects.readFile(join(this.dir, `${base}.json`)));
+      metadata = JSON.parse(text) as EntryMetadata;
     } catch (error) {
       if (isNotFound(error)) return { problem: 'missing' };
       return { problem: 'corrupt', detail: `${base}.json is not valid JSON` };
     }
     if (metadata.key !== key || metadata.id !== id) return { problem: 'missing' };
     if (metadata.format !== STORE_FORMAT) return { problem: 'missing', detail: `entry format ${metadata.format}` };
+    // The payload this very metadata was verified with, decoded (the preview only).
+    const remembered = this.memo?.get(id, key, text);
+    if (remembered !== undefined) {
+      const mismatch = fingerprintDisagreement(metadata, expected);
+      if (mismatch !== undefined) return { problem: 'corrupt', detail: `${base}: ${mismatch}` };
+      return { result: { kind: 'result', id, key, exports: remembered.exports, outputs: remembered.outputs, meta: metadata.meta }, checksum: remembered.checksum };
+    }
     let payload: Uint8Array;
     try {
       payload = await this.effects.readFile(join(this.dir, `${base}.bin`));
@@ -143,12 +159,14 @@ export class ResultStore {
     }
     const mismatch = disagreement(metadata, payload, value, expected);
     if (mismatch !== undefined) return { problem: 'corrupt', detail: `${base}: ${mismatch}` };
+    this.memo?.set(id, key, text, payload, checksum, value.outputs);
     return { result: { kind: 'result', id, key, exports: value.exports, outputs: value.outputs, meta: metadata.meta }, checksum };
   }
 
   /** Stores a result (atomic; overwrites an entry with the same id and key). */
   async put(result: CellResult): Promise<void> {
     const base = entryName(result.id, result.key);
+    this.memo?.forget(result.id, result.key);
     const payload = encodeResult({ exports: result.exports, outputs: result.outputs });
     const metadata: EntryMetadata = {
       format: STORE_FORMAT,
@@ -403,6 +421,11 @@ function disagreement(
     .filter((o): o is Extract<OutputSummary, { kind: 'figure' }> => o?.kind === 'figure')
     .map((o) => `${o.name}.${o.ext}:${o.sha256}`);
   if (JSON.stringify(figures) !== JSON.stringify(summarized)) return 'the figures in the payload are not the ones the metadata lists';
+  return fingerprintDisagreement(metadata, expected);
+}
+
+/** Why the fingerprint an entry records is not `expected` (the ingredients of its key today); undefined when it is. */
+function fingerprintDisagreement(metadata: EntryMetadata, expected: KeyFingerprint | undefined): string | undefined {
   const recorded = metadata.meta?.fingerprint;
   if (expected !== undefined && recorded !== undefined && canonical(recorded) !== canonical(expected)) {
     return 'the fingerprint in the metadata is not the one of its key';

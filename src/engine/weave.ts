@@ -21,6 +21,7 @@ import remarkRehype from 'remark-rehype';
 import { unified } from 'unified';
 import { visit } from 'unist-util-visit';
 import { loadLibrary, remarkCitations, type BibliographySource } from './cite.ts';
+import { dataUri, type FigureLinks } from './figure-links.ts';
 import { highlightBlocks, highlightKey, memoryHighlightCache, type HighlightCache, type Tokens } from './highlight.ts';
 import { collectScope, formatValue, precompileInline, remarkInline } from './inline.ts';
 import { remarkProvenance } from './provenance.ts';
@@ -64,6 +65,11 @@ export interface WeaveOptions {
    * value that needs one shows as pending (…), as in check mode, not as an error. Default false.
    */
   pending?: boolean;
+  /**
+   * Link figures by URL through these links (the preview's page: figure-links.ts) instead of
+   * inlining them as data URIs. Default: inlined, the page is self-contained.
+   */
+  figures?: FigureLinks;
 }
 
 type Results = Map<string, CellOutcome>;
@@ -104,7 +110,7 @@ export async function weave(doc: ParsedDocument, results: Results, options: Weav
   const processor = remark
     .use(remarkRehype, {
       handlers: {
-        code: (_state: unknown, node: Code) => renderCode(node, { results, labels, mode: options.mode, cells, tokens }),
+        code: (_state: unknown, node: Code) => renderCode(node, { results, labels, mode: options.mode, cells, tokens, figures: options.figures }),
       },
     })
     .use(options.sourceLines === true ? [rehypeSourceLines] : [])
@@ -151,6 +157,8 @@ interface RenderContext {
   cells: Map<string, Cell>;
   /** Highlighted tokens by highlightKey(lang, code). */
   tokens: Map<string, Tokens>;
+  /** Figures by URL (the preview), else inlined. */
+  figures?: FigureLinks;
 }
 
 /** The code blocks and cells of a document, with the language each is highlighted in. */
@@ -191,10 +199,10 @@ function renderCode(node: Code, context: RenderContext): Element {
         : h('div', { className: ['cell-skipped'] }, `Cell ${cell.id} did not run.`),
     );
   } else if (!isFailure(result)) {
-    children.push(...result.outputs.map((o) => renderOutput(o, context.labels)));
+    children.push(...result.outputs.map((o) => renderOutput(o, context)));
   } else {
     children.push(renderFailure(cell, result, context));
-    children.push(...(result.outputs ?? []).map((o) => renderOutput(o, context.labels)));
+    children.push(...(result.outputs ?? []).map((o) => renderOutput(o, context)));
   }
   return h('section', { className: ['cell'], id: `cell-${cell.id}`, dataCell: cell.id }, children);
 }
@@ -238,14 +246,14 @@ function failedDependencies(cell: Cell, context: RenderContext): string[] {
   return [...found];
 }
 
-function renderOutput(output: Output, labels: Labels): Element {
+function renderOutput(output: Output, context: RenderContext): Element {
   switch (output.kind) {
     case 'text':
       return h('pre', { className: ['cell-output'] }, output.text);
     case 'figure':
-      return renderFigure(output, labels);
+      return renderFigure(output, context.labels, context.figures);
     case 'table':
-      return renderTable(output, labels);
+      return renderTable(output, context.labels);
   }
 }
 
@@ -278,9 +286,9 @@ function plainCaption(text: string, labels: Labels): string {
   return out + text.slice(last);
 }
 
-function renderFigure(figure: FigureOutput, labels: Labels): Element {
-  const mime = figure.ext === 'svg' ? 'image/svg+xml' : 'image/png';
-  const src = `data:${mime};base64,${Buffer.from(figure.data).toString('base64')}`;
+function renderFigure(figure: FigureOutput, labels: Labels, links: FigureLinks | undefined): Element {
+  // `src` stays the image's first attribute: figure-links.ts finds figures by it.
+  const src = links === undefined ? dataUri(figure) : links.url(figure);
   const style = figure.width !== undefined ? `width: ${figure.width}px` : undefined;
   return h('figure', { className: ['cell-figure'], id: `fig-${figure.name}` }, [
     h('img', { src, alt: figure.alt ?? (figure.caption === undefined ? figure.name : plainCaption(figure.caption, labels)), style }),

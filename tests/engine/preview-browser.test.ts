@@ -42,6 +42,10 @@ seed: 1
 
 ${top}
 
+\`\`\`ts run id=pic
+export const picValue: number = 2;
+\`\`\`
+
 ${filler}
 
 ## Bottom
@@ -52,6 +56,11 @@ The last paragraph mentions @fig-missing.
 export const slowValue: number = 1;
 \`\`\`
 ${extra}`;
+
+const pic = () => ({
+  exports: { picValue: 2 },
+  outputs: [{ kind: 'figure' as const, name: 'pic', ext: 'svg' as const, data: new TextEncoder().encode('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><rect width="40" height="20" fill="teal"/></svg>') }],
+});
 
 function slowCell() {
   let runs = 0;
@@ -78,11 +87,17 @@ describe('the preview in a browser', () => {
       await writeFile(path.join(dir, 'doc.md'), DOC('The first version.'));
       const slow = slowCell();
       preview = await startPreview(
-        { docPath: path.join(dir, 'doc.md'), projectRoot: dir, executor: fakeExecutor({ slow: slow.impl }), outDir: path.join(dir, 'build'), port: 0, debounceMs: 5 },
+        { docPath: path.join(dir, 'doc.md'), projectRoot: dir, executor: fakeExecutor({ slow: slow.impl, pic }), outDir: path.join(dir, 'build'), port: 0, debounceMs: 5 },
         nodeEffects({ stdout: { write: () => {}, isTTY: false } }),
       );
       page = await browser.newPage({ viewport: { width: 900, height: 600 } });
       await page.goto(preview.url);
+
+      // The figure is linked by URL and loads from the preview.
+      const image = page.locator('#cell-pic img');
+      await expect.poll(() => image.evaluate((img) => (img as unknown as { complete: boolean; naturalWidth: number }).complete && (img as unknown as { naturalWidth: number }).naturalWidth), { timeout: 30_000 }).toBe(40);
+      expect(await image.getAttribute('src')).toMatch(/^\/__preview\/figures\/[0-9a-f]{64}\.svg$/);
+      await page.evaluate("window.figureElement = document.querySelector('#cell-pic img')");
 
       // The running cell: progress in its section, with a stop button.
       const status = page.locator('#cell-slow [data-cell-status="slow"]');
@@ -117,6 +132,8 @@ describe('the preview in a browser', () => {
       expect(await page.locator('#cell-slow [data-preview="problem"]').textContent()).toContain('stopped from the preview');
       expect(await page.locator('.preview-pill').count()).toBe(1);
       expect(await page.locator('main').textContent()).not.toContain('The first version.');
+      // The figure's element was kept by the morph, not replaced (nor its image fetched again).
+      expect(await page.evaluate("window.figureElement === document.querySelector('#cell-pic img') && window.figureElement.naturalWidth")).toBe(40);
     } finally {
       await page?.close();
       await preview?.close();

@@ -5,12 +5,14 @@
  * progress, problems), and the stop and run buttons.
  */
 import { writeFileSync } from 'node:fs';
-import { mkdtemp, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nodeEffects } from '../../src/engine/effects.ts';
+import { sha256 } from '../../src/engine/digest.ts';
+import { ResultStore } from '../../src/engine/store.ts';
 import { startPreview, type Preview, type PreviewOptions, type PreviewState } from '../../src/engine/preview.ts';
 import { fakeExecutor, type FakeCellContext } from '../support/fake-executor.ts';
 import { openEvents, rawRequest, type EventReader } from '../support/preview-client.ts';
@@ -173,6 +175,86 @@ describe('serving', () => {
     }
   });
 
+  it('links the figures of its page by URL and serves them from memory by content hash; build/<doc>.html still inlines them', async () => {
+    const png = Uint8Array.from({ length: 4000 }, (_, i) => (i * 13) % 256);
+    const svg = new TextEncoder().encode('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>');
+    const withFigures = {
+      ...cells,
+      c: () => ({
+        exports: { c: 'independent' },
+        outputs: [
+          { kind: 'figure' as const, name: 'dots', ext: 'png' as const, data: png, caption: 'Dots.' },
+          { kind: 'figure' as const, name: 'lines', ext: 'svg' as const, data: svg },
+        ],
+      }),
+    };
+    const { preview } = await start(fakeExecutor(withFigures));
+    await preview.idle();
+    const html = await (await fetch(preview.url)).text();
+    expect(html).not.toContain('data:image/');
+    const pngUrl = `/__preview/figures/${sha256(png)}.png`;
+    const svgUrl = `/__preview/figures/${sha256(svg)}.svg`;
+    expect(html).toContain(`<img src="${pngUrl}" alt="Dots."`);
+    expect(html).toContain(`<img src="${svgUrl}"`);
+    reader = await openEvents(preview.url);
+    const page = await reader.next((e) => e.event === 'page');
+    expect(page.data.body).toContain(pngUrl);
+    expect(page.data.body).not.toContain('data:image/');
+
+    const served = await fetch(new URL(pngUrl, preview.url));
+    expect(served.status).toBe(200);
+    expect(served.headers.get('content-type')).toBe('image/png');
+    expect(new Uint8Array(await served.arrayBuffer())).toEqual(png);
+    const image = await fetch(new URL(svgUrl, preview.url));
+    expect(image.headers.get('content-type')).toBe('image/svg+xml');
+    // An SVG opened on its own runs no script in the preview's origin.
+    expect(image.headers.get('content-security-policy')).toMatch(/default-src 'none'.*sandbox/);
+    expect(await image.text()).toContain('<svg');
+
+    // The file written is the self-contained page, figures inlined, as `report` writes it.
+    const written = await readFile(path.join(dir, 'build', 'doc.html'), 'utf8');
+    expect(written).toContain(`<img src="data:image/png;base64,${Buffer.from(png).toString('base64')}" alt="Dots."`);
+    expect(written).not.toContain('/__preview/figures/');
+
+    // Only figures of the page, by their exact name; nothing else under the route, no file.
+    const port = preview.port;
+    for (const target of [
+      `/__preview/figures/${sha256(png)}.svg`,
+      `/__preview/figures/${sha256(new Uint8Array([1, 2, 3]))}.png`,
+      `/__preview/figures/${sha256(png).toUpperCase()}.png`,
+      `${pngUrl}/../../../secret.txt`,
+      '/__preview/figures/../../secret.txt',
+      '/__preview/figures/%2e%2e/secret.txt',
+      '/__preview/figures/..%2f..%2fsecret.txt',
+      `/__preview/figures/${dir}/secret.txt`,
+      '/__preview/figures/secret.txt',
+      '/__preview/figures/',
+      '/__preview/figures',
+    ]) {
+      const { status, body } = await rawRequest(port, target);
+      expect([400, 404], `${target} → ${status}`).toContain(status);
+      expect(body).not.toContain('top secret');
+    }
+    expect((await rawRequest(port, pngUrl)).status).toBe(200);
+    // Another host name is refused here too (DNS rebinding).
+    expect((await rawRequest(port, pngUrl, { host: `evil.example:${port}` })).status).toBe(403);
+
+    // A later preview whose first build finds the page remembered (page-cache.ts: nothing
+    // changed, nothing woven or written) links the figures of the remembered page all the same.
+    const before = (await stat(path.join(dir, 'build', 'doc.html'))).mtimeMs;
+    reader.close();
+    reader = undefined;
+    await preview.close();
+    const again = (await start(fakeExecutor(withFigures))).preview;
+    await again.idle();
+    expect(again.state().last?.ran).toBe(0);
+    expect((await stat(path.join(dir, 'build', 'doc.html'))).mtimeMs).toBe(before);
+    const remembered = await (await fetch(again.url)).text();
+    expect(remembered).not.toContain('data:image/');
+    expect(remembered.replace(/content="\d+"/, '')).toBe(html.replace(/content="\d+"/, ''));
+    expect(new Uint8Array(await (await fetch(new URL(pngUrl, again.url))).arrayBuffer())).toEqual(png);
+  });
+
   it('serves another interface only when --host names it', async () => {
     const { preview } = await start(undefined, { host: '0.0.0.0' });
     await preview.idle();
@@ -203,6 +285,35 @@ describe('rebuilding on save', () => {
     expect(await (await fetch(preview.url)).text()).toContain('Prose v2, edited.');
     const state = await stateWhere(reader, (s) => s.version === next.data.version && s.phase === 'idle');
     expect(state.last).toMatchObject({ ran: 0, fresh: 3, failed: 0 });
+  });
+
+  it('decodes stored results once, yet shows a result stored since by another command, and never a value an inline expression changed', async () => {
+    const withLetters = { ...cells, c: () => ({ exports: { c: 'independent', letters: ['x', 'y', 'z'] } }) };
+    const extra = (n: number) => `\nEdit ${n}: C is \`{ts} c\`, backwards \`{ts} letters.reverse().join('')\`.\n`;
+    const { preview } = await start(fakeExecutor(withLetters));
+    await writeFile(path.join(dir, 'doc.md'), DOC({ extra: extra(0) }));
+    await preview.idle();
+    reader = await openEvents(preview.url);
+    // Each rebuild reverses its own copy of the stored letters, never the one before's.
+    for (let n = 1; n <= 3; n++) {
+      await writeFile(path.join(dir, 'doc.md'), DOC({ extra: extra(n) }));
+      const page = await pageWith(reader, `Edit ${n}:`);
+      expect(page.data.body).toContain('>zyx<');
+      expect(page.data.body).toContain('>independent<');
+    }
+    await preview.idle();
+    expect(preview.state().last?.ran).toBe(0);
+    // Another command (`report --rerun c`) stores a new result of c under the same key.
+    const results = path.join(dir, 'results');
+    const entry = (await readdir(results)).find((name) => /^c\.[0-9a-f]{16}\.json$/.test(name))!;
+    const { key } = JSON.parse(await readFile(path.join(results, entry), 'utf8')) as { key: string };
+    const store = new ResultStore(results, nodeEffects());
+    const stored = (await store.get('c', key)).result!;
+    await store.put({ ...stored, exports: { c: 'rewritten', letters: ['p', 'q'] }, meta: { ...stored.meta, createdAt: new Date(Date.now() + 1000).toISOString() } });
+    await writeFile(path.join(dir, 'doc.md'), DOC({ extra: extra(4) }));
+    const page = await pageWith(reader, 'Edit 4:');
+    expect(page.data.body).toContain('>rewritten<');
+    expect(page.data.body).toContain('>qp<');
   });
 
   it('rebuilds every save, however close together (a second save right after the first page is not lost)', async () => {

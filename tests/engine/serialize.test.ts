@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decode, encode, type StoredTensor } from '../../src/engine/serialize.ts';
+import { decode, decodeLazily, encode, type StoredTensor } from '../../src/engine/serialize.ts';
 
 function roundTrip<T>(value: T): T {
   return decode(encode(value)) as T;
@@ -137,5 +137,59 @@ describe('serialize', () => {
     expect(bytes.byteLength).toBeLessThan(big.byteLength + 256);
     expect(back.big[12345]).toBe(big[12345]);
     expect(ms).toBeLessThan(1000);
+  });
+});
+
+describe('decodeLazily', () => {
+  const value = {
+    n: 1,
+    s: 'text',
+    big: 5n,
+    arr: [1, { deep: new Float32Array([1, 2, 3]) }, [new Date(0)]],
+    map: new Map<unknown, unknown>([['k', { v: new Set([1]) }]]),
+    obj: { a: { b: { c: [NaN, -0, undefined] } }, dollar: { $: 'not a tag', v: 2 } },
+    tensor: { shape: [2], dtype: 'float32', dataSync: () => new Float32Array([7, 8]), dispose() {} },
+    proto: JSON.parse('{"__proto__": {"x": 1}, "after": 2}') as Record<string, unknown>,
+    bytes: new Uint8Array([9, 8, 7]).buffer,
+  };
+
+  it('gives what decode gives: the same values, keys in the same order, the same bytes again', () => {
+    const bytes = encode(value);
+    const eager = decode(bytes);
+    const lazy = decodeLazily(bytes)();
+    expect(lazy).toEqual(eager);
+    expect(JSON.stringify(lazy, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))).toBe(JSON.stringify(eager, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v)));
+    expect(Object.keys((lazy as typeof value).proto)).toEqual(['__proto__', 'after']);
+    expect(Object.getPrototypeOf((lazy as typeof value).proto)).toBe(Object.prototype);
+    expect(encode(decodeLazily(bytes)())).toEqual(encode(eager));
+  });
+
+  it('gives a new copy at each call: writing one changes neither the next nor the bytes', () => {
+    const bytes = encode(value);
+    const fresh = decodeLazily(bytes);
+    const first = fresh() as any;
+    first.arr[1].deep[0] = 100;
+    (first.arr as unknown[]).reverse();
+    first.obj.a.b.c.push(4);
+    first.obj.a = 'replaced';
+    delete first.s;
+    (first.map as Map<unknown, unknown>).clear();
+    let second = fresh() as any;
+    expect(second).toEqual(decode(bytes));
+    expect(second.arr[1].deep[0]).toBe(1);
+    expect(second.obj.a.b.c).toHaveLength(3);
+    // A part not read yet is decoded when read; one read stays the same object.
+    second = fresh() as any;
+    expect(second.obj).toBe(second.obj);
+    expect(Object.getOwnPropertyDescriptor(second.obj, 'a')?.get).toBeDefined();
+    expect(second.obj.a).toBe(second.obj.a);
+    expect(Object.getOwnPropertyDescriptor(second.obj, 'a')?.value).toBe(second.obj.a);
+    // Frozen before it was read: still readable, and writing throws as for any frozen object.
+    const third = fresh() as any;
+    Object.freeze(third.obj);
+    expect(third.obj.a.b.c).toHaveLength(3);
+    expect(() => {
+      third.obj.a = 1;
+    }).toThrow(TypeError);
   });
 });

@@ -13,8 +13,10 @@ import { readBibliographies } from '../../src/engine/cite.ts';
 import { buildGraph } from '../../src/engine/graph.ts';
 import { exportNames, keyCells } from '../../src/engine/key.ts';
 import { parseDocument } from '../../src/engine/parse.ts';
-import type { CellFailure, CellResult, Output } from '../../src/engine/types.ts';
+import type { CellFailure, CellResult, FigureOutput, Output } from '../../src/engine/types.ts';
 import { weave, type WeaveOptions } from '../../src/engine/weave.ts';
+import { figureLinks, inlineFigures, linkFigures, type FigureLinks } from '../../src/engine/figure-links.ts';
+import { sha256 } from '../../src/engine/digest.ts';
 
 const fixtures = path.resolve(import.meta.dirname, '../fixtures');
 const projectRoot = path.resolve(import.meta.dirname, '../..');
@@ -132,5 +134,29 @@ describe('weave', () => {
     const first = await weave(doc, readResults(dir), { mode: 'build' });
     expect(JSON.stringify(doc.tree)).toBe(before);
     expect(await weave(doc, readResults(dir), { mode: 'build' })).toBe(first);
+  });
+
+  it('links figures by URL when given links, and inlining them again gives the self-contained page byte for byte', async () => {
+    const dir = path.join(fixtures, 'full');
+    const text = readFileSync(path.join(dir, 'input.md'), 'utf8');
+    const results = readResults(dir);
+    // A PNG and an SVG of real bytes (every byte value), beside the fixture's own figures.
+    const bytes = Uint8Array.from({ length: 3000 }, (_, i) => (i * 37) % 256);
+    const first = [...results.values()].find((r) => r.outputs?.some((o) => o.kind === 'figure'))!;
+    first.outputs!.push({ kind: 'figure', name: 'extra-png', ext: 'png', data: bytes }, { kind: 'figure', name: 'extra-svg', ext: 'svg', data: new TextEncoder().encode('<svg xmlns="http://www.w3.org/2000/svg"/>') });
+    const figures = [...results.values()].flatMap((r) => (r.outputs ?? []).filter((o): o is FigureOutput => o.kind === 'figure'));
+    expect(figures.length).toBeGreaterThanOrEqual(3);
+    const woven = (links?: FigureLinks) => weave(parseDocument(new VFile({ path: 'full/input.md', value: text })), results, { mode: 'build', sourceLines: true, figures: links });
+    const inlined = await woven();
+    const links = figureLinks();
+    const linked = await woven(links);
+    // The linked page holds no image data, only URLs of the figures by content hash.
+    expect(linked).not.toContain('data:image/');
+    for (const figure of figures) expect(linked).toContain(`<img src="/__preview/figures/${sha256(figure.data)}.${figure.ext}"`);
+    expect([...links.figures.keys()].sort()).toEqual([...new Set(figures.map((f) => `${sha256(f.data)}.${f.ext}`))].sort());
+    expect(linked.length).toBeLessThan(inlined.length);
+    // Both ways are exact.
+    expect(inlineFigures(linked, links.figures)).toBe(inlined);
+    expect(linkFigures(inlined, figures, figureLinks())).toBe(linked);
   });
 });

@@ -56,10 +56,15 @@ export function openEvents(baseUrl: string, since?: number): Promise<EventReader
         return;
       }
       res.setEncoding('utf8');
-      let buffer = '';
+      let chunks: string[] = [];
       res.on('data', (chunk: string) => {
-        const parsed = parseSse(buffer + chunk);
-        buffer = parsed.rest;
+        // Parsed only when a frame ended in this chunk: a page of megabytes comes in many
+        // chunks, and parsing the whole buffer at each one would be quadratic.
+        const ended = chunk.includes('\n\n') || (chunk.startsWith('\n') && chunks.at(-1)?.endsWith('\n') === true);
+        chunks.push(chunk);
+        if (!ended) return;
+        const parsed = parseSse(chunks.join(''));
+        chunks = [parsed.rest];
         if (parsed.events.length === 0) return;
         events.push(...parsed.events);
         for (const wake of [...waiters]) wake();

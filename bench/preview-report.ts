@@ -1,0 +1,131 @@
+/**
+ * Preview on the real report (`npm run bench -- --only preview`, or `npx tsx
+ * bench/preview-report.ts [--edits N] [--cpu-prof <file.cpuprofile>]`): the round trip of a
+ * one-word prose edit in `npm run preview` on report/report.md — 68 cells, 290 KB of
+ * Markdown, 73 MB of stored results — from the save to the `page` event that carries the new
+ * text, as bench/preview.ts times it on the 20-cell document.
+ *
+ * The real report is never written: the bench works on a copy. A cell's key hashes its
+ * code, its options and the project files it bundles by their paths relative to the project
+ * root, not the document's path, so the copy must sit one folder below the project root,
+ * beside `src/`, with the report's `lib/` reached through a symbolic link (esbuild follows
+ * it to `report/lib/…`, the same paths): `<root>/.bench-report/report.md`, its
+ * `references.bib` and `lib -> ../report/lib`. Its results are a copy of report/results in
+ * the OS temp folder (the preview claims and cleans its store), its page goes to that
+ * folder too. Every cell must be fresh (asserted): nothing runs.
+ */
+import { cp, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import inspector from 'node:inspector/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { childProcessExecutor } from '../src/engine/child-launcher.ts';
+import { nodeEffects } from '../src/engine/effects.ts';
+import { startPreview } from '../src/engine/preview.ts';
+import { openEvents } from '../tests/support/preview-client.ts';
+import type { BenchRow } from './engine.ts';
+
+/** The sentence the edits change one word of (in the report's "Data" section). */
+const ANCHOR = 'All experiments use MNIST:';
+
+function median(xs: number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+export async function benchPreviewReport(
+  options: { projectRoot?: string; edits?: number; log?: (line: string) => void; cpuProfile?: string } = {},
+): Promise<BenchRow[]> {
+  const projectRoot = path.resolve(options.projectRoot ?? process.cwd());
+  const log = options.log ?? (() => {});
+  const real = path.join(projectRoot, 'report');
+  const dir = path.join(projectRoot, '.bench-report');
+  const scratch = path.join(os.tmpdir(), `report-bench-preview-${process.pid}`);
+  await rm(dir, { recursive: true, force: true });
+  await rm(scratch, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  await mkdir(scratch, { recursive: true });
+  const text = await readFile(path.join(real, 'report.md'), 'utf8');
+  if (!text.includes(ANCHOR)) throw new Error(`report/report.md no longer says "${ANCHOR}": choose another sentence for the bench's edits`);
+  const docPath = path.join(dir, 'report.md');
+  await writeFile(docPath, text);
+  await cp(path.join(real, 'references.bib'), path.join(dir, 'references.bib'));
+  await symlink(path.join('..', 'report', 'lib'), path.join(dir, 'lib'), 'dir');
+  const resultsDir = path.join(scratch, 'results');
+  await cp(path.join(real, 'results'), resultsDir, { recursive: true });
+
+  const quiet = { write: () => {}, isTTY: false };
+  const effects = nodeEffects({ stdout: quiet });
+  const edits = options.edits ?? 21;
+  const rows: BenchRow[] = [];
+  const load = () => os.loadavg().map((l) => l.toFixed(2)).join(', ');
+  const loadBefore = load();
+  const preview = await startPreview(
+    { docPath, projectRoot, resultsDir, executor: childProcessExecutor({}), outDir: path.join(scratch, 'build'), cacheDir: path.join(scratch, 'cache'), port: 0 },
+    effects,
+  );
+  try {
+    const t0 = performance.now();
+    await preview.idle();
+    const first = preview.state().last;
+    if (first === undefined || first.ran !== 0 || first.fresh !== 68) throw new Error(`the copy's first build: ${JSON.stringify(first ?? preview.state().error)}; expected 68 fresh cells, none run`);
+    log(`  preview (real report): first build ${(performance.now() - t0).toFixed(0)} ms`);
+    const events = await openEvents(preview.url);
+    await events.next((e) => e.event === 'page');
+    events.forget();
+    const wall: number[] = [];
+    const cpu: number[] = [];
+    const heap: number[] = [];
+    // --cpu-prof <file>: a CPU profile of the edits only (not of the first build).
+    const session = options.cpuProfile === undefined ? undefined : new inspector.Session();
+    session?.connect();
+    await session?.post('Profiler.enable');
+    await session?.post('Profiler.start');
+    for (let edit = 1; edit <= edits; edit++) {
+      await new Promise((r) => setTimeout(r, 300)); // edits come one at a time, as a writer's do
+      const marker = `All experiments (edit ${edit}) use MNIST:`;
+      const cpu0 = process.cpuUsage();
+      const start = performance.now();
+      await writeFile(docPath, text.replace(ANCHOR, marker));
+      await events.next((e) => e.event === 'page' && (e.data.body as string).includes(marker), 120_000);
+      wall.push(performance.now() - start);
+      const c = process.cpuUsage(cpu0);
+      cpu.push((c.user + c.system) / 1000);
+      if (!(await (await fetch(preview.url)).text()).includes(marker)) throw new Error('the page served is not the new one');
+      await preview.idle();
+      if ((preview.state().last?.ran ?? 0) !== 0) throw new Error(`a prose edit re-ran ${preview.state().last?.ran} cells`);
+      events.forget();
+      heap.push(process.memoryUsage().heapUsed);
+      log(`  preview (real report): edit ${edit}: ${wall.at(-1)!.toFixed(0)} ms (CPU ${cpu.at(-1)!.toFixed(0)} ms), heap ${(heap.at(-1)! / 2 ** 20).toFixed(0)} MiB`);
+    }
+    if (session !== undefined) {
+      const { profile } = await session.post('Profiler.stop');
+      await writeFile(options.cpuProfile!, JSON.stringify(profile));
+      session.disconnect();
+    }
+    wall.shift(); // the first edit warms what a long-lived process keeps warm
+    cpu.shift();
+    const sorted = [...wall].sort((a, b) => a - b);
+    const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+    rows.push({
+      name: 'preview: prose edit, save → new page over SSE (real report, 68 cells)',
+      ms: median(wall),
+      note:
+        `median of ${wall.length} (min ${sorted[0]!.toFixed(0)}, max ${sorted.at(-1)!.toFixed(0)} ms); process CPU ${median(cpu).toFixed(0)} ms; ` +
+        `heap after edit 1 / ${edits}: ${mib(heap[0]!)} / ${mib(heap.at(-1)!)}; load average ${loadBefore} → ${load()}; target ≤ 300 ms`,
+    });
+    events.close();
+  } finally {
+    await preview.close();
+    await rm(dir, { recursive: true, force: true });
+    await rm(scratch, { recursive: true, force: true });
+  }
+  return rows;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const arg = (name: string): string | undefined => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
+  const edits = arg('--edits');
+  const rows = await benchPreviewReport({ edits: edits === undefined ? undefined : Number(edits), cpuProfile: arg('--cpu-prof'), log: (line) => console.log(line) });
+  for (const row of rows) console.log(`${row.name}: ${row.ms.toFixed(0)} ms  ${row.note ?? ''}`);
+}
