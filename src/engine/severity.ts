@@ -7,7 +7,8 @@ import type { VFile } from 'vfile';
 /**
  * Rules that are reported but do not fail the command: the problem was repaired
  * (corrupt-result), or the results are fresh and only stored under the previous key
- * scheme (old-key-scheme: `report --migrate-keys` re-keys them).
+ * scheme (old-key-scheme: `report --migrate-keys` re-keys them; at a cell, `report` says
+ * why a previous-scheme result is not adopted and runs the cell again).
  */
 export const WARNING_RULES = new Set(['corrupt-result', 'old-key-scheme']);
 /**
