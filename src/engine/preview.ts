@@ -18,7 +18,15 @@
  * stopped as superseded; a build of the new text follows when the running one ends.
  *
  * Every rebuild starts from the files (loadDocument): nothing of a build is kept but the
- * page's text, the problems and the cells' states, so no state leaks between rebuilds.
+ * page's text, the problems and the cells' states, and two memos of what reading the files
+ * gave, each checked against the files on every rebuild and cut to what the document uses
+ * now: the stored results, decoded (result-memo.ts: by each entry's metadata text, which
+ * holds its payload's sha256; every rebuild gets its own copy of the exports), and the
+ * document's sections, parsed (parse.ts SectionMemo: by their text).
+ *
+ * The page served links its figures by URL (`/__preview/figures/<sha256>.<ext>`, served
+ * from memory: figure-links.ts) instead of inlining them; build/<doc>.html is written
+ * self-contained, as `report` writes it.
  */
 import path from 'node:path';
 import { VFile } from 'vfile';
