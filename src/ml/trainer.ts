@@ -63,8 +63,12 @@ export function createAdam(variables: readonly tf.Variable[], options: AdamOptio
     assert(restore.m.length === variables.length && restore.v.length === variables.length,
       `Adam: state has ${restore.m.length} moments for ${variables.length} variables`);
   }
-  const m = variables.map((x, i) => tf.variable(restore ? tf.tensor(restore.m[i]!, x.shape) : tf.zerosLike(x), false));
-  const v = variables.map((x, i) => tf.variable(restore ? tf.tensor(restore.v[i]!, x.shape) : tf.zerosLike(x), false));
+  // In tf.tidy: the initial-value tensors are disposed, the variables (which tidy never
+  // disposes) keep their data. tests/ml/leaks.test.ts checks it.
+  const moments = (saved?: Float32Array[]) =>
+    tf.tidy(() => variables.map((x, i) => tf.variable(saved ? tf.tensor(saved[i]!, x.shape) : tf.zerosLike(x), false)));
+  const m = moments(restore?.m);
+  const v = moments(restore?.v);
   let step = restore?.step ?? 0;
   return {
     options: { learningRate, beta1, beta2, epsilon },

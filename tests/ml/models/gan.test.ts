@@ -191,17 +191,4 @@ describe('MLP GAN (gan.ts)', () => {
     expect(Number.isFinite(out.dLoss)).toBe(true);
     tf.dispose([real, z1, fake1]);
   });
-
-  it('creating and disposing each model of the report leaves no tensor behind', async () => {
-    const { createDcDiscriminator, createDcGenerator } = await import('../../../src/ml/models/dcgan.ts');
-    const { createVae, COURSE_VAE } = await import('../../../src/ml/models/vae.ts');
-    const before = tf.memory().numTensors;
-    const rng = new Rng(0);
-    for (const model of [
-      createGenerator({ rng }), createDiscriminator({ rng }),
-      createDcGenerator({ rng }), createDcDiscriminator({ rng }),
-      createVae({ ...COURSE_VAE, rng }),
-    ]) model.dispose();
-    expect(tf.memory().numTensors).toBe(before);
-  });
 });
