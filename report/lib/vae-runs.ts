@@ -17,6 +17,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { byProfile, progress, seed } from 'report:runtime';
+import { IMAGE_PIXELS } from '../../src/ml/data/image.ts';
 import { loadMnist } from '../../src/ml/data/mnist.ts';
 import { createStackedAutoencoder, encodeAll, trainStackedAutoencoder, autoencoderParamCount, type AutoencoderStage, type StackedAutoencoder } from '../../src/ml/models/autoencoder.ts';
 import { classifierFromWeights, disposeClassifier, type Classifier, type StoredWeight } from '../../src/ml/models/classifier.ts';
@@ -37,8 +38,6 @@ import {
 import { evaluateSamples, meanSd, memorisation, protocolReference, type MemorisationMetrics, type ProtocolReference, type SampleMetrics } from '../../src/ml/metrics/protocol.ts';
 import { Rng } from '../../src/ml/random.ts';
 import { createTrainer, networkWeights, type AdamOptions, type Metrics } from '../../src/ml/trainer.ts';
-
-const PIXELS = 784;
 
 // ---------------------------------------------------------------------------------------
 // Profile sizes, seeds, shared helpers
@@ -180,13 +179,13 @@ export function pca2(rows: Float32Array, dim: number): { projection: Float32Arra
 
 /** Test-set reconstruction of decoded codes in both metrics: MSE per pixel, BCE summed per image (nats). */
 function reconstructionMetrics(images: Float32Array, decodeLogits: (x: tf.Tensor2D) => tf.Tensor2D, chunk = 1000): { mse: number; bce: number } {
-  const n = images.length / PIXELS;
+  const n = images.length / IMAGE_PIXELS;
   let se = 0;
   let bce = 0;
   for (let start = 0; start < n; start += chunk) {
     const size = Math.min(chunk, n - start);
     const sums = tf.tidy(() => {
-      const x = tf.tensor2d(images.subarray(start * PIXELS, (start + size) * PIXELS), [size, PIXELS]);
+      const x = tf.tensor2d(images.subarray(start * IMAGE_PIXELS, (start + size) * IMAGE_PIXELS), [size, IMAGE_PIXELS]);
       const logits = decodeLogits(x);
       return tf.stack([tf.sum(tf.square(tf.sub(tf.sigmoid(logits), x))), tf.sum(reconstructionLoss(logits, x))]);
     });
@@ -195,7 +194,7 @@ function reconstructionMetrics(images: Float32Array, decodeLogits: (x: tf.Tensor
     se += a!;
     bce += b!;
   }
-  return { mse: se / (n * PIXELS), bce: bce / n };
+  return { mse: se / (n * IMAGE_PIXELS), bce: bce / n };
 }
 
 /** Milliseconds per image to decode 1 000 prior codes (median of 3). */
@@ -222,7 +221,7 @@ function protocolFor(classifierWeights: readonly StoredWeight[]): Protocol {
   const trainUnit = loadMnist({ split: 'train' }).images; // [60000, 784] in [0, 1], memorisation check
   const test = loadMnist({ split: 'test' });
   const classifier = classifierFromWeights(classifierWeights);
-  const reference = protocolReference(classifier, test.images.subarray(0, sizes.referenceImages * PIXELS), trainUnit);
+  const reference = protocolReference(classifier, test.images.subarray(0, sizes.referenceImages * IMAGE_PIXELS), trainUnit);
   return { classifier, reference, trainUnit, dispose: () => disposeClassifier(classifier) };
 }
 
@@ -351,7 +350,7 @@ export async function trainVaeRun(config: VaeRunConfig, classifierWeights: reado
   const trainer = createTrainer({
     networks: { vae: { variables: vae.variables, statistics: vae.statistics, optimizer } },
     data: train.images,
-    rowSize: PIXELS,
+    rowSize: IMAGE_PIXELS,
     batchSize,
     stepsPerEpoch: config.stepsPerEpoch ?? sizes.stepsPerEpoch,
     seed: rng.fork('trainer').seed(),
@@ -362,7 +361,7 @@ export async function trainVaeRun(config: VaeRunConfig, classifierWeights: reado
       }
     },
     onEpochEnd: (record) => {
-      const epochTest = test.images.subarray(0, Math.min(config.epochTestImages ?? test.count, test.count) * PIXELS);
+      const epochTest = test.images.subarray(0, Math.min(config.epochTestImages ?? test.count, test.count) * IMAGE_PIXELS);
       const parts = elboPerImage(vae, epochTest, evalRng.fork(`test ${record.epoch}`).seed());
       const usage = latentUsage(vae, epochTest);
       const evalMetrics: Metrics = { testReconstruction: mean(parts.reconstruction), testKl: mean(parts.kl), activeUnits: usage.activeUnits };
@@ -392,8 +391,8 @@ export async function trainVaeRun(config: VaeRunConfig, classifierWeights: reado
     const binarised = { images: parts.elbo.length, elbo: elboStats.mean, elboSe: elboStats.sd / Math.sqrt(elboStats.n), reconstruction: mean(parts.reconstruction), kl: mean(parts.kl) };
     let iwae: VaeRun['iwae'];
     if (config.iwae) {
-      const images = Math.min(config.iwae.images, binary.length / PIXELS);
-      const subset = binary.subarray(0, images * PIXELS);
+      const images = Math.min(config.iwae.images, binary.length / IMAGE_PIXELS);
+      const subset = binary.subarray(0, images * IMAGE_PIXELS);
       const bound = importanceWeightedBound(vae, subset, config.iwae.K, rng.fork('iwae').seed(), {
         onProgress: (done, total) => {
           if (done % 200 < 4 || done === total) progress({ step: done, total, label: `${config.label}: IWAE K = ${config.iwae!.K}` });
@@ -410,14 +409,14 @@ export async function trainVaeRun(config: VaeRunConfig, classifierWeights: reado
     let fitted: VaeRun['fitted'];
     if (config.compareWithAutoencoder) {
       reconstruction = reconstructionMetrics(test.images, (x) => vae.decodeLogits(vae.encode(x).mu));
-      const codes = posteriorMeans(vae, train.images.subarray(0, Math.min(sizes.fitImages, train.count) * PIXELS)).mu;
+      const codes = posteriorMeans(vae, train.images.subarray(0, Math.min(sizes.fitImages, train.count) * IMAGE_PIXELS)).mu;
       const images = decode(fittedGaussianCodes(codes, vae.latentDim, sizes.evalSamples, rng.fork('fitted codes')));
-      fitted = { protocol: stripHistogram(evaluateSamples(protocol.classifier, images, protocol.reference)), samples: images.slice(0, 16 * PIXELS) };
+      fitted = { protocol: stripHistogram(evaluateSamples(protocol.classifier, images, protocol.reference)), samples: images.slice(0, 16 * IMAGE_PIXELS) };
     }
     let posterior: VaeRun['posterior'];
     if (config.posteriorImages) {
       const n = Math.min(config.posteriorImages, test.count);
-      const { mu } = posteriorMeans(vae, test.images.subarray(0, n * PIXELS));
+      const { mu } = posteriorMeans(vae, test.images.subarray(0, n * IMAGE_PIXELS));
       const labels = test.labels.slice(0, n);
       if (vae.latentDim === 2) posterior = { points: mu, labels };
       else {
@@ -436,12 +435,12 @@ export async function trainVaeRun(config: VaeRunConfig, classifierWeights: reado
     }
     const finalSamples = decode(normalCodes(Math.max(64, sizes.memorisationSamples), vae.latentDim, rng.fork('final samples')));
     const bernoulliRng = rng.fork('bernoulli');
-    const bernoulliSamples = finalSamples.slice(0, 16 * PIXELS).map((p) => (bernoulliRng.next() < p ? 1 : 0));
-    const shown = test.images.slice(0, 8 * PIXELS);
-    const recon = tf.tidy(() => vae.decode(vae.encode(tf.tensor2d(shown, [8, PIXELS])).mu));
-    const reconstructions = new Float32Array(16 * PIXELS);
+    const bernoulliSamples = finalSamples.slice(0, 16 * IMAGE_PIXELS).map((p) => (bernoulliRng.next() < p ? 1 : 0));
+    const shown = test.images.slice(0, 8 * IMAGE_PIXELS);
+    const recon = tf.tidy(() => vae.decode(vae.encode(tf.tensor2d(shown, [8, IMAGE_PIXELS])).mu));
+    const reconstructions = new Float32Array(16 * IMAGE_PIXELS);
     reconstructions.set(shown, 0);
-    reconstructions.set(recon.dataSync(), 8 * PIXELS);
+    reconstructions.set(recon.dataSync(), 8 * IMAGE_PIXELS);
     recon.dispose();
     const last = epochs.at(-1)!;
     return {
@@ -454,7 +453,7 @@ export async function trainVaeRun(config: VaeRunConfig, classifierWeights: reado
       epochs,
       params,
       protocol: last.eval!,
-      memorisation: config.memorisation === false ? undefined : memorisation(finalSamples.subarray(0, sizes.memorisationSamples * PIXELS), protocol.trainUnit),
+      memorisation: config.memorisation === false ? undefined : memorisation(finalSamples.subarray(0, sizes.memorisationSamples * IMAGE_PIXELS), protocol.trainUnit),
       binarised,
       iwae,
       latent,
@@ -462,7 +461,7 @@ export async function trainVaeRun(config: VaeRunConfig, classifierWeights: reado
       fitted,
       posterior,
       manifold,
-      samples: finalSamples.slice(0, 64 * PIXELS),
+      samples: finalSamples.slice(0, 64 * IMAGE_PIXELS),
       bernoulliSamples,
       reconstructions,
       samplingMs: samplingMs(decode, vae.latentDim, rng.fork('timing')),
@@ -534,11 +533,11 @@ export async function trainAutoencoderRun(config: AutoencoderRunConfig, classifi
   const decodeLogitsOfImages = (x: tf.Tensor2D) => ae.decodeLogits(ae.encode(x));
   const decodeCodes = (z: Float32Array) => {
     const n = z.length / ae.codeDim;
-    const out = new Float32Array(n * PIXELS);
+    const out = new Float32Array(n * IMAGE_PIXELS);
     for (let start = 0; start < n; start += 1000) {
       const size = Math.min(1000, n - start);
       const images = tf.tidy(() => ae.decode(tf.tensor2d(z.subarray(start * ae.codeDim, (start + size) * ae.codeDim), [size, ae.codeDim])));
-      out.set(images.dataSync(), start * PIXELS);
+      out.set(images.dataSync(), start * IMAGE_PIXELS);
       images.dispose();
     }
     return out;
@@ -562,7 +561,7 @@ export async function trainAutoencoderRun(config: AutoencoderRunConfig, classifi
       },
     });
     const reconstruction = reconstructionMetrics(test.images, decodeLogitsOfImages);
-    const codes = encodeAll(ae, train.images.subarray(0, Math.min(sizes.fitImages, train.count) * PIXELS));
+    const codes = encodeAll(ae, train.images.subarray(0, Math.min(sizes.fitImages, train.count) * IMAGE_PIXELS));
     const d = ae.codeDim;
     const n = codes.length / d;
     let sdSum = 0;
@@ -577,14 +576,14 @@ export async function trainAutoencoderRun(config: AutoencoderRunConfig, classifi
     for (let r = 0; r < n; r++) normSum += Math.hypot(...codes.subarray(r * d, (r + 1) * d));
     const standardImages = decodeCodes(normalCodes(sizes.evalSamples, d, rng.fork('standard codes')));
     const fittedImages = decodeCodes(fittedGaussianCodes(codes, d, sizes.evalSamples, rng.fork('fitted codes')));
-    const samples = new Float32Array(32 * PIXELS);
-    samples.set(standardImages.subarray(0, 16 * PIXELS), 0);
-    samples.set(fittedImages.subarray(0, 16 * PIXELS), 16 * PIXELS);
-    const shown = test.images.slice(0, 8 * PIXELS);
-    const recon = tf.tidy(() => ae.decode(ae.encode(tf.tensor2d(shown, [8, PIXELS]))));
-    const reconstructions = new Float32Array(16 * PIXELS);
+    const samples = new Float32Array(32 * IMAGE_PIXELS);
+    samples.set(standardImages.subarray(0, 16 * IMAGE_PIXELS), 0);
+    samples.set(fittedImages.subarray(0, 16 * IMAGE_PIXELS), 16 * IMAGE_PIXELS);
+    const shown = test.images.slice(0, 8 * IMAGE_PIXELS);
+    const recon = tf.tidy(() => ae.decode(ae.encode(tf.tensor2d(shown, [8, IMAGE_PIXELS]))));
+    const reconstructions = new Float32Array(16 * IMAGE_PIXELS);
     reconstructions.set(shown, 0);
-    reconstructions.set(recon.dataSync(), 8 * PIXELS);
+    reconstructions.set(recon.dataSync(), 8 * IMAGE_PIXELS);
     recon.dispose();
     return {
       label: config.label,
@@ -646,7 +645,7 @@ export async function betaRuns(beta: number, classifierWeights: readonly StoredW
 
 /** Drops the per-run images a summary does not need (keeps 16 samples). */
 export function slim(run: VaeRun): VaeRun {
-  return { ...run, samples: run.samples.slice(0, 16 * PIXELS), reconstructions: run.reconstructions.slice(0, 0) };
+  return { ...run, samples: run.samples.slice(0, 16 * IMAGE_PIXELS), reconstructions: run.reconstructions.slice(0, 0) };
 }
 
 export interface MeanSdSeries {

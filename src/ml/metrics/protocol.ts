@@ -4,7 +4,7 @@
  * - Fréchet distance (FD) of the referee classifier's features (Heusel et al. 2017, with our
  *   MNIST classifier in place of Inception): `sampleCount` generated images against as many
  *   held-out real test images.
- * - Improved precision and recall (Kynkäänniemi et al. 2019, §3) in the same feature space:
+ * - Improved precision and recall (Kynkäänniemi et al. 2019, IMAGE_PIXELS3) in the same feature space:
  *   each point's neighbourhood is the ball reaching its k-th nearest neighbour (k = 3) in
  *   its own set; precision = share of generated points inside some real ball (fidelity),
  *   recall = share of real points inside some generated ball (diversity).
@@ -17,10 +17,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { assert } from '../assert.ts';
+import { IMAGE_PIXELS } from '../data/image.ts';
 import { featureDim, features, predict, type Classifier } from '../models/classifier.ts';
 import { frechetDistance, labelStats, nearestDistances } from './quality.ts';
-
-export const PIXELS = 784;
 
 export interface ProtocolReference {
   /** Referee features of the real reference images [n, dim]. */
@@ -52,7 +51,7 @@ export function protocolReference(classifier: Classifier, real: Float32Array, tr
 
 /** FD, precision/recall (k = 3) and label statistics of `samples` ([n, 784] in [0, 1]). */
 export function evaluateSamples(classifier: Classifier, samples: Float32Array, reference: ProtocolReference, k = 3): SampleMetrics {
-  assert(samples.length % PIXELS === 0, `samples length ${samples.length} is not a multiple of ${PIXELS}`);
+  assert(samples.length % IMAGE_PIXELS === 0, `samples length ${samples.length} is not a multiple of ${IMAGE_PIXELS}`);
   const sampleFeatures = features(classifier, samples);
   const { precision, recall } = precisionRecall(reference.features, sampleFeatures, reference.dim, k);
   const { histogram, entropy, digitsCovered } = labelStats(predict(classifier, samples));
@@ -68,7 +67,7 @@ export function evaluateSamples(classifier: Classifier, samples: Float32Array, r
 
 /** Nearest-training-image distances of `samples` ([n, 784] in [0, 1]). */
 export function memorisation(samples: Float32Array, train: Float32Array): MemorisationMetrics {
-  const nearest = nearestDistances(samples, train, PIXELS);
+  const nearest = nearestDistances(samples, train, IMAGE_PIXELS);
   const sorted = Float32Array.from(nearest).sort();
   let sum = 0;
   for (const v of nearest) sum += v;
@@ -86,7 +85,7 @@ export interface RealBaseline {
 export function realBaseline(classifier: Classifier, heldOut: Float32Array, reference: ProtocolReference, memorisationCount = 1000): RealBaseline {
   return {
     metrics: evaluateSamples(classifier, heldOut, reference),
-    memorisation: memorisation(heldOut.subarray(0, memorisationCount * PIXELS), reference.train),
+    memorisation: memorisation(heldOut.subarray(0, memorisationCount * IMAGE_PIXELS), reference.train),
   };
 }
 

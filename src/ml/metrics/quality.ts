@@ -16,6 +16,8 @@
  * - Distance of each sample to its nearest training image (memorisation check).
  */
 import * as tf from '@tensorflow/tfjs';
+import { assert } from '../assert.ts';
+import { IMAGE_PIXELS } from '../data/image.ts';
 import { featureDim, features, predict, type Classifier } from '../models/classifier.ts';
 
 // ---------------------------------------------------------------------------------------
@@ -32,10 +34,10 @@ export interface Gaussian {
 
 /** Mean and covariance (float64) of `rows` ([n, dim], row-major). */
 export function fitGaussian(rows: Float32Array | Float64Array, dim: number): Gaussian {
-  assert(Number.isInteger(dim) && dim > 0, `dim must be a positive integer, got ${dim}`);
-  assert(rows.length % dim === 0, `features.length (${rows.length}) must be a multiple of dim (${dim})`);
+  assert(Number.isInteger(dim) && dim > 0, `quality: dim must be a positive integer, got ${dim}`);
+  assert(rows.length % dim === 0, `quality: features.length (${rows.length}) must be a multiple of dim (${dim})`);
   const n = rows.length / dim;
-  assert(n >= 2, `need at least 2 rows to fit a covariance, got ${n}`);
+  assert(n >= 2, `quality: need at least 2 rows to fit a covariance, got ${n}`);
   const mean = new Float64Array(dim);
   for (let i = 0; i < n; i++) for (let j = 0; j < dim; j++) mean[j]! += rows[i * dim + j]!;
   for (let j = 0; j < dim; j++) mean[j]! /= n;
@@ -68,7 +70,7 @@ export function frechetDistance(featuresA: Float32Array, featuresB: Float32Array
 
 /** FD = |μa − μb|² + Tr Σa + Tr Σb − 2 Tr (Σa Σb)^{1/2}, clamped at 0. */
 export function frechetDistanceOfGaussians(a: Gaussian, b: Gaussian): number {
-  assert(a.dim === b.dim, `Gaussians must have the same dim, got ${a.dim} and ${b.dim}`);
+  assert(a.dim === b.dim, `quality: Gaussians must have the same dim, got ${a.dim} and ${b.dim}`);
   const d = a.dim;
   let meanTerm = 0;
   for (let j = 0; j < d; j++) meanTerm += (a.mean[j]! - b.mean[j]!) ** 2;
@@ -112,7 +114,7 @@ export function sqrtmPsd(a: Float64Array, d: number): Float64Array {
  * of `vectors` ([d, d] row-major): A = V diag(values) Vᵀ. Does not modify `a`.
  */
 export function symmetricEigen(a: Float64Array, d: number): { values: Float64Array; vectors: Float64Array } {
-  assert(a.length === d * d, `matrix must be ${d}×${d}, got ${a.length} entries`);
+  assert(a.length === d * d, `quality: matrix must be ${d}×${d}, got ${a.length} entries`);
   const m = Float64Array.from(a);
   const v = new Float64Array(d * d);
   for (let i = 0; i < d; i++) v[i * d + i] = 1;
@@ -205,7 +207,7 @@ export interface LabelStats {
 export function labelStats(predicted: Uint8Array): LabelStats {
   const histogram = new Array<number>(10).fill(0);
   for (const label of predicted) {
-    assert(label < 10, `predicted labels must be digits 0..9, got ${label}`);
+    assert(label < 10, `quality: predicted labels must be digits 0..9, got ${label}`);
     histogram[label]!++;
   }
   const n = predicted.length;
@@ -241,11 +243,11 @@ export function nearestDistances(
   dim: number,
   options: NearestOptions = {},
 ): Float32Array {
-  assert(samples.length % dim === 0, `samples.length (${samples.length}) must be a multiple of dim (${dim})`);
-  assert(train.length % dim === 0, `train.length (${train.length}) must be a multiple of dim (${dim})`);
+  assert(samples.length % dim === 0, `quality: samples.length (${samples.length}) must be a multiple of dim (${dim})`);
+  assert(train.length % dim === 0, `quality: train.length (${train.length}) must be a multiple of dim (${dim})`);
   const m = samples.length / dim;
   const n = train.length / dim;
-  assert(n > 0, 'train must hold at least one row');
+  assert(n > 0, 'quality: train must hold at least one row');
   const trainChunk = options.trainChunk ?? 8192;
   const sampleChunk = options.sampleChunk ?? 1024;
   const best = new Float32Array(m).fill(Infinity); // smallest squared distance so far
@@ -314,12 +316,8 @@ export function sampleQuality(
   const sampleFeatures = features(model, unit); // [n, dim]
   const classifierFD = frechetDistance(sampleFeatures, reference.features, dim);
   const { histogram, entropy, digitsCovered } = labelStats(predict(model, unit));
-  const nearest = nearestDistances(unit, reference.train, 784);
+  const nearest = nearestDistances(unit, reference.train, IMAGE_PIXELS);
   let sum = 0;
   for (const v of nearest) sum += v;
   return { classifierFD, entropy, digitsCovered, histogram, meanNearest: sum / nearest.length };
-}
-
-function assert(condition: boolean, message: string): asserts condition {
-  if (!condition) throw new Error(`quality: ${message}`);
 }

@@ -19,6 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { assert } from '../assert.ts';
+import { IMAGE_PIXELS } from '../data/image.ts';
 import type { Rng } from '../random.ts';
 import { createTrainer, type AdamOptions, type EpochRecord, type Metrics, type StepContext } from '../trainer.ts';
 import { applyDense, countParams, createDense, denseVariables, type Dense } from './dense.ts';
@@ -46,7 +47,7 @@ export interface StackedAutoencoder {
 }
 
 export function createStackedAutoencoder(options: { inputDim?: number; hiddenDim: number; codeDim: number; rng: Rng }): StackedAutoencoder {
-  const { inputDim = 784, hiddenDim, codeDim, rng } = options;
+  const { inputDim = IMAGE_PIXELS, hiddenDim, codeDim, rng } = options;
   for (const [name, value] of Object.entries({ inputDim, hiddenDim, codeDim })) {
     assert(Number.isInteger(value) && value >= 1, `createStackedAutoencoder: ${name} must be a positive integer, got ${value}`);
   }

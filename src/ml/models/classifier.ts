@@ -31,19 +31,13 @@
  * one process, e.g. a trained one and its copy rebuilt from stored weights.
  */
 import * as tf from '@tensorflow/tfjs';
+import { assert } from '../assert.ts';
+import { IMAGE_PIXELS, IMAGE_SIDE } from '../data/image.ts';
 import { batches, batchCount } from '../data/batches.ts';
 import type { Rng } from '../random.ts';
+import type { Dense } from './dense.ts';
 import { adam, optimizerStep, train, type Losses, type TrainHistory } from '../train.ts';
 
-/** A fully connected layer x·kernel + bias. */
-export interface Dense {
-  /** [fanIn, fanOut] */
-  kernel: tf.Variable<tf.Rank.R2>;
-  /** [fanOut] */
-  bias: tf.Variable<tf.Rank.R1>;
-}
-
-export const IMAGE_SIZE = 28;
 export const NUM_CLASSES = 10;
 
 export interface Conv {
@@ -77,7 +71,7 @@ export interface ClassifierOptions {
 
 /** Side of the last feature map: conv k×k (valid) → pool 2 → conv k×k → pool 2; k = 5: 28 → 24 → 12 → 8 → 4. */
 export function finalSize(kernelSize: number): number {
-  return Math.floor((Math.floor((IMAGE_SIZE - kernelSize + 1) / 2) - kernelSize + 1) / 2);
+  return Math.floor((Math.floor((IMAGE_SIDE - kernelSize + 1) / 2) - kernelSize + 1) / 2);
 }
 
 export function createClassifier(options: ClassifierOptions): Classifier {
@@ -143,8 +137,8 @@ export function featureDim(model: Classifier): number {
 export function classifierFeatures(model: Classifier, images: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => {
     const [batch, pixels] = images.shape;
-    assert(pixels === IMAGE_SIZE * IMAGE_SIZE, `expected images [batch, 784], got [${batch}, ${pixels}]`);
-    const x = tf.reshape<tf.Rank.R4>(images, [batch, IMAGE_SIZE, IMAGE_SIZE, 1]); // [batch, 28, 28, 1]
+    assert(pixels === IMAGE_PIXELS, `classifier: expected images [batch, 784], got [${batch}, ${pixels}]`);
+    const x = tf.reshape<tf.Rank.R4>(images, [batch, IMAGE_SIDE, IMAGE_SIDE, 1]); // [batch, 28, 28, 1]
     const h1 = tf.maxPool(convRelu(model.conv1, x), 2, 2, 'valid'); // [batch, 12, 12, f1]
     const h2 = tf.maxPool(convRelu(model.conv2, h1), 2, 2, 'valid'); // [batch, 4, 4, f2]
     const flat = h2.reshape([batch, -1]) as tf.Tensor2D; // [batch, 512]
@@ -185,13 +179,12 @@ function mapChunks<T extends Float32Array | Uint8Array>(
   fn: (chunk: tf.Tensor2D) => tf.Tensor,
   chunkSize: number,
 ): T {
-  const pixels = IMAGE_SIZE * IMAGE_SIZE;
-  assert(images.length % pixels === 0, `images.length (${images.length}) must be a multiple of 784`);
-  const n = images.length / pixels;
+  assert(images.length % IMAGE_PIXELS === 0, `classifier: images.length (${images.length}) must be a multiple of ${IMAGE_PIXELS}`);
+  const n = images.length / IMAGE_PIXELS;
   const out = make(n * width);
   for (let start = 0; start < n; start += chunkSize) {
     const size = Math.min(chunkSize, n - start);
-    const result = tf.tidy(() => fn(tf.tensor2d(images.subarray(start * pixels, (start + size) * pixels), [size, pixels])));
+    const result = tf.tidy(() => fn(tf.tensor2d(images.subarray(start * IMAGE_PIXELS, (start + size) * IMAGE_PIXELS), [size, IMAGE_PIXELS])));
     out.set(result.dataSync(), start * width);
     result.dispose();
   }
@@ -212,7 +205,7 @@ export function predict(model: Classifier, images: Float32Array, chunkSize = 100
 /** Fraction of `images` whose predicted digit equals `labels`. */
 export function accuracy(model: Classifier, images: Float32Array, labels: Uint8Array): number {
   const predicted = predict(model, images);
-  assert(predicted.length === labels.length, `got ${predicted.length} images and ${labels.length} labels`);
+  assert(predicted.length === labels.length, `classifier: got ${predicted.length} images and ${labels.length} labels`);
   let correct = 0;
   for (let i = 0; i < labels.length; i++) if (predicted[i] === labels[i]) correct++;
   return correct / labels.length;
@@ -260,8 +253,8 @@ export async function trainClassifier(
   options: TrainClassifierOptions,
 ): Promise<{ model: Classifier; history: TrainHistory }> {
   const { images, labels, count } = data;
-  assert(images.length === count * IMAGE_SIZE * IMAGE_SIZE, `images hold ${images.length / 784} rows, count is ${count}`);
-  assert(labels.length === count, `labels hold ${labels.length} entries, count is ${count}`);
+  assert(images.length === count * IMAGE_PIXELS, `classifier: images hold ${images.length / 784} rows, count is ${count}`);
+  assert(labels.length === count, `classifier: labels hold ${labels.length} entries, count is ${count}`);
   const batchSize = options.batchSize ?? 128;
   const shuffleRng = options.rng.fork('classifier/shuffle');
   const dropoutRng = options.rng.fork('classifier/dropout');
@@ -277,11 +270,11 @@ export async function trainClassifier(
       stepsPerEpoch: batchCount(count, batchSize),
       step: (epoch, stepIndex) => {
         if (stepIndex === 0) {
-          epochBatches = batches(images, IMAGE_SIZE * IMAGE_SIZE, batchSize, { rng: shuffleRng });
+          epochBatches = batches(images, IMAGE_PIXELS, batchSize, { rng: shuffleRng });
           setLearningRate(optimizer, learningRate * decay ** epoch);
         }
         const next = epochBatches!.next();
-        assert(!next.done, `batches ran out at step ${stepIndex}`);
+        assert(!next.done, `classifier: batches ran out at step ${stepIndex}`);
         const { x, indices } = next.value; // x: [batch, 784]
         const batchLabels = Int32Array.from(indices, (row) => labels[row]!);
         const seed = dropoutRng.seed();
@@ -344,11 +337,11 @@ export function classifierWeights(model: Classifier): StoredWeight[] {
 export function classifierFromWeights(weights: readonly StoredWeight[], options: { dropoutRate?: number } = {}): Classifier {
   assert(
     weights.length === WEIGHT_NAMES.length && weights.every((w, i) => w.name === WEIGHT_NAMES[i]),
-    `expected weights ${WEIGHT_NAMES.join(', ')}; got ${weights.map((w) => w.name).join(', ')}`,
+    `classifier: expected weights ${WEIGHT_NAMES.join(', ')}; got ${weights.map((w) => w.name).join(', ')}`,
   );
   for (const w of weights) {
     const size = w.shape.reduce((a, b) => a * b, 1);
-    assert(w.data.length === size, `weight ${w.name} has shape [${w.shape}] but ${w.data.length} values`);
+    assert(w.data.length === size, `classifier: weight ${w.name} has shape [${w.shape}] but ${w.data.length} values`);
   }
   const [conv1Kernel, conv1Bias, conv2Kernel, conv2Bias, hiddenKernel, hiddenBias, outputKernel, outputBias] = weights as [
     StoredWeight, StoredWeight, StoredWeight, StoredWeight, StoredWeight, StoredWeight, StoredWeight, StoredWeight,
@@ -356,7 +349,7 @@ export function classifierFromWeights(weights: readonly StoredWeight[], options:
   const f2 = conv2Kernel.shape[3]!;
   assert(
     hiddenKernel.shape[0] === finalSize(conv2Kernel.shape[0]!) ** 2 * f2 && outputKernel.shape[1] === NUM_CLASSES,
-    `inconsistent shapes: conv2 [${conv2Kernel.shape}], hidden [${hiddenKernel.shape}], output [${outputKernel.shape}]`,
+    `classifier: inconsistent shapes: conv2 [${conv2Kernel.shape}], hidden [${hiddenKernel.shape}], output [${outputKernel.shape}]`,
   );
   const variable = <R extends tf.Rank>(w: StoredWeight): tf.Variable<R> =>
     tf.variable(tf.tensor<tf.Rank>(w.data, w.shape) as tf.Tensor<R>);
@@ -367,8 +360,4 @@ export function classifierFromWeights(weights: readonly StoredWeight[], options:
     output: { kernel: variable(outputKernel), bias: variable(outputBias) },
     dropoutRate: options.dropoutRate ?? 0.5,
   }));
-}
-
-function assert(condition: boolean, message: string): asserts condition {
-  if (!condition) throw new Error(`classifier: ${message}`);
 }

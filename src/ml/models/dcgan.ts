@@ -21,9 +21,10 @@
  * (momentum 0.1, as PyTorch) otherwise. Tensors are NHWC (tfjs); PyTorch is NCHW.
  */
 import * as tf from '@tensorflow/tfjs';
+import { IMAGE_PIXELS } from '../data/image.ts';
 import type { Rng } from '../random.ts';
 import { applyDense, countParams, createDense, leakyRelu, uniformVariable, type Dense } from './dense.ts';
-import { IMAGE_DIM, type Discriminator, type Generator } from './gan.ts';
+import type { Discriminator, Generator } from './gan.ts';
 
 const LEAK = 0.2;
 const BN_EPSILON = 1e-5;
@@ -159,7 +160,7 @@ export function createDcGenerator(options: { latentDim?: number; filters?: reado
       h = tf.conv2dTranspose(h as tf.Tensor4D, layers.deconv1, [batch, 14, 14, f1], 2, 'same'); // [b, 14, 14, f1]
       h = leakyRelu(applyBatchNorm(layers.deconv1Norm, h, training, updateStatistics), LEAK);
       h = tf.conv2dTranspose(h as tf.Tensor4D, layers.deconv2, [batch, 28, 28, 1], 2, 'same'); // [b, 28, 28, 1]
-      return tf.reshape(tf.tanh(tf.add(h, layers.deconv2Bias)), [batch, IMAGE_DIM]); // [b, 784]
+      return tf.reshape(tf.tanh(tf.add(h, layers.deconv2Bias)), [batch, IMAGE_PIXELS]); // [b, 784]
     },
     dispose: () => [...variables, ...statistics].forEach((v) => v.dispose()),
   };

@@ -18,11 +18,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { assert } from '../assert.ts';
+import { IMAGE_PIXELS } from '../data/image.ts';
 import type { Rng } from '../random.ts';
 import type { StepContext } from '../trainer.ts';
 import { createUNet, NULL_CLASS, type UNet, type UNetOptions } from './unet.ts';
 
-const PIXELS = 784;
 
 export interface FlowModel {
   net: UNet;
@@ -83,10 +83,10 @@ export function droppedLabels(labels: Uint8Array, dropout: number, rng: Rng): Fl
 export function flowMatchingStep(ctx: Pick<StepContext, 'x' | 'labels' | 'rng' | 'minimize' | 'globalStep'>, model: FlowModel, options: FlowStepOptions = {}): void {
   const { labelDropout = 0.1, timeSampling = 'uniform' } = options;
   const b = ctx.x.shape[0];
-  assert(ctx.x.shape[1] === PIXELS, `flowMatchingStep: expected a batch [b, ${PIXELS}], got [${ctx.x.shape.join(', ')}]`);
+  assert(ctx.x.shape[1] === IMAGE_PIXELS, `flowMatchingStep: expected a batch [b, ${IMAGE_PIXELS}], got [${ctx.x.shape.join(', ')}]`);
   assert(ctx.labels !== undefined && ctx.labels.length === b, 'flowMatchingStep: the trainer must be given labels');
   const y = tf.tensor1d(droppedLabels(ctx.labels, labelDropout, ctx.rng));
-  const x0 = tf.randomNormal([b, PIXELS], 0, 1, 'float32', ctx.rng.seed()) as tf.Tensor2D;
+  const x0 = tf.randomNormal([b, IMAGE_PIXELS], 0, 1, 'float32', ctx.rng.seed()) as tf.Tensor2D;
   const t = sampleTimes(b, timeSampling, ctx.rng.seed());
   const x1 = tf.sub(tf.mul(ctx.x, 2), 1) as tf.Tensor2D;
   ctx.minimize('velocity', () => ({ loss: flowMatchingLoss(model.net, x1, x0, t, y) }));
@@ -196,14 +196,14 @@ export interface SampleOptions {
 export function sampleFlow(model: FlowModel, options: SampleOptions): Float32Array {
   const { labels, steps, method = 'euler', guidance = 1, weights = 'ema', seed, chunk = 500 } = options;
   const n = labels.length;
-  const out = new Float32Array(n * PIXELS);
+  const out = new Float32Array(n * IMAGE_PIXELS);
   const run = () => {
     for (let start = 0; start < n; start += chunk) {
       const size = Math.min(chunk, n - start);
-      const x0 = tf.randomNormal([size, PIXELS], 0, 1, 'float32', seed + start) as tf.Tensor2D;
+      const x0 = tf.randomNormal([size, IMAGE_PIXELS], 0, 1, 'float32', seed + start) as tf.Tensor2D;
       const field = guidedField(model.net, labels.subarray(start, start + size), guidance);
       const x1 = integrate(field, x0, { steps, method });
-      out.set(tf.tidy(() => tf.clipByValue(tf.div(tf.add(x1, 1), 2), 0, 1).dataSync() as Float32Array), start * PIXELS);
+      out.set(tf.tidy(() => tf.clipByValue(tf.div(tf.add(x1, 1), 2), 0, 1).dataSync() as Float32Array), start * IMAGE_PIXELS);
       tf.dispose([x0, x1]);
     }
   };
@@ -225,13 +225,13 @@ export function heldOutLoss(
 ): number {
   const { conditional = true, chunk = 500 } = options;
   const n = labels.length;
-  assert(images.length === n * PIXELS, `heldOutLoss: ${images.length} values for ${n} labels`);
+  assert(images.length === n * IMAGE_PIXELS, `heldOutLoss: ${images.length} values for ${n} labels`);
   let sum = 0;
   for (let start = 0; start < n; start += chunk) {
     const size = Math.min(chunk, n - start);
     sum += tf.tidy(() => {
-      const x1 = tf.sub(tf.mul(tf.tensor2d(images.subarray(start * PIXELS, (start + size) * PIXELS), [size, PIXELS]), 2), 1) as tf.Tensor2D;
-      const x0 = tf.randomNormal([size, PIXELS], 0, 1, 'float32', seed + start) as tf.Tensor2D;
+      const x1 = tf.sub(tf.mul(tf.tensor2d(images.subarray(start * IMAGE_PIXELS, (start + size) * IMAGE_PIXELS), [size, IMAGE_PIXELS]), 2), 1) as tf.Tensor2D;
+      const x0 = tf.randomNormal([size, IMAGE_PIXELS], 0, 1, 'float32', seed + start) as tf.Tensor2D;
       const t = tf.randomUniform([size], 0, 1, 'float32', seed + start + 1) as tf.Tensor1D;
       const y = conditional ? tf.tensor1d(Float32Array.from(labels.subarray(start, start + size))) : (tf.fill([size], NULL_CLASS) as tf.Tensor1D);
       return flowMatchingLoss(net, x1, x0, t, y).dataSync()[0]! * size;

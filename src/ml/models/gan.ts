@@ -16,6 +16,7 @@
  * Real images must be in [−1, 1] (the generator's tanh range); the script fed [0, 1], a bug.
  */
 import * as tf from '@tensorflow/tfjs';
+import { IMAGE_PIXELS } from '../data/image.ts';
 import type { Rng } from '../random.ts';
 import type { StepContext } from '../trainer.ts';
 import { applyDense, countParams, createDense, denseVariables, dropout, type Dense } from './dense.ts';
@@ -49,8 +50,6 @@ export interface GanModels<G extends Generator = Generator, D extends Discrimina
   discriminator: D;
 }
 
-export const IMAGE_DIM = 784;
-
 export interface MlpGenerator extends Generator {
   readonly layers: readonly Dense[];
 }
@@ -66,7 +65,7 @@ export function createGenerator(options: {
   outputActivation?: 'tanh' | 'linear';
   rng: Rng;
 }): MlpGenerator {
-  const { latentDim = 10, hiddenDims = [256, 512, 1024], outputDim = IMAGE_DIM, outputActivation = 'tanh', rng } = options;
+  const { latentDim = 10, hiddenDims = [256, 512, 1024], outputDim = IMAGE_PIXELS, outputActivation = 'tanh', rng } = options;
   const dims = [latentDim, ...hiddenDims, outputDim];
   const layers = dims.slice(1).map((out, i) => createDense(dims[i]!, out, rng));
   const variables = denseVariables(layers);
@@ -91,7 +90,7 @@ export interface MlpDiscriminator extends Discriminator {
 }
 
 export function createDiscriminator(options: { inputDim?: number; hiddenDims?: readonly number[]; dropoutRate?: number; rng: Rng }): MlpDiscriminator {
-  const { inputDim = IMAGE_DIM, hiddenDims = [1024, 512, 256], dropoutRate = 0.3, rng } = options;
+  const { inputDim = IMAGE_PIXELS, hiddenDims = [1024, 512, 256], dropoutRate = 0.3, rng } = options;
   const dims = [inputDim, ...hiddenDims, 1];
   const layers = dims.slice(1).map((out, i) => createDense(dims[i]!, out, rng));
   const variables = denseVariables(layers);

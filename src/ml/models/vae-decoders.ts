@@ -24,10 +24,11 @@
  * dcgan.ts's (`batchNormTraining`, exported there) with the same running-average update.
  */
 import * as tf from '@tensorflow/tfjs';
+import { IMAGE_PIXELS } from '../data/image.ts';
 import type { Rng } from '../random.ts';
 import { batchNormTraining, createDcDiscriminator, createDcGenerator, type BatchNorm, type DcGenerator } from './dcgan.ts';
 import { applyDense, countParams, createDense, leakyRelu, type Dense } from './dense.ts';
-import { createGenerator, IMAGE_DIM } from './gan.ts';
+import { createGenerator } from './gan.ts';
 import { reparameterize, type ForwardOptions, type VaeModel } from './vae.ts';
 
 const LEAK = 0.2;
@@ -67,7 +68,7 @@ function dcGeneratorPreActivation(generator: DcGenerator, z: tf.Tensor2D, traini
   h = tf.conv2dTranspose(h as tf.Tensor4D, layers.deconv1, [batch, 14, 14, f1], 2, 'same'); // [b, 14, 14, f1]
   h = leakyRelu(applyBatchNorm(layers.deconv1Norm, h, training), LEAK);
   h = tf.conv2dTranspose(h as tf.Tensor4D, layers.deconv2, [batch, 28, 28, 1], 2, 'same'); // [b, 28, 28, 1]
-  return tf.reshape(tf.add(h, layers.deconv2Bias), [batch, IMAGE_DIM]);
+  return tf.reshape(tf.add(h, layers.deconv2Bias), [batch, IMAGE_PIXELS]);
 }
 
 export interface GanDecoderVaeOptions {
@@ -91,13 +92,13 @@ function splitHeads(out: tf.Tensor2D, latentDim: number): { mu: tf.Tensor2D; log
 }
 
 function mlpVae(latentDim: number, hiddenDims: readonly number[], rng: Rng): GanDecoderVae {
-  const encoder = createGenerator({ latentDim: IMAGE_DIM, hiddenDims: [...hiddenDims].reverse(), outputDim: 2 * latentDim, outputActivation: 'linear', rng });
-  const decoder = createGenerator({ latentDim, hiddenDims, outputDim: IMAGE_DIM, outputActivation: 'linear', rng });
+  const encoder = createGenerator({ latentDim: IMAGE_PIXELS, hiddenDims: [...hiddenDims].reverse(), outputDim: 2 * latentDim, outputActivation: 'linear', rng });
+  const decoder = createGenerator({ latentDim, hiddenDims, outputDim: IMAGE_PIXELS, outputActivation: 'linear', rng });
   const variables = [...encoder.variables, ...decoder.variables];
   const decodeLogits = (z: tf.Tensor2D) => tf.mul(decoder.apply(z), 2) as tf.Tensor2D; // [b, 784]
   return {
     architecture: 'mlp',
-    inputDim: IMAGE_DIM,
+    inputDim: IMAGE_PIXELS,
     latentDim,
     variables,
     statistics: [],
@@ -125,7 +126,7 @@ function dcganVae(latentDim: number, filters: GanDecoderVaeOptions['dcFilters'],
   const decodeLogits = (z: tf.Tensor2D, { training = false }: ForwardOptions = {}) => tf.mul(dcGeneratorPreActivation(generator, z, training), 2) as tf.Tensor2D;
   return {
     architecture: 'dcgan',
-    inputDim: IMAGE_DIM,
+    inputDim: IMAGE_PIXELS,
     latentDim,
     variables,
     statistics,

@@ -15,6 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { assert } from '../assert.ts';
+import { IMAGE_PIXELS } from '../data/image.ts';
 import { Rng } from '../random.ts';
 import type { StepContext } from '../trainer.ts';
 import { applyDense, countParams, createDense, denseVariables, type Dense } from './dense.ts';
@@ -70,7 +71,7 @@ export const COURSE_VAE = { hiddenDim: 128, latentDim: 100 } as const;
 export const PAPER_VAE = { hiddenDim: 400, latentDim: 20 } as const;
 
 export function createVae(options: VaeOptions): Vae {
-  const { inputDim = 784, hiddenDim, latentDim, rng } = options;
+  const { inputDim = IMAGE_PIXELS, hiddenDim, latentDim, rng } = options;
   for (const [name, value] of Object.entries({ inputDim, hiddenDim, latentDim })) {
     if (!Number.isInteger(value) || value < 1) throw new Error(`createVae: ${name} must be a positive integer, got ${value}`);
   }
