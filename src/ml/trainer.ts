@@ -1,16 +1,18 @@
 /**
- * One training loop for the generative models (GAN, DCGAN, VAE, stacked auto-encoder, the
- * model of section 4.4), after minGPT's `Trainer` and the tfjs-examples' loops: the loop owns
- * the optimisers, the seeded batch order, `tf.tidy` and disposal, the per-step and per-epoch
- * callbacks, gradient-norm logging per network, and a state that can be saved and restored
- * exactly. A model file supplies only its factories and its loss functions; the caller's
- * `step` says which loss each network minimises.
+ * One training loop for every model trained by gradient descent (the referee classifier of
+ * section 4.1, GAN, DCGAN, VAE, stacked auto-encoder, the model of section 4.4; the RBMs
+ * and the DBM keep their own contrastive-divergence updates), after minGPT's `Trainer` and
+ * the tfjs-examples' loops: the loop owns the optimisers, the seeded batch order, `tf.tidy`
+ * and disposal, the per-step and per-epoch callbacks, gradient-norm logging per network,
+ * and a state that can be saved and restored exactly. A model file supplies only its
+ * factories and its loss functions; the caller's `step` says which loss each network
+ * minimises.
  *
  * Determinism and resuming. Every random draw of epoch e comes from
  * `new Rng(seed).fork('epoch e')` — the batch order and the `rng` handed to each step — so
  * the random streams need no state beyond the epoch counter. `state()` after any epoch holds
- * the weights, each optimiser's moments and step count, and the history; a trainer
- * created with `resumeFrom: state` continues bit for bit where the saved one stopped
+ * the weights, each optimiser's moments, step count and learning rate, and the history; a
+ * trainer created with `resumeFrom: state` continues bit for bit where the saved one stopped
  * (tests/ml/trainer.test.ts checks it against an uninterrupted run).
  *
  * Adam (Kingma & Ba 2015, Algorithm 1) is written here rather than taken from
@@ -18,9 +20,10 @@
  * with `pow`, so a restored optimiser is not bit-identical to the one that was saved; ours
  * computes the bias corrections 1 − β^t in float64 from the step count.
  *
+ * Learning-rate schedules (the classifier's step decay) are per network and per epoch
+ * (`NetworkSpec.learningRateSchedule`); the rate in force is part of each optimiser's state.
+ *
  * Memory: each step runs inside `tf.tidy`; metrics are read with one `dataSync` per step.
- * (The classifier of section 4.1 still uses src/ml/train.ts; it moves here when section 4.1
- * is re-run, since changing its code re-trains every cell of that section.)
  */
 import * as tf from '@tensorflow/tfjs';
 import { assert } from './assert.ts';
@@ -41,15 +44,25 @@ export interface AdamOptions {
 
 export interface AdamState {
   step: number;
+  /**
+   * α of the next update: `options.learningRate` unless `setLearningRate` changed it.
+   * Absent in states saved before learning-rate schedules existed (read as the base).
+   */
+  learningRate?: number;
   /** First and second moments, one array per variable, in variable order. */
   m: Float32Array[];
   v: Float32Array[];
 }
 
 export interface Adam {
+  /** As created; `options.learningRate` is the base rate that schedules multiply. */
   readonly options: Required<AdamOptions>;
   /** Number of updates applied so far (t in the paper). */
   readonly step: number;
+  /** α of the next update (saved and restored with the state). */
+  readonly learningRate: number;
+  /** Sets α from the next update on; the moments and the step count are kept. */
+  setLearningRate(value: number): void;
   /** θ ← θ − α · m̂ / (√v̂ + ε) for each variable, given its gradient (same order). */
   apply(grads: readonly tf.Tensor[]): void;
   state(): AdamState;
@@ -57,8 +70,9 @@ export interface Adam {
 }
 
 export function createAdam(variables: readonly tf.Variable[], options: AdamOptions, restore?: AdamState): Adam {
-  const { learningRate, beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8 } = options;
-  assert(learningRate > 0, `Adam: learningRate must be > 0, got ${learningRate}`);
+  const { learningRate: baseRate, beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8 } = options;
+  const checkRate = (value: number) => assert(Number.isFinite(value) && value >= 0, `Adam: learningRate must be finite and >= 0, got ${value}`);
+  assert(baseRate > 0, `Adam: learningRate must be > 0, got ${baseRate}`);
   if (restore) {
     assert(restore.m.length === variables.length && restore.v.length === variables.length,
       `Adam: state has ${restore.m.length} moments for ${variables.length} variables`);
@@ -70,10 +84,19 @@ export function createAdam(variables: readonly tf.Variable[], options: AdamOptio
   const m = moments(restore?.m);
   const v = moments(restore?.v);
   let step = restore?.step ?? 0;
+  let learningRate = restore?.learningRate ?? baseRate;
+  checkRate(learningRate);
   return {
-    options: { learningRate, beta1, beta2, epsilon },
+    options: { learningRate: baseRate, beta1, beta2, epsilon },
     get step() {
       return step;
+    },
+    get learningRate() {
+      return learningRate;
+    },
+    setLearningRate(value) {
+      checkRate(value);
+      learningRate = value;
     },
     apply(grads) {
       assert(grads.length === variables.length, `Adam: ${grads.length} gradients for ${variables.length} variables`);
@@ -93,7 +116,7 @@ export function createAdam(variables: readonly tf.Variable[], options: AdamOptio
         });
       });
     },
-    state: () => ({ step, m: m.map((t) => t.dataSync().slice() as Float32Array), v: v.map((t) => t.dataSync().slice() as Float32Array) }),
+    state: () => ({ step, learningRate, m: m.map((t) => t.dataSync().slice() as Float32Array), v: v.map((t) => t.dataSync().slice() as Float32Array) }),
     dispose: () => tf.dispose([...m, ...v]),
   };
 }
@@ -107,6 +130,12 @@ export interface NetworkSpec {
   /** Saved and restored but not trained (e.g. batch-norm running averages). */
   statistics?: tf.Variable[];
   optimizer: AdamOptions;
+  /**
+   * Learning-rate schedule: 0-based epoch e trains with `optimizer.learningRate · schedule(e)`,
+   * set before the epoch's first step (so a resumed run gets the rate of the epoch it
+   * resumes at); e.g. step decay `(e) => 0.7 ** e`. Default: the constant base rate.
+   */
+  learningRateSchedule?: (epoch: number) => number;
 }
 
 export interface StepContext {
@@ -275,6 +304,9 @@ export function createTrainer(options: TrainerOptions): Trainer {
       assert(Number.isInteger(epochs) && epochs >= 0, `trainer.fit: epochs must be a non-negative integer, got ${epochs}`);
       const done: EpochRecord[] = [];
       while (epoch < epochs) {
+        for (const [name, spec] of Object.entries(networks)) {
+          if (spec.learningRateSchedule) runner.optimizers[name]!.setLearningRate(spec.optimizer.learningRate * spec.learningRateSchedule(epoch));
+        }
         const epochRng = new Rng(seed).fork(`epoch ${epoch}`);
         const sums: Metrics = {};
         const start = now();
