@@ -97,39 +97,74 @@ describe('classifier', () => {
   });
 });
 
-describe('trainClassifier', () => {
-  it('learns a tiny synthetic task through the shared loop without leaking tensors', async () => {
-    // Two classes: a bright top half (0) or a bright bottom half (1), plus noise.
-    const rng = new Rng(11);
-    const count = 32;
-    const data = { images: new Float32Array(count * 784), labels: new Uint8Array(count), count };
-    for (let i = 0; i < count; i++) {
-      const label = i % 2;
-      data.labels[i] = label;
-      for (let p = 0; p < 784; p++) {
-        const top = p < 392;
-        data.images[i * 784 + p] = (top === (label === 0) ? 0.8 : 0.1) + 0.1 * rng.next();
-      }
+/** Two classes: a bright top half (0) or a bright bottom half (1), plus noise. */
+function halves(count: number, seed: number) {
+  const rng = new Rng(seed);
+  const data = { images: new Float32Array(count * 784), labels: new Uint8Array(count), count };
+  for (let i = 0; i < count; i++) {
+    const label = i % 2;
+    data.labels[i] = label;
+    for (let p = 0; p < 784; p++) {
+      const top = p < 392;
+      data.images[i * 784 + p] = (top === (label === 0) ? 0.8 : 0.1) + 0.1 * rng.next();
     }
+  }
+  return data;
+}
+
+const tinyArchitecture = { filters: [2, 3] as [number, number], hidden: 8, dropoutRate: 0.1 };
+
+describe('trainClassifier', () => {
+  it('learns a tiny synthetic task through the shared trainer without leaking tensors', async () => {
+    const data = halves(30, 11);
     const before = tf.memory().numTensors;
     const epochs: number[] = [];
+    const steps: string[] = [];
     const { model, history } = await trainClassifier(data, {
       epochs: 10,
       batchSize: 8,
       rng: new Rng(12),
       learningRate: 0.01,
       learningRateDecay: 1,
-      architecture: { filters: [2, 3], hidden: 8, dropoutRate: 0.1 },
+      architecture: tinyArchitecture,
       onEpochEnd: (epoch, means) => {
         epochs.push(epoch);
-        expect(Number.isFinite(means.loss)).toBe(true);
+        expect(Number.isFinite(means['loss'])).toBe(true);
+      },
+      onBatchEnd: (epoch, step, metrics) => {
+        if (epoch === 0) steps.push(`${step} ${Number.isFinite(metrics['loss'])}`);
       },
     });
     expect(epochs).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(steps).toEqual(['0 true', '1 true', '2 true', '3 true']); // 30 images: 3 batches of 8 and the last 6
     expect(history.epochs).toHaveLength(10);
-    expect(history.epochs[9]!.loss!).toBeLessThan(history.epochs[0]!.loss!);
+    expect(Object.keys(history.epochs[0]!).sort()).toEqual(['classifierGradNorm', 'loss']);
+    expect(history.epochs[9]!['loss']!).toBeLessThan(history.epochs[0]!['loss']!);
     expect(accuracy(model, data.images, data.labels)).toBe(1);
     expect(tf.memory().numTensors).toBe(before + 8); // only the model's variables remain
+    disposeClassifier(model);
+  });
+
+  it('applies the step decay per epoch (decay 0 freezes the weights after epoch 1) and is seeded', async () => {
+    const data = halves(16, 13);
+    const run = async (epochs: number, seed: number) => {
+      const { model } = await trainClassifier(data, { epochs, batchSize: 8, rng: new Rng(seed), learningRate: 0.01, learningRateDecay: 0, architecture: tinyArchitecture });
+      const weights = classifierWeights(model).map((w) => Buffer.from(w.data.buffer));
+      disposeClassifier(model);
+      return weights;
+    };
+    const one = await run(1, 5);
+    expect(await run(3, 5)).toEqual(one); // epochs 2 and 3 run at 0.01 · 0^e = 0
+    expect(await run(1, 6)).not.toEqual(one);
+  });
+
+  it('continues a given model and leaves it to the caller when training fails', async () => {
+    const model = createClassifier({ ...tinyArchitecture, rng: new Rng(1) });
+    const data = halves(4, 2);
+    await expect(trainClassifier(data, { epochs: 1, batchSize: 2, rng: new Rng(3), model, learningRate: -1 })).rejects.toThrow(/learningRate must be > 0/);
+    expect(model.conv1.kernel.isDisposed).toBe(false);
+    const { model: same } = await trainClassifier(data, { epochs: 1, batchSize: 2, rng: new Rng(3), model });
+    expect(same).toBe(model);
     disposeClassifier(model);
   });
 });

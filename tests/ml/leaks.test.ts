@@ -1,7 +1,8 @@
 /**
  * Every factory of src/ml/models and every optimiser-owning part of the trainer, created and
  * disposed on tiny seeded sizes, must leave `tf.memory().numTensors` where it was: a tensor
- * used only to initialise a variable (tf.variable copies it) must be disposed too.
+ * used only to initialise a variable must be disposed too (tf.variable takes its own
+ * reference to the tensor's data, so the tensor stays counted until it is disposed).
  */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';

@@ -15,10 +15,12 @@
  *
  * Why this size (bench/classifier.ts, wasm backend, batch 128, 2 cores shared with other
  * jobs): with the defaults of `trainClassifier` (Adam 2e-3, ×0.7 per epoch, He init) it
- * reaches 99.09 % / 99.12 % test accuracy after 4 epochs (seeds 0 / 1; 99.03 % / 98.95 %
- * after 3), at 49–150 s per epoch depending on the machine's load. Doubling the channels
- * to 32/64 cost 1.7–2× per step and was no better after one epoch; Adam 1e-3 or
- * PyTorch-default init stayed at 98.8–98.9 % after 4–5 epochs.
+ * reached 99.09 % / 99.12 % test accuracy after 4 epochs (seeds 0 / 1; 99.03 % / 98.95 %
+ * after 3) in the earlier train.ts loop, at 49–150 s per epoch depending on the machine's
+ * load. Through the shared trainer (other batch-order and dropout streams) seed 0 gives
+ * 98.44 / 98.70 / 98.79 / 99.16 % after epochs 1–4, at 61–69 s of CPU per epoch.
+ * Doubling the channels to 32/64 cost 1.7–2× per step and was no better after one epoch;
+ * Adam 1e-3 or PyTorch-default init stayed at 98.8–98.9 % after 4–5 epochs.
  *
  * Inputs are images [n, 784] with pixels in [0, 1] (loadMnist's `range: '01'`); convert
  * samples of models trained on [−1, 1] first (sampleQuality's `range: 'pm1'` does).
@@ -33,10 +35,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { assert } from '../assert.ts';
 import { IMAGE_PIXELS, IMAGE_SIDE } from '../data/image.ts';
-import { batches, batchCount } from '../data/batches.ts';
 import type { Rng } from '../random.ts';
+import { createTrainer, type Metrics, type StepContext, type Trainer } from '../trainer.ts';
 import type { Dense } from './dense.ts';
-import { adam, optimizerStep, train, type Losses, type TrainHistory } from '../train.ts';
 
 export const NUM_CLASSES = 10;
 
@@ -226,7 +227,7 @@ export interface TrainClassifierOptions {
   epochs: number;
   /** Default 128. */
   batchSize?: number;
-  /** Draws the initial weights (unless `model` is given), the shuffles and the dropout masks. */
+  /** Draws the initial weights (unless `model` is given) and the trainer's seed (batch order, dropout masks). */
   rng: Rng;
   /** Adam step size of the first epoch, default 2e-3. */
   learningRate?: number;
@@ -239,75 +240,68 @@ export interface TrainClassifierOptions {
   architecture?: Omit<ClassifierOptions, 'rng'>;
   /** Continue training this model instead of creating one. */
   model?: Classifier;
-  /** After each epoch (0-based), with the epoch's mean loss. */
-  onEpochEnd?: (epoch: number, means: Losses, model: Classifier) => void | Promise<void>;
-  onBatchEnd?: (epoch: number, step: number, losses: Losses) => void | Promise<void>;
+  /** After each epoch (0-based), with the epoch's means of the step metrics (`loss`, `classifierGradNorm`). */
+  onEpochEnd?: (epoch: number, means: Metrics, model: Classifier) => void | Promise<void>;
+  /** After each step (0-based within its epoch), with its metrics. */
+  onBatchEnd?: (epoch: number, step: number, metrics: Metrics) => void;
+}
+
+export interface ClassifierHistory {
+  /** Per epoch, the means of the step metrics (`loss`, `classifierGradNorm`). */
+  epochs: Metrics[];
 }
 
 /**
- * Trains with Adam on softmax cross-entropy, shuffled mini-batches, dropout on the
- * features; through the shared loop (train.ts). Returns the model and its loss history.
+ * Trains with Adam on softmax cross-entropy, shuffled mini-batches (the last, short one
+ * included), dropout on the features, through the shared trainer (trainer.ts) with a
+ * step-decay schedule. Returns the model and its loss history.
  */
 export async function trainClassifier(
   data: ClassifierData,
   options: TrainClassifierOptions,
-): Promise<{ model: Classifier; history: TrainHistory }> {
+): Promise<{ model: Classifier; history: ClassifierHistory }> {
   const { images, labels, count } = data;
-  assert(images.length === count * IMAGE_PIXELS, `classifier: images hold ${images.length / 784} rows, count is ${count}`);
+  assert(images.length === count * IMAGE_PIXELS, `classifier: images hold ${images.length / IMAGE_PIXELS} rows, count is ${count}`);
   assert(labels.length === count, `classifier: labels hold ${labels.length} entries, count is ${count}`);
-  const batchSize = options.batchSize ?? 128;
-  const shuffleRng = options.rng.fork('classifier/shuffle');
-  const dropoutRng = options.rng.fork('classifier/dropout');
-  const model = options.model ?? createClassifier({ ...options.architecture, rng: options.rng.fork('classifier/init') });
-  const variables = classifierVariables(model);
-  const learningRate = options.learningRate ?? 2e-3;
   const decay = options.learningRateDecay ?? 0.7;
-  const optimizer = adam({ learningRate });
-  let epochBatches: ReturnType<typeof batches> | undefined;
+  const model = options.model ?? createClassifier({ ...options.architecture, rng: options.rng.fork('classifier/init') });
+  const { onBatchEnd, onEpochEnd } = options;
+  let trainer: Trainer | undefined;
   try {
-    const history = await train({
-      epochs: options.epochs,
-      stepsPerEpoch: batchCount(count, batchSize),
-      step: (epoch, stepIndex) => {
-        if (stepIndex === 0) {
-          epochBatches = batches(images, IMAGE_PIXELS, batchSize, { rng: shuffleRng });
-          setLearningRate(optimizer, learningRate * decay ** epoch);
-        }
-        const next = epochBatches!.next();
-        assert(!next.done, `classifier: batches ran out at step ${stepIndex}`);
-        const { x, indices } = next.value; // x: [batch, 784]
-        const batchLabels = Int32Array.from(indices, (row) => labels[row]!);
-        const seed = dropoutRng.seed();
-        try {
-          return optimizerStep(
-            optimizer,
-            () => ({ loss: classifierLoss(model, x, tf.tensor1d(batchLabels, 'int32'), seed) }),
-            { varList: variables },
-          );
-        } finally {
-          x.dispose();
-        }
+    trainer = createTrainer({
+      networks: {
+        classifier: {
+          variables: classifierVariables(model),
+          optimizer: { learningRate: options.learningRate ?? 2e-3 },
+          learningRateSchedule: (epoch) => decay ** epoch,
+        },
       },
-      callbacks: {
-        onEpochEnd: (epoch, means) => options.onEpochEnd?.(epoch, means, model),
-        ...(options.onBatchEnd ? { onBatchEnd: options.onBatchEnd } : {}),
-      },
+      data: images,
+      rowSize: IMAGE_PIXELS,
+      labels,
+      batchSize: options.batchSize ?? 128,
+      dropLast: false,
+      seed: options.rng.fork('classifier/trainer').seed(),
+      step: (ctx) => classifierStep(ctx, model),
+      onStepEnd: onBatchEnd ? ({ epoch, index, metrics }) => onBatchEnd(epoch, index, metrics) : undefined,
+      onEpochEnd: onEpochEnd ? async (record) => void (await onEpochEnd(record.epoch - 1, record.train, model)) : undefined,
     });
-    return { model, history };
+    await trainer.fit(options.epochs);
+    return { model, history: { epochs: trainer.history.map((r) => r.train) } };
   } catch (error) {
     if (!options.model) disposeClassifier(model);
     throw error;
   } finally {
-    optimizer.dispose();
+    trainer?.dispose();
   }
 }
 
-/**
- * tfjs optimisers read `learningRate` on every update but declare it protected; setting it
- * between epochs is how a schedule is applied without losing Adam's moment estimates.
- */
-function setLearningRate(optimizer: tf.AdamOptimizer, value: number): void {
-  (optimizer as unknown as { learningRate: number }).learningRate = value;
+/** One trainer step: softmax cross-entropy of the batch `ctx.x` with dropout drawn from `ctx.rng`. */
+export function classifierStep(ctx: Pick<StepContext, 'x' | 'labels' | 'rng' | 'minimize'>, model: Classifier): void {
+  const { labels } = ctx;
+  assert(labels !== undefined && labels.length === ctx.x.shape[0], 'classifier: the trainer must be given labels');
+  const seed = ctx.rng.seed();
+  ctx.minimize('classifier', () => ({ loss: classifierLoss(model, ctx.x, tf.tensor1d(Int32Array.from(labels), 'int32'), seed) }));
 }
 
 // ---------------------------------------------------------------------------------------
