@@ -4,7 +4,7 @@
  * evaluation protocol, as every model of sections 4.2 and 4.3. Report glue: it knows the
  * runtime (progress, profiles) and the models.
  */
-import { byProfile, progress, seed } from 'report:runtime';
+import { byProfile, checkpoint, progress, resume, seed } from 'report:runtime';
 import { loadMnist } from '../../src/ml/data/mnist.ts';
 import { registerFastConvolutions } from '../../src/ml/kernels/fast-conv.ts';
 import { classifierFromWeights, disposeClassifier, type Classifier, type StoredWeight } from '../../src/ml/models/classifier.ts';
@@ -132,6 +132,8 @@ export async function trainFlowRun(config: FlowConfig, classifierWeights: readon
   const model = createFlowModel({ channels, emaDecay, rng: rng.fork('init') });
   const evalRng = rng.fork('evaluation');
   const heldOutSeed = rng.fork('held-out noise').seed();
+  // The snapshot of an earlier attempt at this cell (killed, timed out or stopped), if any.
+  const snapshot = resume<TrainState>();
   const trainer = createTrainer({
     networks: { velocity: { variables: model.net.variables, statistics: model.ema, optimizer: { learningRate, beta1: 0.9, beta2: 0.999 } } },
     data: train.images,
@@ -140,7 +142,7 @@ export async function trainFlowRun(config: FlowConfig, classifierWeights: readon
     batchSize,
     stepsPerEpoch: sizes.stepsPerEpoch,
     seed: rng.fork('trainer').seed(),
-    resumeFrom: config.resumeFrom,
+    resumeFrom: snapshot ?? config.resumeFrom,
     step: (ctx) => flowMatchingStep(ctx, model, { labelDropout, timeSampling }),
     onStepEnd: ({ epoch, index, stepsPerEpoch, metrics }) => {
       if (index % 10 === 0) {
@@ -157,7 +159,14 @@ export async function trainFlowRun(config: FlowConfig, classifierWeights: readon
     },
   });
   try {
-    await trainer.fit(config.epochs);
+    // One epoch at a time, each followed by a snapshot: a run killed part-way resumes from
+    // its last finished epoch, bit for bit as if uninterrupted — the trainer's state holds
+    // the weights, the EMA, Adam's moments, the epoch count and the histories, and every
+    // random stream is a function of the seed and the epoch.
+    while (trainer.epoch < config.epochs) {
+      await trainer.fit(trainer.epoch + 1);
+      checkpoint(trainer.state());
+    }
     const epochs: FlowEpoch[] = trainer.history.map((record) => {
       const { heldOutEma, heldOutTrained, ...quick } = record.eval as Metrics;
       return {
