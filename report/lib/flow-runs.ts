@@ -88,8 +88,7 @@ export function flowRng(seedIndex: number): Rng {
   return new Rng(seed).fork(`flow run ${seedIndex}`);
 }
 
-export const FLOW_EPOCHS = byProfile({ full: 5, quick: 1 });
-export const FLOW_LONG_EPOCHS = byProfile({ full: 10, quick: 2 });
+export const FLOW_EPOCHS = byProfile({ full: 3, quick: 1 });
 
 /** Balanced labels 0…9, 0…9, … for n images. */
 export function cyclicLabels(n: number): Float32Array {
