@@ -144,7 +144,14 @@ export async function loadLibrary(sources: BibliographySource[], file: VFile, st
     }
     let entries: CSL[];
     try {
-      entries = new Cite(source.text, { forceType: '@bibtex/text' } as Partial<InputOptions> as InputOptions).data;
+      // Parsed once per text (a long-lived process weaves on every save); each library gets its own copy.
+      let parsed = parsedSources.get(source.text);
+      if (parsed === undefined) {
+        parsed = new Cite(source.text, { forceType: '@bibtex/text' } as Partial<InputOptions> as InputOptions).data as CSL[];
+        if (parsedSources.size >= RENDERS_KEPT) parsedSources.clear();
+        parsedSources.set(source.text, parsed);
+      }
+      entries = structuredClone(parsed);
     } catch (error) {
       problem(`is not valid BibTeX: ${firstLines((error as Error).message)}`);
       continue;
@@ -228,6 +235,9 @@ export async function loadLibrary(sources: BibliographySource[], file: VFile, st
     };
   }
 }
+
+/** BibTeX texts → their entries as citation-js parsed them (a few documents' worth). */
+const parsedSources = new Map<string, CSL[]>();
 
 /** Rendered citations by what they were rendered from (see `render`); a few documents' worth. */
 const renders = new Map<string, { citations: string[]; entries: { key: string; html: string }[] }>();

@@ -39,7 +39,7 @@ import type { Effects } from './effects.ts';
 import { loadDocument, type LoadedDocument, type LoadOptions } from './document.ts';
 import { ReportError } from './errors.ts';
 import type { BatchPlan, Executor } from './child-launcher.ts';
-import { fileHighlightCache } from './highlight.ts';
+import { fileHighlightCache, type HighlightCache } from './highlight.ts';
 import { formatProblems, type ProblemFormat } from './problems.ts';
 import { etaMs, progressDisplay, type ProgressDisplay } from './progress.ts';
 import { markSeverity } from './severity.ts';
@@ -188,6 +188,7 @@ class PreviewSession implements Preview {
   private readonly executor: StoppableExecutor;
   /** The stored results read so far, decoded (result-memo.ts): a save reads only what changed. */
   private readonly memo = new ResultMemo();
+  private highlightCache: Promise<HighlightCache & { save(): Promise<void> }> | undefined;
   /** The document's sections as last parsed (parse.ts): a save parses only the sections it changed. */
   private readonly sections = new SectionMemo();
   private page: Page;
@@ -301,6 +302,7 @@ class PreviewSession implements Preview {
   /** A change: rebuild after the debounce, or, while a build runs, re-weave at once and build after it. */
   private schedule(): void {
     if (this.closed) return;
+    
     clearTimeout(this.debounce);
     this.debounce = setTimeout(() => {
       this.debounce = undefined;
@@ -351,6 +353,7 @@ class PreviewSession implements Preview {
     let loaded: LoadedDocument | undefined;
     const display = this.display();
     const links = figureLinks();
+    let published = false;
     const buildOptions: BuildOptions = {
       docPath: this.docPath,
       projectRoot: this.projectRoot,
@@ -365,7 +368,18 @@ class PreviewSession implements Preview {
       pdf: false,
       sourceLines: true,
       figureLinks: links,
+      highlight: await this.highlight(),
       display,
+      // The page is shown as soon as it is woven; the build writes it and its caches after.
+      onPage: async ({ file, profile, page }) => {
+        if (!current()) return;
+        markSeverity(file, profile);
+        this.problems = problemViews(file, loaded);
+        this.printProblems(file);
+        published = true;
+        // The build writes the page and its caches once the browsers have it (a stuck one is not waited for).
+        await flushedOrLate(this.publish({ html: page, figures: links.figures }, { generation, final: true }), 2000);
+      },
       onPlan: async ({ loaded: plan, available, toRun }) => {
         loaded = plan;
         this.executor.expect(keysOf(plan));
@@ -408,6 +422,7 @@ class PreviewSession implements Preview {
       at: this.effects.now(),
     };
     if (!current()) return; // a later edit is being built: this page is already out of date
+    if (published) return this.pushState(true);
     markSeverity(summary.file, summary.profile);
     this.problems = problemViews(summary.file, loaded);
     this.printProblems(summary.file);
@@ -509,6 +524,18 @@ class PreviewSession implements Preview {
   }
 
   /** The memo keeps the results of the document as it is now (and their keys of the previous scheme). */
+  /**
+   * The highlight cache, read once and kept in memory for the session (a prose edit then
+   * reads no cache file); written when a build highlighted a new block.
+   */
+  private highlight(): Promise<HighlightCache & { save(): Promise<void> }> {
+    this.highlightCache ??= fileHighlightCache(
+      path.join(this.options.cacheDir ?? path.join(this.projectRoot, 'node_modules', '.cache', 'report'), 'highlight.json'),
+      this.effects,
+    );
+    return this.highlightCache;
+  }
+
   private retainResults(loaded: LoadedDocument): void {
     this.memo.retain([...loaded.keys].flatMap(([id, key]) => [[id, key.key] as const, ...(key.previous === undefined ? [] : [[id, key.previous.key] as const])]));
   }
@@ -521,10 +548,7 @@ class PreviewSession implements Preview {
       const previous = await loaded.store.latest(id, docName);
       if (previous !== undefined) results.set(id, previous);
     }
-    const highlight = await fileHighlightCache(
-      path.join(this.options.cacheDir ?? path.join(this.projectRoot, 'node_modules', '.cache', 'report'), 'highlight.json'),
-      this.effects,
-    );
+    const highlight = await this.highlight();
     const links = figureLinks();
     const html = await weave(loaded.doc, results, { mode: 'build', exports: loaded.exports, bibliography: loaded.bibliography, highlight, sourceLines: true, pending: true, figures: links });
     await highlight.save();
@@ -533,9 +557,10 @@ class PreviewSession implements Preview {
 
   // ---- what the page and the terminal are told -------------------------------------------
 
-  private publish({ html, figures }: WovenPage, stamp: Stamp): void {
+  /** Shows a page; resolves once it has been sent to every page connected. */
+  private publish({ html, figures }: WovenPage, stamp: Stamp): Promise<void> {
     const newer = stamp.generation > this.stamp.generation || (stamp.generation === this.stamp.generation && (stamp.final || !this.stamp.final));
-    if (!newer || this.closed) return;
+    if (!newer || this.closed) return Promise.resolve();
     this.stamp = stamp;
     // The page before stays servable a little: a browser may still be loading its figures.
     this.previousFigures = this.figures;
@@ -543,8 +568,9 @@ class PreviewSession implements Preview {
     const body = bodyOf(html);
     this.page = this.makePage(this.page.version + 1, titleOf(html), body, html);
     this.version = this.page.version;
-    this.http?.broadcast('page', this.pageEvent());
+    const sent = this.http?.broadcast('page', this.pageEvent());
     this.pushState(true);
+    return sent ?? Promise.resolve();
   }
 
   private makePage(version: number, title: string, body: string, html?: string): Page {
@@ -565,13 +591,13 @@ class PreviewSession implements Preview {
     if (now) {
       clearTimeout(this.stateTimer);
       this.stateTimer = undefined;
-      this.http?.broadcast('state', this.state());
+      void this.http?.broadcast('state', this.state());
       return;
     }
     if (this.stateTimer !== undefined) return;
     this.stateTimer = setTimeout(() => {
       this.stateTimer = undefined;
-      this.http?.broadcast('state', this.state());
+      void this.http?.broadcast('state', this.state());
     }, this.options.stateIntervalMs ?? 100);
   }
 
@@ -756,6 +782,13 @@ function describeError(error: unknown): string {
 const RESULT_RULES = new Set(['inline-error', 'claim-error', 'claim-false']);
 
 /** Size, modification time and inode of each file (`-` when it does not exist). */
+/** Resolves when `sent` does or after `ms`, whichever is first. */
+function flushedOrLate(sent: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolvePromise) => (timer = setTimeout(resolvePromise, ms)));
+  return Promise.race([sent, late]).finally(() => clearTimeout(timer));
+}
+
 async function fileStamps(files: string[]): Promise<Map<string, string>> {
   const stamps = new Map<string, string>();
   for (const file of files) {
