@@ -188,6 +188,10 @@ export function parseDocument(file: VFile, sections?: SectionMemo): ParsedDocume
  */
 export class SectionMemo {
   private trees = new Map<string, Root>();
+  /** True before the first parse (a long-lived process may start from a parse cache instead). */
+  get empty(): boolean {
+    return this.trees.size === 0;
+  }
 
   /** Parses `text` by sections with `parse`, reusing the sections parsed last time. */
   parse(text: string, parse: (text: string) => Root): Root {

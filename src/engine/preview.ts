@@ -354,6 +354,11 @@ class PreviewSession implements Preview {
     const display = this.display();
     const links = figureLinks();
     let published = false;
+    // The caches between commands are written once the page is out (or the build ended without one).
+    const deferred: (() => Promise<void>)[] = [];
+    const writeDeferred = async (): Promise<void> => {
+      for (const task of deferred.splice(0)) await task().catch(() => undefined);
+    };
     const buildOptions: BuildOptions = {
       docPath: this.docPath,
       projectRoot: this.projectRoot,
@@ -369,6 +374,7 @@ class PreviewSession implements Preview {
       sourceLines: true,
       figureLinks: links,
       highlight: await this.highlight(),
+      deferWrite: (task) => void deferred.push(task),
       display,
       // The page is shown as soon as it is woven; the build writes it and its caches after.
       onPage: async ({ file, profile, page }) => {
@@ -379,6 +385,7 @@ class PreviewSession implements Preview {
         published = true;
         // The build writes the page and its caches once the browsers have it (a stuck one is not waited for).
         await flushedOrLate(this.publish({ html: page, figures: links.figures }, { generation, final: true }), 2000);
+        await writeDeferred();
       },
       onPlan: async ({ loaded: plan, available, toRun }) => {
         loaded = plan;
@@ -395,7 +402,7 @@ class PreviewSession implements Preview {
     };
     let summary: BuildSummary;
     try {
-      summary = await build(buildOptions, this.effects);
+      summary = await build(buildOptions, this.effects).finally(writeDeferred);
     } catch (error) {
       // A document that cannot be built (unreadable, a bad profile) or a fault of the build
       // itself: said in the page and the terminal; the preview goes on and builds on the next save.

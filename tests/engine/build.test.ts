@@ -166,6 +166,22 @@ describe('the page before the writing (BuildOptions.onPage)', () => {
   });
 });
 
+describe('caches between commands written later (LoadOptions.deferWrite)', () => {
+  it('hands over the key and parse cache writes instead of doing them; done later, they are the caches', async () => {
+    const cacheDir = path.join(dir, 'cache');
+    const tasks: (() => Promise<void>)[] = [];
+    await run(impl(), { cacheDir, deferWrite: (task) => void tasks.push(task) }).result;
+    const cached = async () => (await readdir(cacheDir).catch(() => [] as string[])).filter((f) => /^(keys|parse)-/.test(f)).map((f) => f.split('-')[0]).sort();
+    expect(tasks.length).toBeGreaterThanOrEqual(2);
+    expect(await cached()).toEqual([]);
+    for (const task of tasks) await task();
+    expect(await cached()).toEqual(['keys', 'parse']);
+    // Read back by the next command: nothing runs, and the page is the one remembered.
+    const again = await run(impl(), { cacheDir }).result;
+    expect(again.ran).toEqual([]);
+  });
+});
+
 describe('the results store', () => {
   it('detects a corrupted entry, reports it, and recomputes it', async () => {
     await run().result;
