@@ -45,6 +45,7 @@ function browserThread(baseUrl: string): { arrival(marker: string): Promise<numb
     http.get(new URL('__preview/events', workerData), (res) => {
       res.setEncoding('utf8');
       let buffer = '';
+      let current = { version: -1, body: '' };
       res.on('data', (chunk) => {
         buffer += chunk;
         let end;
@@ -52,8 +53,13 @@ function browserThread(baseUrl: string): { arrival(marker: string): Promise<numb
           const frame = buffer.slice(0, end);
           buffer = buffer.slice(end + 2);
           if (!frame.startsWith('event: page\\n')) continue;
+          const page = JSON.parse(frame.slice(frame.indexOf('data: ') + 6));
+          // A page sent as an edit of the one before (src/engine/page-patch.ts), made whole as the page's script does.
+          if (page.body === undefined && page.base === current.version) page.body = current.body.slice(0, page.keep[0]) + page.text + current.body.slice(current.body.length - page.keep[1]);
+          if (page.body === undefined) throw new Error('an edit of a page this reader does not hold');
+          current = { version: page.version, body: page.body };
+          const body = page.body;
           const at = performance.timeOrigin + performance.now();
-          const body = JSON.parse(frame.slice(frame.indexOf('data: ') + 6)).body;
           for (const marker of wanted.filter((m) => body.includes(m))) parentPort.postMessage({ marker, at });
           wanted = wanted.filter((m) => !body.includes(m));
         }

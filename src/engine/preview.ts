@@ -49,6 +49,7 @@ import { figureLinks, figureMime } from './figure-links.ts';
 import { ResultMemo } from './result-memo.ts';
 import { SectionMemo } from './parse.ts';
 import { startPreviewHttp, type PreviewHttp } from './preview-server.ts';
+import { pageEvent } from './page-patch.ts';
 import { folderWatcher, type WatchFactory, type Watcher } from './preview-watch.ts';
 
 export interface PreviewOptions extends LoadOptions {
@@ -573,9 +574,11 @@ class PreviewSession implements Preview {
     this.previousFigures = this.figures;
     this.figures = figures;
     const body = bodyOf(html);
+    const previous = this.page;
     this.page = this.makePage(this.page.version + 1, titleOf(html), body, html);
     this.version = this.page.version;
-    const sent = this.http?.broadcast('page', this.pageEvent());
+    // Every page connected has the page before (sent to it, or sent when it connected): an edit of it.
+    const sent = this.http?.broadcast('page', pageEvent(this.pageEvent(), previous));
     this.pushState(true);
     return sent ?? Promise.resolve();
   }
