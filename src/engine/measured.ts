@@ -157,6 +157,7 @@ export function parseMeasuredPattern(text: string): { cell?: string; tokens: Pat
       return { error: `unexpected "${text[i]}"${hint}: ${SYNTAX_HINT}`, at: i };
     }
   }
+  if (tokens.length > MAX_STEPS) return { error: `more than ${MAX_STEPS} steps`, at: 0 };
   return { ...(cell === undefined ? {} : { cell }), tokens };
 }
 
@@ -222,29 +223,73 @@ export function readVerifySection(yamlText: string, start: Point | undefined, fi
   return { measured };
 }
 
-/** The states of a pattern (steps matched so far) reached from `states` without a step: across `**`. */
-function closure(tokens: readonly PatternToken[], states: number[]): number[] {
-  const out = new Set<number>();
-  for (let s of states) {
-    out.add(s);
-    while (tokens[s]?.t === 'any-depth') out.add(++s);
+/**
+ * A pattern as an automaton: its states are the numbers of steps matched so far, a set of
+ * them a bit mask (bit i: i steps matched; so at most {@link MAX_STEPS} steps). Each
+ * transition is computed once per pattern and remembered: walking a result costs a lookup
+ * per value and pattern.
+ */
+class Automaton {
+  /** Every state reachable before the path's first step. */
+  readonly start: number;
+  /** The state "every step matched". */
+  private readonly done: number;
+  /** Indexes the pattern names as [<index>]: every other index steps alike. */
+  private readonly indexes: ReadonlySet<number>;
+  /** Remembered transitions: per states, per field name, index (-1 for any index not named) or table name. */
+  private readonly memo = { name: new Map<number, Map<string, number>>(), index: new Map<number, Map<number, number>>(), table: new Map<number, Map<string, number>>() };
+
+  constructor(private readonly tokens: readonly PatternToken[]) {
+    this.start = this.closure(1);
+    this.done = 2 ** tokens.length;
+    this.indexes = new Set(tokens.flatMap((t) => (t.t === 'index' ? [t.index] : [])));
   }
-  return [...out];
+
+  accepts(states: number): boolean {
+    return (states & this.done) !== 0;
+  }
+
+  /** The states after one more step of the path, from `states` (0: none, the pattern can name nothing below). */
+  step(states: number, segment: PathSegment): number {
+    if (states === 0) return 0;
+    const memo = this.memo[segment.k] as Map<number, Map<string | number, number>>;
+    let byStep = memo.get(states);
+    if (byStep === undefined) memo.set(states, (byStep = new Map()));
+    const key = segment.k === 'index' ? (this.indexes.has(segment.index) ? segment.index : -1) : segment.name;
+    let next = byStep.get(key);
+    if (next === undefined) {
+      next = 0;
+      for (let s = 0; s < this.tokens.length; s++) {
+        if ((states & (2 ** s)) === 0) continue;
+        const token = this.tokens[s]!;
+        if (token.t === 'any-depth') {
+          if (segment.k !== 'table') next |= 2 ** s;
+        } else if (stepMatches(token, segment)) {
+          next |= 2 ** (s + 1);
+        }
+      }
+      next = this.closure(next);
+      byStep.set(key, next);
+    }
+    return next;
+  }
+
+  /** `states` and every state reached from them without a step: across `**`. */
+  private closure(states: number): number {
+    for (let s = 0; s < this.tokens.length; s++) if ((states & (2 ** s)) !== 0 && this.tokens[s]!.t === 'any-depth') states |= 2 ** (s + 1);
+    return states;
+  }
 }
 
-/** The states after one more step of the path. */
-function step(tokens: readonly PatternToken[], states: readonly number[], segment: PathSegment): number[] {
-  const next: number[] = [];
-  for (const s of states) {
-    const token = tokens[s];
-    if (token === undefined) continue;
-    if (token.t === 'any-depth') {
-      if (segment.k !== 'table') next.push(s);
-    } else if (stepMatches(token, segment)) {
-      next.push(s + 1);
-    }
-  }
-  return closure(tokens, next);
+/** At most this many steps in a pattern (its states are the bits of a number). */
+const MAX_STEPS = 30;
+
+const automata = new WeakMap<readonly PatternToken[], Automaton>();
+
+function automaton(pattern: MeasuredPattern): Automaton {
+  let found = automata.get(pattern.tokens);
+  if (found === undefined) automata.set(pattern.tokens, (found = new Automaton(pattern.tokens)));
+  return found;
 }
 
 function stepMatches(token: PatternToken, segment: PathSegment): boolean {
@@ -272,26 +317,26 @@ function stepMatches(token: PatternToken, segment: PathSegment): boolean {
  */
 export class MeasuredCursor {
   private constructor(
-    private readonly patterns: readonly (readonly PatternToken[])[],
-    private readonly states: readonly (readonly number[])[],
+    private readonly automata: readonly Automaton[],
+    private readonly states: readonly number[],
     readonly measured: boolean,
   ) {}
 
   /** At the export or table `root` of cell `cellId`'s result. */
   static root(patterns: readonly MeasuredPattern[], cellId: string, root: PathSegment): MeasuredCursor {
-    const mine = patterns.filter((p) => p.cell === undefined || p.cell === cellId).map((p) => p.tokens);
-    return new MeasuredCursor(mine, mine.map((tokens) => closure(tokens, [0])), false).child(root);
+    const mine = patterns.filter((p) => p.cell === undefined || p.cell === cellId).map(automaton);
+    return new MeasuredCursor(mine, mine.map((a) => a.start), false).child(root);
   }
 
   child(segment: PathSegment): MeasuredCursor {
     // Everything inside a measured value is measured.
     if (this.measured) return this;
-    const states = this.patterns.map((tokens, k) => step(tokens, this.states[k]!, segment));
-    return new MeasuredCursor(this.patterns, states, states.some((s, k) => s.includes(this.patterns[k]!.length)));
+    const states = this.automata.map((a, k) => a.step(this.states[k]!, segment));
+    return new MeasuredCursor(this.automata, states, states.some((s, k) => this.automata[k]!.accepts(s)));
   }
 
   get live(): boolean {
-    return this.measured || this.states.some((s) => s.length > 0);
+    return this.measured || this.states.some((s) => s !== 0);
   }
 }
 
@@ -321,59 +366,91 @@ export interface ResultValues {
  */
 export function reportUnmatched(file: VFile, patterns: readonly MeasuredPattern[], results: ReadonlyMap<string, ResultValues>, cellIds: readonly string[]): void {
   const withoutResult = cellIds.filter((id) => !results.has(id));
-  for (const pattern of patterns) {
-    if (pattern.cell !== undefined && !cellIds.includes(pattern.cell)) {
-      file.message(`measured pattern "${pattern.source}": no cell has the id "${pattern.cell}" (cells: ${cellIds.join(', ') || 'none'})`, {
-        place: pattern.place,
-        ruleId: RULE_UNMATCHED,
-        source: SOURCE,
-      });
-      continue;
-    }
-    if (pattern.cell === undefined ? withoutResult.length > 0 : withoutResult.includes(pattern.cell)) continue;
-    const cells = pattern.cell === undefined ? [...results.keys()] : [pattern.cell];
-    if (cells.some((id) => namesSomething(pattern.tokens, results.get(id)!))) continue;
-    const where = pattern.cell === undefined ? 'any stored result' : `the stored result of cell "${pattern.cell}"`;
-    file.message(`measured pattern "${pattern.source}" names no value of ${where} (its exports and tables); fix the path or remove the pattern`, {
-      place: pattern.place,
-      ruleId: RULE_UNMATCHED,
-      source: SOURCE,
-    });
+  const unknownCell = (pattern: MeasuredPattern) => pattern.cell !== undefined && !cellIds.includes(pattern.cell);
+  // The patterns to look for: kept to no unknown cell, and able to name only stored results.
+  const pending = new Set(
+    patterns.flatMap((pattern, k) => (unknownCell(pattern) || (pattern.cell === undefined ? withoutResult.length > 0 : withoutResult.includes(pattern.cell)) ? [] : [k])),
+  );
+  // One walk of each result for all the patterns still pending.
+  for (const [id, result] of results) {
+    if (pending.size === 0) break;
+    crossOffNamed(patterns, id, result, pending);
   }
+  patterns.forEach((pattern, k) => {
+    const where = pattern.cell === undefined ? 'any stored result' : `the stored result of cell "${pattern.cell}"`;
+    const reason = unknownCell(pattern)
+      ? `measured pattern "${pattern.source}": no cell has the id "${pattern.cell}" (cells: ${cellIds.join(', ') || 'none'})`
+      : pending.has(k)
+        ? `measured pattern "${pattern.source}" names no value of ${where} (its exports and tables); fix the path or remove the pattern`
+        : undefined;
+    if (reason !== undefined) file.message(reason, { place: pattern.place, ruleId: RULE_UNMATCHED, source: SOURCE });
+  });
 }
 
-/** True when `tokens` name at least one value of `result`. */
-function namesSomething(tokens: readonly PatternToken[], result: ResultValues): boolean {
-  const start = closure(tokens, [0]);
-  const accepts = (states: readonly number[]) => states.includes(tokens.length);
-  // Indexes named by [<index>]: every other index leads to the same states.
-  const named = [...new Set(tokens.flatMap((t) => (t.t === 'index' ? [t.index] : [])))];
-  const visit = (value: unknown, states: number[]): boolean => {
-    if (states.length === 0) return false;
-    if (accepts(states)) return true;
-    if (typeof value !== 'object' || value === null || value instanceof Map || value instanceof Set || value instanceof Date) return false;
-    if (ArrayBuffer.isView(value) || Array.isArray(value)) {
-      const length = (value as unknown as ArrayLike<unknown>).length;
-      const elements = value as unknown as ArrayLike<unknown>;
-      // An element holding nothing further is named by its index alone: one of each kind is enough.
-      let other = 0;
-      while (named.includes(other)) other++;
-      const enough = new Set([other, ...named].filter((i) => i < length));
-      for (let i = 0; i < length; i++) {
-        const element = elements[i];
-        const nested = typeof element === 'object' && element !== null;
-        if ((nested || enough.has(i)) && visit(element, step(tokens, states, { k: 'index', index: i }))) return true;
-      }
-      return false;
+/** Every field name in `value` (objects inside arrays and objects included; not Maps). */
+function fieldNames(value: unknown, names = new Set<string>()): Set<string> {
+  if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value) || value instanceof Map || value instanceof Set || value instanceof Date) return names;
+  if (Array.isArray(value)) {
+    for (const element of value) if (typeof element === 'object' && element !== null) fieldNames(element, names);
+    return names;
+  }
+  for (const [name, field] of Object.entries(value)) {
+    names.add(name);
+    if (typeof field === 'object' && field !== null) fieldNames(field, names);
+  }
+  return names;
+}
+
+/** Removes from `pending` (indexes into `patterns`) the patterns that name a value of cell `cellId`'s `result`. */
+function crossOffNamed(patterns: readonly MeasuredPattern[], cellId: string, result: ResultValues, pending: Set<number>): void {
+  // A pattern can name a value only if the result has every name it spells out: a cheap
+  // look at the names first spares walking a large result for patterns of other cells.
+  const tables = (result.outputs ?? []).flatMap((o) => (o.kind === 'table' && o.name !== undefined ? [o] : []));
+  const names = fieldNames([result.exports, ...tables.map((t) => Object.fromEntries((t.columns ?? []).map((c) => [c, null])))]);
+  const has = (token: PatternToken) => (token.t === 'name' ? names.has(token.name) : token.t === 'table' ? tables.some((t) => t.name === token.name) : true);
+  const looked = [...pending].filter((k) => (patterns[k]!.cell === undefined || patterns[k]!.cell === cellId) && patterns[k]!.tokens.every(has));
+  if (looked.length === 0) return;
+  const machines = looked.map((k) => automaton(patterns[k]!));
+  // Indexes some pattern names as [<index>]: every other index steps alike for all of them.
+  const named = new Set(looked.flatMap((k) => patterns[k]!.tokens.flatMap((t) => (t.t === 'index' ? [t.index] : []))));
+  let other = 0;
+  while (named.has(other)) other++;
+  const representatives = [other, ...named];
+  /** Per pattern looked for (as `looked`), its states here; 0 once it is found or dead. */
+  const next = (states: readonly number[], segment: PathSegment): number[] => states.map((s, j) => machines[j]!.step(s, segment));
+  const visit = (value: unknown, states: number[]): void => {
+    let alive = false;
+    for (let j = 0; j < states.length; j++) {
+      if (states[j] === 0) continue;
+      if (!pending.has(looked[j]!)) states[j] = 0;
+      else if (machines[j]!.accepts(states[j]!)) {
+        pending.delete(looked[j]!);
+        states[j] = 0;
+      } else alive = true;
     }
-    return Object.entries(value).some(([name, field]) => visit(field, step(tokens, states, { k: 'name', name })));
+    if (!alive || typeof value !== 'object' || value === null || value instanceof Map || value instanceof Set || value instanceof Date) return;
+    if (ArrayBuffer.isView(value) || Array.isArray(value)) {
+      const elements = value as unknown as ArrayLike<unknown>;
+      // An element holding nothing further is named by its index alone: the representatives do.
+      const enough = representatives.filter((i) => i < elements.length);
+      if (ArrayBuffer.isView(value)) {
+        for (const i of enough) visit(undefined, next(states, { k: 'index', index: i }));
+        return;
+      }
+      for (let i = 0; i < elements.length; i++) {
+        const element = elements[i];
+        if ((typeof element === 'object' && element !== null) || enough.includes(i)) visit(element, next(states, { k: 'index', index: i }));
+      }
+      return;
+    }
+    for (const [name, field] of Object.entries(value)) visit(field, next(states, { k: 'name', name }));
   };
-  for (const [name, value] of Object.entries(result.exports)) if (visit(value, step(tokens, start, { k: 'name', name }))) return true;
+  const start = machines.map((m) => m.start);
+  for (const [name, value] of Object.entries(result.exports)) visit(value, next(start, { k: 'name', name }));
   for (const output of result.outputs) {
     if (output.kind !== 'table' || output.name === undefined) continue;
     const columns = output.columns ?? [];
     const rows = (output.rows ?? []).map((row) => Object.fromEntries(columns.map((column, c) => [column, row[c]])));
-    if (visit(rows, step(tokens, start, { k: 'table', name: output.name }))) return true;
+    visit(rows, next(start, { k: 'table', name: output.name }));
   }
-  return false;
 }

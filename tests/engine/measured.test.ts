@@ -12,7 +12,7 @@ import { build } from '../../src/engine/build.ts';
 import { check } from '../../src/engine/check.ts';
 import { loadDocument } from '../../src/engine/document.ts';
 import { nodeEffects } from '../../src/engine/effects.ts';
-import { formatPath, MeasuredCursor, parseMeasuredPattern, type MeasuredPattern, type PathSegment } from '../../src/engine/measured.ts';
+import { formatPath, MeasuredCursor, parseMeasuredPattern, reportUnmatched, type MeasuredPattern, type PathSegment } from '../../src/engine/measured.ts';
 import { parseDocument } from '../../src/engine/parse.ts';
 import { markSeverity } from '../../src/engine/severity.ts';
 import { fakeExecutor } from '../support/fake-executor.ts';
@@ -105,6 +105,30 @@ describe('measured patterns', () => {
       expect(measured([formatPath(p, true)], p)).toBe(true);
     }
     expect(measured([formatPath(paths[0]!)], at('dbmTraining', 1, 'seconds'))).toBe(false);
+  });
+});
+
+describe('reportUnmatched', () => {
+  it('looks into arrays, typed arrays and tables by index, only as far as they go', () => {
+    const sources = ['w[4]', 'w[5]', 'xs[2]', 'xs[3]', 'runs[1].seconds', 'runs[2].seconds', '**.seconds', 'c:**', 'table "t"[0].ms', 'table "t"[1].ms', 'table "t"[0].s'];
+    const file = new VFile();
+    const results = new Map([
+      [
+        'c',
+        {
+          exports: { w: new Float32Array(5), xs: [1, 2, 3], runs: [{ seconds: 1 }, { seconds: 2 }] },
+          outputs: [{ kind: 'table', name: 't', columns: ['ms'], rows: [[3]] }],
+        },
+      ],
+    ]);
+    reportUnmatched(file, sources.map(pattern), results, ['c']);
+    expect(file.messages.map((m) => /^measured pattern "(.*)" names no value of any stored result/.exec(m.reason)?.[1])).toEqual([
+      'w[5]',
+      'xs[3]',
+      'runs[2].seconds',
+      'table "t"[1].ms',
+      'table "t"[0].s',
+    ]);
   });
 });
 
