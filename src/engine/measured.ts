@@ -203,7 +203,7 @@ export function readVerifySection(yamlText: string, start: Point | undefined, fi
     }
     for (const item of items as YamlNode[]) {
       if (!isScalar(item) || typeof item.value !== 'string') {
-        problem(`front matter "verify.measured": each pattern must be a string (quote it), got ${isScalar(item) ? JSON.stringify(item.value) : 'a list or mapping'}`, placeOf(item));
+        problem(`front matter "verify.measured": each pattern must be a string (quote it), got ${isScalar(item) ? String(item.value) : isSeq(item) ? 'a list' : isMap(item) ? 'a mapping' : 'an alias'}`, placeOf(item));
         continue;
       }
       const text = item.value;
