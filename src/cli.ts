@@ -77,7 +77,7 @@ export function program(): Command {
     .addOption(formatOption())
     .addOption(new Option('--executor <name>', 'where cells run: local child processes, or one Slurm job each (sbatch)').choices(['local', 'slurm']).default('local'))
     .option('--slurm <key=value>', 'Slurm default over the front matter\'s slurm: (partition, account, qos, constraint, cpus, mem, gpus, time, extra); repeatable', (value: string, previous: string[] = []) => [...previous, value])
-    .option('--verify [id...]', 're-run these cells (default: all) into a scratch store and compare them bit for bit with the committed results')
+    .option('--verify [id...]', 're-run these cells (default: all) into a scratch store and compare them bit for bit with the committed results (values the front matter declares measured: for presence and type only)')
     .option('--no-cache', 'bundle every cell to key it, instead of using the keys remembered between commands (node_modules/.cache/report)')
     .option('--migrate-keys', 'run nothing: re-key the results stored under the previous key scheme that are fresh under it and whose packages read at run time are shown, from package-lock.json in git, to be the installed ones (every profile\'s store, or --profile\'s)')
     .action(async (doc: string, flags) => {

@@ -98,7 +98,7 @@ export async function weave(doc: ParsedDocument, results: Results, options: Weav
     .use(remarkMathCheck)
     .use(remarkInline, { scope, owners, missing, unnamed, quietMissing: options.mode === 'check' || options.pending === true })
     .use(remarkCitations, { library, bibliographyNamed: options.bibliography !== undefined, render: options.mode === 'build' })
-    .use(frontMatter.provenance === true ? [[remarkProvenance, { cells: doc.cells.map((c) => c.id), results, seed: frontMatter.seed ?? 0 }]] : [])
+    .use(frontMatter.provenance === true ? [[remarkProvenance, { cells: doc.cells.map((c) => c.id), results, seed: frontMatter.seed ?? 0, measured: (frontMatter.verify?.measured.length ?? 0) > 0 }]] : [])
     .use(remarkRefs, { labels, results })
     .use(remarkSections, { onToc: (entries: TocEntry[]) => (toc = entries), number: frontMatter['number-sections'] !== false });
   // Every message of the document comes from the remark stage (the rehype stage only
