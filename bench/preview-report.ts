@@ -181,6 +181,9 @@ export async function benchPreviewReport(
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const arg = (name: string): string | undefined => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
   const edits = arg('--edits');
-  const rows = await benchPreviewReport({ edits: edits === undefined ? undefined : Number(edits), cpuProfile: arg('--cpu-prof'), log: (line) => console.log(line) });
-  for (const row of rows) console.log(`${row.name}: ${row.ms.toFixed(0)} ms  ${row.note ?? ''}`);
+  const json = process.argv.includes('--json');
+  const rows = await benchPreviewReport({ edits: edits === undefined ? undefined : Number(edits), cpuProfile: arg('--cpu-prof'), log: (line) => (json ? console.error(line) : console.log(line)) });
+  // --json: the rows on stdout for bench/run.ts, which runs this bench in a process of its own.
+  if (json) console.log(JSON.stringify(rows));
+  else for (const row of rows) console.log(`${row.name}: ${row.ms.toFixed(0)} ms  ${row.note ?? ''}`);
 }
