@@ -78,18 +78,7 @@ function compareValues(a: unknown, b: unknown, path: PathSegment[], at: Measured
     }
     return undefined;
   }
-  if (isPlainObject(a) && isPlainObject(b)) {
-    const keys = [Object.keys(a), Object.keys(b)] as const;
-    for (const name of new Set([...keys[0], ...keys[1]])) {
-      const child = [...path, { k: 'name', name } as const];
-      if (!(name in a)) return `${formatPath(child)} is new (re-run: ${show(b[name])})`;
-      if (!(name in b)) return `${formatPath(child)} is gone (committed: ${show(a[name])})`;
-      const difference = compareValues(a[name], b[name], child, at.child(child.at(-1)!), out);
-      if (difference !== undefined) return difference;
-    }
-    if (keys[0].join('\0') !== keys[1].join('\0')) return `${p}: fields in another order (committed ${show(keys[0])}, re-run ${show(keys[1])})`;
-    return undefined;
-  }
+  if (isPlainObject(a) && isPlainObject(b)) return compareFields(a, b, path, '', (x, y, child) => compareValues(x, y, child, at.child(child.at(-1)!), out));
   return leaf(path, a, b);
 }
 
@@ -119,22 +108,35 @@ function compareShape(a: unknown, b: unknown, path: PathSegment[], out: Measured
     }
     return undefined;
   }
-  if (isPlainObject(a) && isPlainObject(b)) {
-    const keys = [Object.keys(a), Object.keys(b)] as const;
-    for (const name of new Set([...keys[0], ...keys[1]])) {
-      const child = [...path, { k: 'name', name } as const];
-      if (!(name in a)) return `${formatPath(child)} (measured) is new (re-run: ${show(b[name])})`;
-      if (!(name in b)) return `${formatPath(child)} (measured) is gone (committed: ${show(a[name])})`;
-      const difference = compareShape(a[name], b[name], child, out);
-      if (difference !== undefined) return difference;
-    }
-    if (keys[0].join('\0') !== keys[1].join('\0')) return `${p} (measured): fields in another order (committed ${show(keys[0])}, re-run ${show(keys[1])})`;
-    return undefined;
-  }
+  if (isPlainObject(a) && isPlainObject(b)) return compareFields(a, b, path, ' (measured)', (x, y, child) => compareShape(x, y, child, out));
   // A Map, Set or Date: the same size, its contents taken as one measured value.
   const size = (v: unknown) => (v instanceof Map || v instanceof Set ? v.size : 0);
   if (size(a) !== size(b)) return `${p} (measured): size ${size(a)} committed, ${size(b)} re-run`;
   if (!sameBytes(encode(a), encode(b))) out.push(measuredDifference(path, a, b));
+  return undefined;
+}
+
+/**
+ * Two objects field by field: a field new or gone, the first difference `compare` finds in
+ * a field both have, or the same fields in another order (the store keeps the order);
+ * `tag` marks the sentences of a measured value.
+ */
+function compareFields(
+  a: Record<string, unknown>,
+  b: Record<string, unknown>,
+  path: PathSegment[],
+  tag: string,
+  compare: (a: unknown, b: unknown, child: PathSegment[]) => string | undefined,
+): string | undefined {
+  const keys = [Object.keys(a), Object.keys(b)] as const;
+  for (const name of new Set([...keys[0], ...keys[1]])) {
+    const child = [...path, { k: 'name', name } as const];
+    if (!(name in a)) return `${formatPath(child)}${tag} is new (re-run: ${show(b[name])})`;
+    if (!(name in b)) return `${formatPath(child)}${tag} is gone (committed: ${show(a[name])})`;
+    const difference = compare(a[name], b[name], child);
+    if (difference !== undefined) return difference;
+  }
+  if (keys[0].join('\0') !== keys[1].join('\0')) return `${formatPath(path)}${tag}: fields in another order (committed ${show(keys[0])}, re-run ${show(keys[1])})`;
   return undefined;
 }
 

@@ -93,13 +93,21 @@ export function parseMeasuredPattern(text: string): { cell?: string; tokens: Pat
     return name as string;
   };
 
+  /** A `**` or `*` step at i, taken; false when there is none. */
+  const wildcard = (): boolean => {
+    if (text.startsWith('**', i)) {
+      tokens.push({ t: 'any-depth' });
+      i += 2;
+    } else if (text[i] === '*') {
+      tokens.push({ t: 'any-name' });
+      i += 1;
+    } else return false;
+    return true;
+  };
+
   // The first step: what the path starts from.
-  if (text.startsWith('**', i)) {
-    tokens.push({ t: 'any-depth' });
-    i += 2;
-  } else if (text[i] === '*') {
-    tokens.push({ t: 'any-name' });
-    i += 1;
+  if (wildcard()) {
+    // `**` or `*`
   } else if (text.startsWith('table "', i)) {
     const end = text.indexOf('"', i + 7);
     const name = end < 0 ? '' : text.slice(i + 7, end);
@@ -123,13 +131,7 @@ export function parseMeasuredPattern(text: string): { cell?: string; tokens: Pat
   while (i < text.length) {
     if (text[i] === '.') {
       i += 1;
-      if (text.startsWith('**', i)) {
-        tokens.push({ t: 'any-depth' });
-        i += 2;
-      } else if (text[i] === '*') {
-        tokens.push({ t: 'any-name' });
-        i += 1;
-      } else {
+      if (!wildcard()) {
         const name = IDENTIFIER.exec(text.slice(i))?.[0];
         if (name === undefined) return { error: `expected a field name, "*" or "**" after "." (a name that is not an identifier is written ["<name>"])`, at: i };
         tokens.push({ t: 'name', name });

@@ -16,6 +16,7 @@ import { formatPath, MeasuredCursor, parseMeasuredPattern, reportUnmatched, type
 import { parseDocument } from '../../src/engine/parse.ts';
 import { markSeverity } from '../../src/engine/severity.ts';
 import { fakeExecutor } from '../support/fake-executor.ts';
+import { docWithMeasured } from '../support/measured-doc.ts';
 
 const parse = (value: string) => parseDocument(new VFile({ path: 'doc.md', value }));
 const silent = { write: () => {}, isTTY: false };
@@ -182,8 +183,7 @@ describe('measured patterns and the store', () => {
     '```',
     '',
   ];
-  const withMeasured = (patterns: string[]) =>
-    ['---', 'seed: 3', ...(patterns.length > 0 ? ['verify:', '  measured:', ...patterns.map((p) => `    - '${p}'`)] : []), '---', '', ...cells].join('\n');
+  const withMeasured = (patterns: string[]) => docWithMeasured(patterns, cells);
   const docPath = () => path.join(dir, 'doc.md');
 
   beforeEach(async () => {

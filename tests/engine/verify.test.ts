@@ -14,6 +14,7 @@ import { nodeEffects } from '../../src/engine/effects.ts';
 import type { Output } from '../../src/engine/types.ts';
 import { formatVerdicts, measuredNote, verify, type VerifyOptions } from '../../src/engine/verify.ts';
 import { fakeExecutor } from '../support/fake-executor.ts';
+import { docWithMeasured } from '../support/measured-doc.ts';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
 const silent = { write: () => {}, isTTY: false };
@@ -159,8 +160,7 @@ describe('measured values (front matter verify: measured:)', () => {
     '```',
     '',
   ];
-  const timedDoc = (patterns: string[]) =>
-    ['---', 'seed: 3', ...(patterns.length > 0 ? ['verify:', '  measured:', ...patterns.map((p) => `    - '${p}'`)] : []), '---', '', ...TIMED].join('\n');
+  const timedDoc = (patterns: string[]) => docWithMeasured(patterns, TIMED);
   type Run = { loss?: number[]; seconds?: unknown[]; perEpoch?: unknown[]; perIteration?: unknown; samplerSeconds?: number; ms?: number | string };
   /** The two cells, with these values in place of the committed ones. */
   const timed = (run: Run = {}): Impl => ({
