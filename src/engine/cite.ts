@@ -34,6 +34,7 @@ import type { Point } from 'unist';
 import { visit } from 'unist-util-visit';
 import type { VFile } from 'vfile';
 import { sha256 } from './digest.ts';
+import { escapeHtml } from './escape-html.ts';
 
 const SOURCE = 'report';
 
@@ -257,7 +258,7 @@ function firstLines(message: string): string {
  */
 function linkItems(html: string, sortedKeys: string[], citation: { items: CiteItem[]; inText: boolean }): string {
   const keys = sortedKeys.length === citation.items.length ? sortedKeys : citation.items.map((i) => i.key);
-  const link = (inner: string, key: string): string => `<a href="#ref-${escapeAttr(key)}" class="cite">${inner}</a>`;
+  const link = (inner: string, key: string): string => `<a href="#ref-${escapeHtml(key)}" class="cite">${inner}</a>`;
   if (citation.inText || keys.length === 1) return link(html, keys[0]!);
   const match = /^\((.*)\)$/s.exec(html);
   // `; ` separates items; `&#38; ` (an escaped ampersand) does not.
@@ -266,9 +267,6 @@ function linkItems(html: string, sortedKeys: string[], citation: { items: CiteIt
   return link(html, keys[0]!);
 }
 
-function escapeAttr(text: string): string {
-  return text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string);
-}
 
 const KEY = String.raw`[\p{L}\p{N}_](?:[\p{L}\p{N}_]|[:.#$%&\-+?<>~/](?=[\p{L}\p{N}_]))*`;
 /** `[…@key…]` with no nested brackets; parsed item by item below. */

@@ -19,6 +19,7 @@
 import type { Element, Root } from 'hast';
 import { toText } from 'hast-util-to-text';
 import katex from 'katex';
+import { escapeHtml } from './escape-html.ts';
 
 export interface MathRenderOptions {
   /** Colour of a formula KaTeX cannot parse. */
@@ -38,7 +39,7 @@ export function renderMath(tex: string, displayMode: boolean, options: MathRende
       html = katex.renderToString(tex, { displayMode, throwOnError: false, strict: 'ignore', errorColor: options.errorColor });
     } catch (error) {
       // KaTeX turns parse errors into markup itself; anything else becomes the same kind of span.
-      html = `<span class="katex-error" style="color:${escapeAttribute(options.errorColor)}" title="${escapeAttribute(String(error))}">${escapeText(tex)}</span>`;
+      html = `<span class="katex-error" style="color:${escapeHtml(options.errorColor)}" title="${escapeHtml(String(error))}">${escapeHtml(tex)}</span>`;
     }
     if (rendered.size >= KEPT) rendered.clear();
     rendered.set(lookup, html);
@@ -71,12 +72,4 @@ export function rehypeMath(options: MathRenderOptions) {
 function hasClass(node: Element, name: string): boolean {
   const classes = node.properties.className;
   return Array.isArray(classes) && classes.includes(name);
-}
-
-function escapeText(value: string): string {
-  return value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
-
-function escapeAttribute(value: string): string {
-  return escapeText(value).replace(/"/g, '&quot;');
 }

@@ -51,6 +51,7 @@ import { SectionMemo } from './parse.ts';
 import { startPreviewHttp, type PreviewHttp } from './preview-server.ts';
 import { pageEvent } from './page-patch.ts';
 import { folderWatcher, type WatchFactory, type Watcher } from './preview-watch.ts';
+import { escapeHtml } from './escape-html.ts';
 
 export interface PreviewOptions extends LoadOptions {
   /**
@@ -873,6 +874,3 @@ function errorPage(docName: string, message: string): string {
   return `<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>${escapeHtml(docName)}</title>\n</head>\n<body>\n<main><div class="cell-error" role="alert"><strong>${escapeHtml(docName)} cannot be built</strong><pre>${escapeHtml(message)}</pre></div></main>\n</body>\n</html>\n`;
 }
 
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string);
-}

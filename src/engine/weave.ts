@@ -38,6 +38,7 @@ import {
   findRefs,
 } from './refs.ts';
 import { isFailure, type Cell, type CellFailure, type CellOutcome, type FigureOutput, type Output, type TableOutput } from './types.ts';
+import { escapeHtml } from './escape-html.ts';
 
 export interface WeaveOptions {
   mode: 'build' | 'check';
@@ -329,9 +330,6 @@ function reportCss(): string {
   return ownCss;
 }
 
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string);
-}
 
 function tocHtml(entries: TocEntry[], processor: { stringify(tree: HastRoot): string }): string {
   if (entries.length === 0) return '';
