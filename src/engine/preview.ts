@@ -112,6 +112,8 @@ export interface CellView {
   etaMs?: number;
   /** The last line it printed. */
   lastLine?: string;
+  /** Where a batch executor's job is: `pending (Priority) · job 1234`, `running on node17 · job 1234`. */
+  where?: string;
 }
 
 /** A problem as the page shows it: at its line, or inside its cell. */
@@ -626,10 +628,24 @@ class PreviewSession implements Preview {
         if (event.state === 'fresh') return;
         terminal.onEvent(event);
         const t = this.effects.now();
+        if (event.status !== undefined && (event.state === 'running' || event.state === 'stale')) {
+          // A batch executor's job (Slurm): queued on the cluster, with why, or running there since when.
+          const view = this.cells.get(event.id) ?? { id: event.id, phase: 'queued' as CellPhase };
+          view.where = event.status;
+          if (event.state === 'running' && (view.phase === 'queued' || view.phase === 'running')) {
+            view.phase = 'running';
+            view.startedAt = Math.min(t, event.since ?? t, view.startedAt ?? t);
+          }
+          this.cells.set(event.id, view);
+          this.pushState();
+          return;
+        }
         if (event.state === 'running') {
           const view = this.cells.get(event.id) ?? { id: event.id, phase: 'running' as CellPhase };
-          if (view.phase === 'queued') view.phase = 'running';
-          view.startedAt ??= t;
+          // The scheduler waits for a batch job that is still queued on the cluster: it is queued, not running.
+          const queuedOnCluster = view.where !== undefined && view.startedAt === undefined && event.progress === undefined && event.text === undefined;
+          if (view.phase === 'queued' && !queuedOnCluster) view.phase = 'running';
+          if (!queuedOnCluster) view.startedAt ??= t;
           if (event.progress !== undefined) {
             const { step, total, label, metrics } = event.progress;
             view.first ??= { at: t, step };
@@ -728,8 +744,12 @@ function stoppable(inner: Executor): StoppableExecutor {
     async run(job, hooks) {
       const { id } = job.cell;
       const key = job.key.key;
-      if (held.get(id) === key) return stoppedFailure(id);
+      if (held.get(id) === key) {
+        await inner.cancel?.(id);
+        return stoppedFailure(id);
+      }
       if (expected !== undefined && expected.has(id) && expected.get(id) !== key) {
+        await inner.cancel?.(id);
         return { id, kind: 'error', message: 'superseded by an edit before it started' };
       }
       const controller = new AbortController();
@@ -757,6 +777,8 @@ function stoppable(inner: Executor): StoppableExecutor {
         const key = expected?.get(id);
         if (why !== 'stop' || key === undefined) return false;
         held.set(id, key);
+        // A batch executor submitted it ahead: its job goes now, not when the scheduler reaches it.
+        void inner.cancel?.(id);
         return true;
       }
       entry.why ??= why;
@@ -767,7 +789,12 @@ function stoppable(inner: Executor): StoppableExecutor {
     stopped: (id) => held.has(id),
     release: (id) => held.delete(id),
     expect(keys) {
+      const before = expected;
       expected = keys;
+      // A batch executor's queued jobs of cells the edit changed are cancelled now.
+      if (inner.cancel !== undefined && before !== undefined) {
+        for (const [id, key] of before) if (!running.has(id) && keys.get(id) !== key) void inner.cancel(id);
+      }
       const superseded: string[] = [];
       for (const [id, entry] of running) {
         if (keys.get(id) === entry.key || entry.why !== undefined) continue;

@@ -180,6 +180,8 @@ function updateStatus(box, cell) {
   for (const [name, value] of Object.entries(cell.metrics ?? {})) parts.push(`${name} ${number(value)}`);
   if (cell.startedAt !== undefined && cell.phase === 'running') parts.push(duration(Date.now() - cell.startedAt));
   if (cell.etaMs !== undefined && cell.phase === 'running') parts.push(`ETA ${duration(cell.etaMs)}`);
+  // A batch executor's job (Slurm): `pending (Priority) · job 1234`, `running on node17 · job 1234`.
+  if (cell.where) parts.push(cell.where);
   box.className = `preview-cell preview-cell-${cell.phase}`;
   box.querySelector('.preview-phase').textContent = PHASES[cell.phase] ?? cell.phase;
   box.querySelector('.preview-progress').textContent = parts.join(' · ');
