@@ -744,13 +744,15 @@ function stoppable(inner: Executor): StoppableExecutor {
     async run(job, hooks) {
       const { id } = job.cell;
       const key = job.key.key;
-      if (held.get(id) === key) {
+      const refused = held.get(id) === key
+        ? stoppedFailure(id)
+        : expected !== undefined && expected.has(id) && expected.get(id) !== key
+          ? { id, kind: 'error' as const, message: 'superseded by an edit before it started' }
+          : undefined;
+      if (refused !== undefined) {
+        // A batch executor may have submitted it ahead: that job goes too.
         await inner.cancel?.(id);
-        return stoppedFailure(id);
-      }
-      if (expected !== undefined && expected.has(id) && expected.get(id) !== key) {
-        await inner.cancel?.(id);
-        return { id, kind: 'error', message: 'superseded by an edit before it started' };
+        return refused;
       }
       const controller = new AbortController();
       const entry: { key: string; controller: AbortController; why?: 'stop' | 'superseded' } = { key, controller };
