@@ -528,12 +528,14 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
         failures.push(`Preview: ${(error as Error).message.split('\n')[0]}`);
       }
     }
-    // The same round trip on a copy of the real report (68 cells, 73 MB of results): bench/preview-report.ts.
-    const real = await maybeImport<{ benchPreviewReport(options?: { log?: (line: string) => void }): Promise<{ name: string; ms: number; note?: string }[]> }>('preview-report.ts');
-    if (real) {
+    // The same round trip on a copy of the real report (68 cells, 73 MB of results):
+    // bench/preview-report.ts, in a process of its own (as `npm run preview` is), so that the
+    // heap the benches before left behind is not its garbage to collect.
+    if (existsSync(path.join(BENCH_DIR, 'preview-report.ts'))) {
       try {
-        log('  preview: bench/preview-report.ts');
-        for (const r of await real.benchPreviewReport({ log })) {
+        log('  preview: bench/preview-report.ts (own process)');
+        const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, 'preview-report.ts'), '--json'], { maxBuffer: 1 << 24, timeout: 15 * 60_000 });
+        for (const r of JSON.parse(stdout) as { name: string; ms: number; note?: string }[]) {
           extra.push({ section: 'preview', ...r });
           log(`    ${r.name}: ${r.ms.toFixed(0)} ms ${r.note ?? ''}`);
         }

@@ -15,7 +15,7 @@ import { build } from './engine/build.ts';
 import { check } from './engine/check.ts';
 import { nodeEffects } from './engine/effects.ts';
 import { ReportError } from './engine/errors.ts';
-import { childProcessExecutor } from './engine/child-launcher.ts';
+import { childProcessExecutor, type Executor } from './engine/child-launcher.ts';
 import { findBrowser, printPdf } from './engine/pdf.ts';
 import { formatProblems, PROBLEM_FORMATS, type ProblemFormat } from './engine/problems.ts';
 import { markSeverity } from './engine/severity.ts';
@@ -56,6 +56,41 @@ function formatOption(): Option {
     .default('lines');
 }
 
+function executorOption(): Option {
+  return new Option('--executor <name>', 'where cells run: local child processes, or one Slurm job each (sbatch)').choices(['local', 'slurm']).default('local');
+}
+
+function slurmOption(): Option {
+  return new Option('--slurm <key=value>', 'Slurm default over the front matter\'s slurm: (partition, account, qos, constraint, cpus, mem, gpus, time, extra); repeatable')
+    .argParser((value: string, previous: string[] = []) => [...previous, value]);
+}
+
+/**
+ * The executor `--executor` and `--slurm` ask for (flag errors are thrown at once, exit 2);
+ * made when called, so that a command that runs no cell makes none.
+ */
+function executorFromFlags(flags: { executor?: string; slurm?: string[] }, env: NodeJS.ProcessEnv): () => Executor {
+  if (flags.slurm !== undefined && flags.executor !== 'slurm') throw new ReportError('--slurm sets defaults for --executor slurm; add --executor slurm', 2);
+  let defaults;
+  try {
+    defaults = parseSlurmFlags(flags.slurm ?? []);
+  } catch (error) {
+    throw new ReportError((error as Error).message, 2);
+  }
+  if (flags.executor !== 'slurm') return () => childProcessExecutor({ env });
+  if (!onPath('sbatch', env)) {
+    throw new ReportError('--executor slurm: sbatch is not on the PATH; run the build on a login node of a Slurm cluster (see "Running on a cluster" in the README)', 2);
+  }
+  const pollMs = Number(process.env['REPORT_SLURM_POLL_MS'] ?? '') || undefined;
+  return () =>
+    slurmExecutor({
+      env,
+      defaults,
+      ...(process.env['REPORT_SLURM_NODE'] ? { nodePath: process.env['REPORT_SLURM_NODE'] } : {}),
+      ...(pollMs === undefined ? {} : { pollMs, queueMs: pollMs * 2 }),
+    });
+}
+
 export function program(): Command {
   const cli = new Command('report')
     .description('Literate reports: Markdown with TypeScript cells whose results are stored by content hash.')
@@ -75,24 +110,15 @@ export function program(): Command {
     .option('--browser <path>', 'Chrome/Chromium used to print the PDF (also REPORT_BROWSER)')
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend for cells (sets TFJS_BACKEND)').choices(['tensorflow', 'wasm', 'cpu']))
     .addOption(formatOption())
-    .addOption(new Option('--executor <name>', 'where cells run: local child processes, or one Slurm job each (sbatch)').choices(['local', 'slurm']).default('local'))
-    .option('--slurm <key=value>', 'Slurm default over the front matter\'s slurm: (partition, account, qos, constraint, cpus, mem, gpus, time, extra); repeatable', (value: string, previous: string[] = []) => [...previous, value])
-    .option('--verify [id...]', 're-run these cells (default: all) into a scratch store and compare them bit for bit with the committed results')
+    .addOption(executorOption())
+    .addOption(slurmOption())
+    .option('--verify [id...]', 're-run these cells (default: all) into a scratch store and compare them bit for bit with the committed results (values the front matter declares measured: for presence and type only)')
     .option('--no-cache', 'bundle every cell to key it, instead of using the keys remembered between commands (node_modules/.cache/report)')
     .option('--migrate-keys', 'run nothing: re-key the results stored under the previous key scheme that are fresh under it and whose packages read at run time are shown, from package-lock.json in git, to be the installed ones (every profile\'s store, or --profile\'s)')
     .action(async (doc: string, flags) => {
       const env = { ...process.env, ...(flags.backend ? { TFJS_BACKEND: flags.backend } : {}) };
-      if (flags.slurm !== undefined && flags.executor !== 'slurm') throw new ReportError('--slurm sets defaults for --executor slurm; add --executor slurm', 2);
       if (flags.executor === 'slurm' && flags.verify !== undefined) throw new ReportError('--verify runs cells on this machine; leave out --executor slurm', 2);
-      let slurmDefaults;
-      try {
-        slurmDefaults = parseSlurmFlags(flags.slurm ?? []);
-      } catch (error) {
-        throw new ReportError((error as Error).message, 2);
-      }
-      if (flags.executor === 'slurm' && !onPath('sbatch', env)) {
-        throw new ReportError('--executor slurm: sbatch is not on the PATH; run the build on a login node of a Slurm cluster (see "Running on a cluster" in the README)', 2);
-      }
+      const makeExecutor = executorFromFlags(flags, env);
       const effects = nodeEffects();
       if (flags.migrateKeys === true) {
         const summary = await migrateKeys(
@@ -105,15 +131,7 @@ export function program(): Command {
         return;
       }
       // Where the cells run (--migrate-keys above runs none).
-      const pollMs = Number(process.env['REPORT_SLURM_POLL_MS'] ?? '') || undefined;
-      const executor = flags.executor === 'slurm'
-        ? slurmExecutor({
-            env,
-            defaults: slurmDefaults,
-            ...(process.env['REPORT_SLURM_NODE'] ? { nodePath: process.env['REPORT_SLURM_NODE'] } : {}),
-            ...(pollMs === undefined ? {} : { pollMs, queueMs: pollMs * 2 }),
-          })
-        : childProcessExecutor({ env });
+      const executor = makeExecutor();
       if (flags.verify !== undefined) {
         const summary = await verify(
           { docPath: doc, executor, profile: flags.profile, jobs: flags.jobs, resultsDir: flags.results, ids: flags.verify === true ? [] : flags.verify },
@@ -196,13 +214,16 @@ export function program(): Command {
     .option('--out <dir>', 'output directory of build/<doc>.html', 'build')
     .option('--results <dir>', 'results store (default: <doc dir>/results)')
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend for cells (sets TFJS_BACKEND)').choices(['tensorflow', 'wasm', 'cpu']))
+    .addOption(executorOption())
+    .addOption(slurmOption())
     .addOption(formatOption())
     .action(async (doc: string, flags) => {
       const env = { ...process.env, ...(flags.backend ? { TFJS_BACKEND: flags.backend } : {}) };
+      const executor = executorFromFlags(flags, env)();
       const effects = nodeEffects();
       const options = {
         docPath: doc,
-        executor: childProcessExecutor({ env }),
+        executor,
         profile: flags.profile,
         jobs: flags.jobs,
         outDir: flags.out,

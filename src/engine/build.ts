@@ -15,7 +15,7 @@ import { sweepStale } from './sweep.ts';
 import { progressDisplay, type ProgressDisplay } from './progress.ts';
 import type { BatchPlan, Executor } from './child-launcher.ts';
 import { isFailure, type CellOutcome, type CellResult, type FigureOutput } from './types.ts';
-import { fileHighlightCache } from './highlight.ts';
+import { fileHighlightCache, type HighlightCache } from './highlight.ts';
 import { checkpointPath, withCheckpoints } from './checkpoint.ts';
 import { recordEnvironment } from './provenance.ts';
 import { weave } from './weave.ts';
@@ -57,6 +57,25 @@ export interface BuildOptions extends LoadOptions {
    * preview serves them by URL: figure-links.ts). The page written stays self-contained.
    */
   figureLinks?: FigureLinks;
+  /**
+   * Called as soon as the page is woven (or found unchanged), before it is written, the
+   * figures are inlined into it and the caches are saved: the preview shows it then, so a
+   * save waits for none of the writing. Every message of the build is on `file` by then.
+   */
+  onPage?: (page: WovenBuildPage) => void | Promise<void>;
+  /**
+   * The highlight cache to use (a long-lived process keeps one in memory between builds);
+   * default: the one kept in the cache folder's highlight.json, read for this build.
+   */
+  highlight?: HighlightCache & { save(): Promise<void> };
+}
+
+/** What `BuildOptions.onPage` is given. */
+export interface WovenBuildPage {
+  file: VFile;
+  profile: string;
+  /** The page as `BuildSummary.page` (figures linked) when `figureLinks` was given, else as `html`. */
+  page: string;
 }
 
 /** What a build is about to do: the loaded document, its fresh results, the cells that will run. */
@@ -304,14 +323,16 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
     if (links !== undefined) page = linkFigures(html, figuresOf(results.values()), links);
     messages = remembered.record.messages;
     replayMessages(file, messages);
+    await options.onPage?.({ file, profile, page: page ?? html });
   } else {
-    const highlight = await fileHighlightCache(path.join(cacheDirOf(options, projectRoot), 'highlight.json'), effects);
+    const highlight = options.highlight ?? (await fileHighlightCache(path.join(cacheDirOf(options, projectRoot), 'highlight.json'), effects));
     const before = file.messages.length;
     const woven = await weave(doc, results, { mode: 'build', exports: loaded.exports, bibliography, highlight, sourceLines: options.sourceLines, figures: links });
+    messages = recordMessages(file, before);
+    await options.onPage?.({ file, profile, page: woven });
     html = links === undefined ? woven : inlineFigures(woven, links.figures);
     if (links !== undefined) page = woven;
     await highlight.save();
-    messages = recordMessages(file, before);
   }
   const pageOf = page === undefined ? {} : { page };
   const good = allRan && !file.messages.some((m) => isFatalRule(m.ruleId, profile));

@@ -2,7 +2,9 @@
  * `check`: proves without executing anything that every cell has a fresh stored
  * result, every cell type-checks, every inline value resolves and every claim holds.
  * Stages: load (parse → graph → keys) → freshness → type-check → weave in check mode
- * (which evaluates inline values and claims against the stored results).
+ * (which evaluates inline values and claims against the stored results) → the front
+ * matter's measured patterns against the stored results (measured.ts, a warning for one
+ * that names nothing).
  */
 import path from 'node:path';
 import type { VFile } from 'vfile';
@@ -12,7 +14,8 @@ import { explainStale } from './freshness.ts';
 import { PREVIOUS_ENGINE_FORMAT_VERSION } from './key.ts';
 import { notAdoptedMessage, oldSchemeMessage } from './migrate.ts';
 import { typecheckCells } from './typecheck.ts';
-import type { CellOutcome } from './types.ts';
+import { reportUnmatched } from './measured.ts';
+import { isFailure, type CellOutcome } from './types.ts';
 import { weave } from './weave.ts';
 
 export interface CheckOptions extends LoadOptions {
@@ -97,5 +100,8 @@ export async function check(options: CheckOptions, effects: Effects): Promise<Ch
   }
 
   await weave(doc, results, { mode: 'check', exports: loaded.exports, bibliography, html: false });
+  // A measured pattern that names nothing stored is most likely a typo: `--verify` would compare the value it meant.
+  const stored = new Map([...results].flatMap(([id, outcome]) => (isFailure(outcome) ? [] : [[id, outcome] as const])));
+  reportUnmatched(file, doc.frontMatter.verify?.measured ?? [], stored, doc.cells.map((cell) => cell.id));
   return { file, profile, fresh, legacy, stale, missing, ms: effects.now() - started };
 }

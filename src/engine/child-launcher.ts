@@ -52,6 +52,12 @@ export interface Executor {
    * the cells it imports. `run` then waits for the cell's job.
    */
   prepare?(plan: BatchPlan): Promise<void>;
+  /**
+   * Batch executors only: the cell will not run (the preview stopped it, or an edit changed
+   * it, before the scheduler ran it): its job, submitted ahead, is cancelled; `run`, if still
+   * called, gives the stopped failure.
+   */
+  cancel?(id: string): Promise<void>;
   /** Called once when the build ends, however it ends: stop and forget what is still held. */
   close?(): Promise<void>;
 }

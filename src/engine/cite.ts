@@ -34,6 +34,7 @@ import type { Point } from 'unist';
 import { visit } from 'unist-util-visit';
 import type { VFile } from 'vfile';
 import { sha256 } from './digest.ts';
+import { escapeHtml } from './escape-html.ts';
 
 const SOURCE = 'report';
 
@@ -144,7 +145,14 @@ export async function loadLibrary(sources: BibliographySource[], file: VFile, st
     }
     let entries: CSL[];
     try {
-      entries = new Cite(source.text, { forceType: '@bibtex/text' } as Partial<InputOptions> as InputOptions).data;
+      // Parsed once per text (a long-lived process weaves on every save); each library gets its own copy.
+      let parsed = parsedSources.get(source.text);
+      if (parsed === undefined) {
+        parsed = new Cite(source.text, { forceType: '@bibtex/text' } as Partial<InputOptions> as InputOptions).data as CSL[];
+        if (parsedSources.size >= RENDERS_KEPT) parsedSources.clear();
+        parsedSources.set(source.text, parsed);
+      }
+      entries = structuredClone(parsed);
     } catch (error) {
       problem(`is not valid BibTeX: ${firstLines((error as Error).message)}`);
       continue;
@@ -229,6 +237,9 @@ export async function loadLibrary(sources: BibliographySource[], file: VFile, st
   }
 }
 
+/** BibTeX texts → their entries as citation-js parsed them (a few documents' worth). */
+const parsedSources = new Map<string, CSL[]>();
+
 /** Rendered citations by what they were rendered from (see `render`); a few documents' worth. */
 const renders = new Map<string, { citations: string[]; entries: { key: string; html: string }[] }>();
 const RENDERS_KEPT = 8;
@@ -247,7 +258,7 @@ function firstLines(message: string): string {
  */
 function linkItems(html: string, sortedKeys: string[], citation: { items: CiteItem[]; inText: boolean }): string {
   const keys = sortedKeys.length === citation.items.length ? sortedKeys : citation.items.map((i) => i.key);
-  const link = (inner: string, key: string): string => `<a href="#ref-${escapeAttr(key)}" class="cite">${inner}</a>`;
+  const link = (inner: string, key: string): string => `<a href="#ref-${escapeHtml(key)}" class="cite">${inner}</a>`;
   if (citation.inText || keys.length === 1) return link(html, keys[0]!);
   const match = /^\((.*)\)$/s.exec(html);
   // `; ` separates items; `&#38; ` (an escaped ampersand) does not.
@@ -256,9 +267,6 @@ function linkItems(html: string, sortedKeys: string[], citation: { items: CiteIt
   return link(html, keys[0]!);
 }
 
-function escapeAttr(text: string): string {
-  return text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string);
-}
 
 const KEY = String.raw`[\p{L}\p{N}_](?:[\p{L}\p{N}_]|[:.#$%&\-+?<>~/](?=[\p{L}\p{N}_]))*`;
 /** `[…@key…]` with no nested brackets; parsed item by item below. */

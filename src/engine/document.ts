@@ -43,6 +43,11 @@ export interface LoadOptions {
   resultMemo?: ResultMemo;
   /** The preview's parsed sections (parse.ts `SectionMemo`): a save parses again only the sections it changed. */
   sections?: SectionMemo;
+  /**
+   * Where the writes of the caches between commands (keys, parse) go instead of being done
+   * at once: a long-lived process (the preview) does them once its page is out. Default: at once.
+   */
+  deferWrite?: (write: () => Promise<void>) => void;
 }
 
 /** The folder of the engine's caches. */
@@ -117,7 +122,9 @@ export async function loadDocument(options: LoadOptions, effects: Effects): Prom
     rememberCompiled(cache.memos.inline);
     rememberMath(cache.memos.math);
   }
-  const doc = await parseThroughCache(file, text, cacheFile === undefined ? undefined : parseCacheFile(cacheDirOf(options, projectRoot), docPath), projectRoot, effects, options.sections);
+  // A cache that cannot be written is only slower next time.
+  const write = async (task: () => Promise<void>): Promise<void> => (options.deferWrite ? options.deferWrite(task) : task().catch(() => undefined));
+  const doc = await parseThroughCache(file, text, cacheFile === undefined ? undefined : parseCacheFile(cacheDirOf(options, projectRoot), docPath), projectRoot, effects, options.sections, write);
   const graph = buildGraph(doc);
   // A problem of the whole document (encoding, front matter) changes what every cell would
   // run with (its seed, its profile, its text): no cell is run, checked or cleaned up.
@@ -147,8 +154,7 @@ export async function loadDocument(options: LoadOptions, effects: Effects): Prom
     const math = mathToRemember();
     if (math !== undefined) cache.setMemo('math', math);
   }
-  // A cache that cannot be written is only slower next time.
-  if (cache?.changed === true) await effects.writeFileAtomic(cacheFile!, cache.serialize()).catch(() => undefined);
+  if (cache?.changed === true) await write(() => effects.writeFileAtomic(cacheFile!, cache.serialize()));
   const cellsById = new Map(doc.cells.map((cell) => [cell.id, cell]));
   const usable: string[] = [];
   for (const id of documentProblem === undefined ? graph.order : []) {
@@ -194,9 +200,21 @@ async function parseThroughCache(
   cacheFile: string | undefined,
   projectRoot: string,
   effects: Effects,
-  sections?: SectionMemo,
+  sections: SectionMemo | undefined,
+  write: (task: () => Promise<void>) => Promise<void>,
 ): Promise<ParsedDocument> {
   if (cacheFile === undefined) return parseDocument(file, sections);
+  // A long-lived process's sections are its cache once it has parsed once: the file is only written for the next command.
+  if (sections !== undefined && !sections.empty) {
+    const before = file.messages.length;
+    const doc = parseDocument(file, sections);
+    const messages = recordMessages(file, before);
+    await write(async () => {
+      const lookup = sha256(JSON.stringify([text, await toolStamp(effects, projectRoot)]));
+      await effects.writeFileAtomic(cacheFile, JSON.stringify({ lookup, data: parsedToData(doc), messages }));
+    });
+    return doc;
+  }
   const lookup = sha256(
     JSON.stringify([text, await toolStamp(effects, projectRoot)]),
   );
@@ -217,8 +235,7 @@ async function parseThroughCache(
   const before = file.messages.length;
   const doc = parseDocument(file, sections);
   const saved = { lookup, data: parsedToData(doc), messages: recordMessages(file, before) };
-  // A cache that cannot be written is only slower next time.
-  await effects.writeFileAtomic(cacheFile, JSON.stringify(saved)).catch(() => undefined);
+  await write(() => effects.writeFileAtomic(cacheFile, JSON.stringify(saved)));
   return doc;
 }
 

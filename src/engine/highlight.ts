@@ -11,6 +11,7 @@
  */
 import { createRequire } from 'node:module';
 import type { Element, ElementContent } from 'hast';
+import { toHtml } from 'hast-util-to-html';
 import { sha256 } from './digest.ts';
 import type { Effects } from './effects.ts';
 
@@ -94,6 +95,22 @@ export async function highlightBlocks(blocks: { lang: string; code: string }[], 
   return out;
 }
 
+/**
+ * The HTML of a block's tokens, printed once per tokens object: the page holds them as one
+ * raw node instead of some 25 000 token elements that every later stage would walk and the
+ * serialiser print (a long-lived process, the preview, gets the same objects from its cache
+ * on every rebuild).
+ */
+export function tokensHtml(tokens: Tokens): string {
+  let html = printed.get(tokens);
+  if (html === undefined) {
+    html = toHtml(tokens);
+    printed.set(tokens, html);
+  }
+  return html;
+}
+const printed = new WeakMap<Tokens, string>();
+
 /** shiki renders `pre.shiki > code > span.line…`: the children of that `code`, without shiki's classes. */
 function codeChildren(nodes: ElementContent[]): Tokens | undefined {
   const pre = nodes.find((n): n is Element => n.type === 'element' && n.tagName === 'pre');
@@ -103,8 +120,9 @@ function codeChildren(nodes: ElementContent[]): Tokens | undefined {
 
 /**
  * A cache kept in one JSON file (build.ts: `node_modules/.cache/report/highlight.json`).
- * `save()` writes it only when a block was highlighted, keeping the blocks this build used;
- * an unreadable or foreign file is an empty cache.
+ * `save()` writes it only when a block was highlighted, keeping the blocks used since the
+ * cache was read (one build's, or a preview session's); an unreadable or foreign file is an
+ * empty cache.
  */
 export async function fileHighlightCache(
   file: string,
@@ -121,7 +139,7 @@ export async function fileHighlightCache(
   let dirty = false;
   return {
     get(key) {
-      const tokens = Object.hasOwn(stored, key) ? stored[key] : undefined;
+      const tokens = used.get(key) ?? (Object.hasOwn(stored, key) ? stored[key] : undefined);
       if (tokens) used.set(key, tokens);
       return tokens;
     },

@@ -183,7 +183,9 @@ export function evaluateInline(expr: string, scope: Record<string, unknown>): In
   }
   const names = namesOf(js, scope);
   try {
-    const run = new Function(...names, `"use strict";\nreturn ${js};`) as (...args: unknown[]) => unknown;
+    // In parentheses: esbuild prints a leading comment on a line of its own, and a line break
+    // right after `return` would end the statement (automatic semicolon insertion).
+    const run = new Function(...names, `"use strict";\nreturn (\n${js}\n);`) as (...args: unknown[]) => unknown;
     const value = run(...names.map((n) => scope[n]));
     return { ok: true, value, text: formatValue(value) };
   } catch (error) {

@@ -48,6 +48,13 @@ export function guardText(text: string): Defused {
   let blockStart = 0;
   const flush = (end: number): void => {
     if (end <= blockStart) return;
+    // A block of at most MAX_DELIMITERS characters cannot hold more delimiters than that (most do not).
+    let length = 0;
+    for (let i = blockStart; i < end && length <= MAX_DELIMITERS; i++) length += out[i]!.length;
+    if (length <= MAX_DELIMITERS) {
+      blockStart = end + 1;
+      return;
+    }
     for (const cls of CLASSES) {
       let count = 0;
       for (let i = blockStart; i < end && count <= MAX_DELIMITERS; i++) {

@@ -24,6 +24,7 @@ import { visit } from 'unist-util-visit';
 import type { VFile } from 'vfile';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { guardText, pruneDeepNodes } from './limits.ts';
+import { readVerifySection } from './measured.ts';
 import { keyedOptions, parseResourceOption, readSlurmSection, RESOURCE_OPTIONS, type CellResources } from './resources.ts';
 import type { Cell, CellOptions, FrontMatter } from './types.ts';
 import { sha256 } from './digest.ts';
@@ -188,6 +189,10 @@ export function parseDocument(file: VFile, sections?: SectionMemo): ParsedDocume
  */
 export class SectionMemo {
   private trees = new Map<string, Root>();
+  /** True before the first parse (a long-lived process may start from a parse cache instead). */
+  get empty(): boolean {
+    return this.trees.size === 0;
+  }
 
   /** Parses `text` by sections with `parse`, reusing the sections parsed last time. */
   parse(text: string, parse: (text: string) => Root): Root {
@@ -637,8 +642,14 @@ function readFrontMatter(tree: Root, file: VFile): FrontMatter {
     data = parseYaml(node.value, { logLevel: 'error' });
   } catch (error) {
     const detail = error instanceof YAMLParseError ? error.message.split('\n')[0] : String(error);
-    file.message(`front matter is not valid YAML: ${detail}`, {
-      place: yamlErrorPlace(error, node.position?.start) ?? node.position,
+    // `- **.seconds` unquoted is a YAML alias: say so, at its line.
+    const alias = /Unresolved alias[^:]*: (.*)$/.exec(detail ?? '')?.[1];
+    const aliasLine = alias === undefined ? -1 : node.value.split('\n').findIndex((line) => line.includes(`*${alias}`));
+    const hint = alias === undefined ? '' : ` (a value starting with "*" is an alias in YAML: quote it, e.g. '*${alias}')`;
+    file.message(`front matter is not valid YAML: ${detail}${hint}`, {
+      place:
+        yamlErrorPlace(error, node.position?.start) ??
+        (aliasLine >= 0 && node.position ? { line: node.position.start.line + 1 + aliasLine, column: node.value.split('\n')[aliasLine]!.indexOf(`*${alias}`) + 1 } : node.position),
       ruleId: 'bad-frontmatter',
       source: SOURCE,
     });
@@ -651,6 +662,11 @@ function readFrontMatter(tree: Root, file: VFile): FrontMatter {
   }
   const frontMatter: FrontMatter = {};
   for (const [key, value] of Object.entries(data as Record<string, unknown>)) {
+    if (key === 'verify') {
+      const settings = readVerifySection(node.value, node.position?.start, file);
+      if (settings !== undefined) frontMatter.verify = settings;
+      continue;
+    }
     if (key === 'slurm') {
       const { defaults, problems } = readSlurmSection(value);
       for (const reason of problems) problem(reason);

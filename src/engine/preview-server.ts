@@ -52,7 +52,11 @@ export interface PreviewHttp {
   host: string;
   port: number;
   /** Sends an event to every connected page. */
-  broadcast(event: string, data: unknown): void;
+  /**
+   * Sends an event to every page connected; resolves once each has been handed to the
+   * operating system (a page of megabytes takes several turns of the event loop to flush).
+   */
+  broadcast(event: string, data: unknown): Promise<void>;
   /** Pages connected now. */
   clients(): number;
   close(): Promise<void>;
@@ -160,9 +164,10 @@ export async function startPreviewHttp(options: PreviewHttpOptions, routes: Prev
     host,
     port,
     broadcast(event, data) {
-      if (streams.size === 0) return;
+      if (streams.size === 0) return Promise.resolve();
       const frame = sseFrame(event, data);
-      for (const res of streams) res.write(frame);
+      // A stream that errors or closes mid-write calls back with the error: never rejects.
+      return Promise.all([...streams].map((res) => new Promise<void>((flushed) => res.write(frame, () => flushed())))).then(() => undefined);
     },
     clients: () => streams.size,
     async close() {

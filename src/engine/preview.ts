@@ -39,7 +39,7 @@ import type { Effects } from './effects.ts';
 import { loadDocument, type LoadedDocument, type LoadOptions } from './document.ts';
 import { ReportError } from './errors.ts';
 import type { BatchPlan, Executor } from './child-launcher.ts';
-import { fileHighlightCache } from './highlight.ts';
+import { fileHighlightCache, type HighlightCache } from './highlight.ts';
 import { formatProblems, type ProblemFormat } from './problems.ts';
 import { etaMs, progressDisplay, type ProgressDisplay } from './progress.ts';
 import { markSeverity } from './severity.ts';
@@ -49,7 +49,9 @@ import { figureLinks, figureMime } from './figure-links.ts';
 import { ResultMemo } from './result-memo.ts';
 import { SectionMemo } from './parse.ts';
 import { startPreviewHttp, type PreviewHttp } from './preview-server.ts';
+import { pageEvent } from './page-patch.ts';
 import { folderWatcher, type WatchFactory, type Watcher } from './preview-watch.ts';
+import { escapeHtml } from './escape-html.ts';
 
 export interface PreviewOptions extends LoadOptions {
   /**
@@ -110,6 +112,8 @@ export interface CellView {
   etaMs?: number;
   /** The last line it printed. */
   lastLine?: string;
+  /** Where a batch executor's job is: `pending (Priority) · job 1234`, `running on node17 · job 1234`. */
+  where?: string;
 }
 
 /** A problem as the page shows it: at its line, or inside its cell. */
@@ -188,6 +192,7 @@ class PreviewSession implements Preview {
   private readonly executor: StoppableExecutor;
   /** The stored results read so far, decoded (result-memo.ts): a save reads only what changed. */
   private readonly memo = new ResultMemo();
+  private highlightCache: Promise<HighlightCache & { save(): Promise<void> }> | undefined;
   /** The document's sections as last parsed (parse.ts): a save parses only the sections it changed. */
   private readonly sections = new SectionMemo();
   private page: Page;
@@ -301,6 +306,7 @@ class PreviewSession implements Preview {
   /** A change: rebuild after the debounce, or, while a build runs, re-weave at once and build after it. */
   private schedule(): void {
     if (this.closed) return;
+    
     clearTimeout(this.debounce);
     this.debounce = setTimeout(() => {
       this.debounce = undefined;
@@ -351,6 +357,12 @@ class PreviewSession implements Preview {
     let loaded: LoadedDocument | undefined;
     const display = this.display();
     const links = figureLinks();
+    let published = false;
+    // The caches between commands are written once the page is out (or the build ended without one).
+    const deferred: (() => Promise<void>)[] = [];
+    const writeDeferred = async (): Promise<void> => {
+      for (const task of deferred.splice(0)) await task().catch(() => undefined);
+    };
     const buildOptions: BuildOptions = {
       docPath: this.docPath,
       projectRoot: this.projectRoot,
@@ -365,7 +377,20 @@ class PreviewSession implements Preview {
       pdf: false,
       sourceLines: true,
       figureLinks: links,
+      highlight: await this.highlight(),
+      deferWrite: (task) => void deferred.push(task),
       display,
+      // The page is shown as soon as it is woven; the build writes it and its caches after.
+      onPage: async ({ file, profile, page }) => {
+        if (!current()) return;
+        markSeverity(file, profile);
+        this.problems = problemViews(file, loaded);
+        this.printProblems(file);
+        published = true;
+        // The build writes the page and its caches once the browsers have it (a stuck one is not waited for).
+        await flushedOrLate(this.publish({ html: page, figures: links.figures }, { generation, final: true }), 2000);
+        await writeDeferred();
+      },
       onPlan: async ({ loaded: plan, available, toRun }) => {
         loaded = plan;
         this.executor.expect(keysOf(plan));
@@ -381,7 +406,7 @@ class PreviewSession implements Preview {
     };
     let summary: BuildSummary;
     try {
-      summary = await build(buildOptions, this.effects);
+      summary = await build(buildOptions, this.effects).finally(writeDeferred);
     } catch (error) {
       // A document that cannot be built (unreadable, a bad profile) or a fault of the build
       // itself: said in the page and the terminal; the preview goes on and builds on the next save.
@@ -408,6 +433,7 @@ class PreviewSession implements Preview {
       at: this.effects.now(),
     };
     if (!current()) return; // a later edit is being built: this page is already out of date
+    if (published) return this.pushState(true);
     markSeverity(summary.file, summary.profile);
     this.problems = problemViews(summary.file, loaded);
     this.printProblems(summary.file);
@@ -509,6 +535,18 @@ class PreviewSession implements Preview {
   }
 
   /** The memo keeps the results of the document as it is now (and their keys of the previous scheme). */
+  /**
+   * The highlight cache, read once and kept in memory for the session (a prose edit then
+   * reads no cache file); written when a build highlighted a new block.
+   */
+  private highlight(): Promise<HighlightCache & { save(): Promise<void> }> {
+    this.highlightCache ??= fileHighlightCache(
+      path.join(this.options.cacheDir ?? path.join(this.projectRoot, 'node_modules', '.cache', 'report'), 'highlight.json'),
+      this.effects,
+    );
+    return this.highlightCache;
+  }
+
   private retainResults(loaded: LoadedDocument): void {
     this.memo.retain([...loaded.keys].flatMap(([id, key]) => [[id, key.key] as const, ...(key.previous === undefined ? [] : [[id, key.previous.key] as const])]));
   }
@@ -521,10 +559,7 @@ class PreviewSession implements Preview {
       const previous = await loaded.store.latest(id, docName);
       if (previous !== undefined) results.set(id, previous);
     }
-    const highlight = await fileHighlightCache(
-      path.join(this.options.cacheDir ?? path.join(this.projectRoot, 'node_modules', '.cache', 'report'), 'highlight.json'),
-      this.effects,
-    );
+    const highlight = await this.highlight();
     const links = figureLinks();
     const html = await weave(loaded.doc, results, { mode: 'build', exports: loaded.exports, bibliography: loaded.bibliography, highlight, sourceLines: true, pending: true, figures: links });
     await highlight.save();
@@ -533,18 +568,22 @@ class PreviewSession implements Preview {
 
   // ---- what the page and the terminal are told -------------------------------------------
 
-  private publish({ html, figures }: WovenPage, stamp: Stamp): void {
+  /** Shows a page; resolves once it has been sent to every page connected. */
+  private publish({ html, figures }: WovenPage, stamp: Stamp): Promise<void> {
     const newer = stamp.generation > this.stamp.generation || (stamp.generation === this.stamp.generation && (stamp.final || !this.stamp.final));
-    if (!newer || this.closed) return;
+    if (!newer || this.closed) return Promise.resolve();
     this.stamp = stamp;
     // The page before stays servable a little: a browser may still be loading its figures.
     this.previousFigures = this.figures;
     this.figures = figures;
     const body = bodyOf(html);
+    const previous = this.page;
     this.page = this.makePage(this.page.version + 1, titleOf(html), body, html);
     this.version = this.page.version;
-    this.http?.broadcast('page', this.pageEvent());
+    // Every page connected has the page before (sent to it, or sent when it connected): an edit of it.
+    const sent = this.http?.broadcast('page', pageEvent(this.pageEvent(), previous));
     this.pushState(true);
+    return sent ?? Promise.resolve();
   }
 
   private makePage(version: number, title: string, body: string, html?: string): Page {
@@ -565,13 +604,13 @@ class PreviewSession implements Preview {
     if (now) {
       clearTimeout(this.stateTimer);
       this.stateTimer = undefined;
-      this.http?.broadcast('state', this.state());
+      void this.http?.broadcast('state', this.state());
       return;
     }
     if (this.stateTimer !== undefined) return;
     this.stateTimer = setTimeout(() => {
       this.stateTimer = undefined;
-      this.http?.broadcast('state', this.state());
+      void this.http?.broadcast('state', this.state());
     }, this.options.stateIntervalMs ?? 100);
   }
 
@@ -589,10 +628,24 @@ class PreviewSession implements Preview {
         if (event.state === 'fresh') return;
         terminal.onEvent(event);
         const t = this.effects.now();
+        if (event.status !== undefined && (event.state === 'running' || event.state === 'stale')) {
+          // A batch executor's job (Slurm): queued on the cluster, with why, or running there since when.
+          const view = this.cells.get(event.id) ?? { id: event.id, phase: 'queued' as CellPhase };
+          view.where = event.status;
+          if (event.state === 'running' && (view.phase === 'queued' || view.phase === 'running')) {
+            view.phase = 'running';
+            view.startedAt = Math.min(t, event.since ?? t, view.startedAt ?? t);
+          }
+          this.cells.set(event.id, view);
+          this.pushState();
+          return;
+        }
         if (event.state === 'running') {
           const view = this.cells.get(event.id) ?? { id: event.id, phase: 'running' as CellPhase };
-          if (view.phase === 'queued') view.phase = 'running';
-          view.startedAt ??= t;
+          // The scheduler waits for a batch job that is still queued on the cluster: it is queued, not running.
+          const queuedOnCluster = view.where !== undefined && view.startedAt === undefined && event.progress === undefined && event.text === undefined;
+          if (view.phase === 'queued' && !queuedOnCluster) view.phase = 'running';
+          if (!queuedOnCluster) view.startedAt ??= t;
           if (event.progress !== undefined) {
             const { step, total, label, metrics } = event.progress;
             view.first ??= { at: t, step };
@@ -691,9 +744,15 @@ function stoppable(inner: Executor): StoppableExecutor {
     async run(job, hooks) {
       const { id } = job.cell;
       const key = job.key.key;
-      if (held.get(id) === key) return stoppedFailure(id);
-      if (expected !== undefined && expected.has(id) && expected.get(id) !== key) {
-        return { id, kind: 'error', message: 'superseded by an edit before it started' };
+      const refused = held.get(id) === key
+        ? stoppedFailure(id)
+        : expected !== undefined && expected.has(id) && expected.get(id) !== key
+          ? { id, kind: 'error' as const, message: 'superseded by an edit before it started' }
+          : undefined;
+      if (refused !== undefined) {
+        // A batch executor may have submitted it ahead: that job goes too.
+        await inner.cancel?.(id);
+        return refused;
       }
       const controller = new AbortController();
       const entry: { key: string; controller: AbortController; why?: 'stop' | 'superseded' } = { key, controller };
@@ -720,6 +779,8 @@ function stoppable(inner: Executor): StoppableExecutor {
         const key = expected?.get(id);
         if (why !== 'stop' || key === undefined) return false;
         held.set(id, key);
+        // A batch executor submitted it ahead: its job goes now, not when the scheduler reaches it.
+        void inner.cancel?.(id);
         return true;
       }
       entry.why ??= why;
@@ -730,7 +791,12 @@ function stoppable(inner: Executor): StoppableExecutor {
     stopped: (id) => held.has(id),
     release: (id) => held.delete(id),
     expect(keys) {
+      const before = expected;
       expected = keys;
+      // A batch executor's queued jobs of cells the edit changed are cancelled now.
+      if (inner.cancel !== undefined && before !== undefined) {
+        for (const [id, key] of before) if (!running.has(id) && keys.get(id) !== key) void inner.cancel(id);
+      }
       const superseded: string[] = [];
       for (const [id, entry] of running) {
         if (keys.get(id) === entry.key || entry.why !== undefined) continue;
@@ -756,6 +822,13 @@ function describeError(error: unknown): string {
 const RESULT_RULES = new Set(['inline-error', 'claim-error', 'claim-false']);
 
 /** Size, modification time and inode of each file (`-` when it does not exist). */
+/** Resolves when `sent` does or after `ms`, whichever is first. */
+function flushedOrLate(sent: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolvePromise) => (timer = setTimeout(resolvePromise, ms)));
+  return Promise.race([sent, late]).finally(() => clearTimeout(timer));
+}
+
 async function fileStamps(files: string[]): Promise<Map<string, string>> {
   const stamps = new Map<string, string>();
   for (const file of files) {
@@ -830,6 +903,3 @@ function errorPage(docName: string, message: string): string {
   return `<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>${escapeHtml(docName)}</title>\n</head>\n<body>\n<main><div class="cell-error" role="alert"><strong>${escapeHtml(docName)} cannot be built</strong><pre>${escapeHtml(message)}</pre></div></main>\n</body>\n</html>\n`;
 }
 
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string);
-}

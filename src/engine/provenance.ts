@@ -35,6 +35,8 @@ export interface ProvenanceOptions {
   results: Map<string, CellOutcome>;
   /** The front matter's seed (the document seed). */
   seed: number;
+  /** True when the front matter declares measured values (`verify: measured:`), which `--verify` does not compare bit for bit. */
+  measured?: boolean;
 }
 
 /** unified plugin: appends the provenance section (after the References, if any). */
@@ -50,7 +52,7 @@ const strong = (value: string): PhrasingContent => ({ type: 'strong', children: 
 const paragraph = (...children: PhrasingContent[]): RootContent => ({ type: 'paragraph', children });
 
 /** The section as mdast: heading, paragraphs, one table. */
-export function provenanceSection({ cells, results, seed }: ProvenanceOptions): RootContent[] {
+export function provenanceSection({ cells, results, seed, measured }: ProvenanceOptions): RootContent[] {
   const heading: RootContent = {
     type: 'heading',
     depth: 2,
@@ -151,7 +153,10 @@ export function provenanceSection({ cells, results, seed }: ProvenanceOptions): 
     paragraph(
       strong('To reproduce: '),
       code(command),
-      text(' re-runs every cell and compares each export and figure with the stored result bit for bit.'),
+      text(
+        ' re-runs every cell and compares each export and figure with the stored result bit for bit' +
+          (measured === true ? ', except the wall-clock measurements the front matter names (compared for presence and type only).' : '.'),
+      ),
     ),
   );
   return out;

@@ -8,9 +8,11 @@ import type { VFile } from 'vfile';
  * Rules that are reported but do not fail the command: the problem was repaired
  * (corrupt-result), or the results are fresh and only stored under the previous key
  * scheme (old-key-scheme: `report --migrate-keys` re-keys them; at a cell, `report` says
- * why a previous-scheme result is not adopted and runs the cell again).
+ * why a previous-scheme result is not adopted and runs the cell again), or a measured
+ * pattern names nothing stored (measured-unmatched: only `--verify` reads it, and a pattern
+ * naming nothing excuses nothing).
  */
-export const WARNING_RULES = new Set(['corrupt-result', 'old-key-scheme']);
+export const WARNING_RULES = new Set(['corrupt-result', 'old-key-scheme', 'measured-unmatched']);
 /**
  * At reduced profiles (quick, …) the science is not expected to hold: claims and inline
  * values are evaluated and reported, but only the full profile's must be true.

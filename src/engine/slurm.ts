@@ -42,7 +42,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { writeFileAtomic } from './atomic.ts';
 import type { JobEvent, RunnerJob } from './child-entry.ts';
 import { MEMORY_MARKER, TIMEOUT_MARKER } from './child-entry.ts';
-import { mapError, resultMeta, runnerPreparer, type BatchPlan, type CellJob, type Executor, type ExecutorHooks, type ExecutorStatus } from './child-launcher.ts';
+import { mapError, resultMeta, runnerPreparer, STOPPED_MESSAGE, type BatchPlan, type CellJob, type Executor, type ExecutorHooks, type ExecutorStatus } from './child-launcher.ts';
 import { sha256 } from './digest.ts';
 import { slurmMinutes, type SlurmDefaults } from './resources.ts';
 import { decode, encode } from './serialize.ts';
@@ -221,7 +221,9 @@ export class SlurmExecutor implements Executor {
 
   async run(job: CellJob, hooks: ExecutorHooks): Promise<CellResult | CellFailure> {
     let t = this.tracked.get(job.cell.id);
-    if (t === undefined || t.key !== job.key.key) {
+    const submitted = t !== undefined && t.key === job.key.key;
+    if (!submitted && hooks.signal?.aborted) return { id: job.cell.id, kind: 'error', message: STOPPED_MESSAGE };
+    if (t === undefined || !submitted) {
       // Not submitted ahead (--jobs, or no prepare): submit now, with every dependency's result at hand.
       const record = await readRecord(this.jobDir(job));
       const known = await this.query(record?.jobId === undefined ? [] : [record.jobId]);
@@ -232,14 +234,36 @@ export class SlurmExecutor implements Executor {
     if (t.printed !== '') hooks.onOutput?.(t.printed);
     if (t.lastProgress !== undefined) hooks.onProgress(t.lastProgress);
     const tracked = t;
+    // The preview's stop button (or an edit that changed the cell): its job is cancelled.
+    const { signal } = hooks;
+    if (signal?.aborted) await this.stop(tracked);
+    else signal?.addEventListener('abort', () => void this.stop(tracked), { once: true });
     return tracked.outcome ?? new Promise((resolvePromise) => tracked.waiters.push(resolvePromise));
+  }
+
+  /**
+   * Cancels the job of a cell the scheduler has not run yet (the preview stopped it while it
+   * was queued): `run` then gives the stopped failure, and the cells that import it are skipped.
+   */
+  async cancel(id: string): Promise<void> {
+    const t = this.tracked.get(id);
+    if (t !== undefined) await this.stop(t);
+  }
+
+  /** Stops one cell: its job is cancelled (pending or running) and it ends as stopped; its dependants' jobs are cancelled. */
+  private async stop(t: Tracked): Promise<void> {
+    if (t.outcome !== undefined) return;
+    await this.cancelJobs([t], 'stopped');
+    // What the job printed before it was cancelled is kept with the failure.
+    await this.readFiles(t).catch(() => undefined);
+    this.settle(t, { id: t.id, kind: 'error', message: STOPPED_MESSAGE, ...printedOutputs(t) });
   }
 
   async close(): Promise<void> {
     this.closed = true;
     await this.loop;
     const left = [...this.tracked.values()].filter((t) => t.outcome === undefined && !t.cancelled);
-    if (left.length > 0) await this.cancel(left, 'the build ended');
+    if (left.length > 0) await this.cancelJobs(left, 'the build ended');
     for (const t of this.tracked.values()) {
       await rm(t.dir, { recursive: true, force: true });
       await rm(t.bundlePath, { force: true });
@@ -426,6 +450,11 @@ export class SlurmExecutor implements Executor {
       t.jobId = jobId;
       t.info = { state: 'PENDING' };
       await writeFileAtomic(join(dir, 'slurm.json'), JSON.stringify({ ...record, jobId }));
+      // Stopped (or its input failed) while sbatch was answering: the job goes at once.
+      if (t.cancelled) {
+        await this.commands.run('scancel', [jobId]);
+        return;
+      }
       this.status(t);
     } catch (error) {
       this.settle(t, { id: t.id, kind: 'crash', message: `could not submit the cell's job: ${(error as Error).message}` });
@@ -651,11 +680,11 @@ export class SlurmExecutor implements Executor {
     };
     reach(failed.id);
     if (doomed.length === 0) return;
-    await this.cancel(doomed, `"${failed.id}" failed`);
+    await this.cancelJobs(doomed, `"${failed.id}" failed`);
     for (const t of doomed) this.settle(t, { id: t.id, kind: 'skipped', message: `skipped: the cell it imports, "${failed.id}", failed` });
   }
 
-  private async cancel(jobs: Tracked[], why: string): Promise<void> {
+  private async cancelJobs(jobs: Tracked[], why: string): Promise<void> {
     const ids = jobs.flatMap((t) => (t.jobId === undefined || t.cancelled || isOver(t.info.state) ? [] : [t.jobId]));
     for (const t of jobs) t.cancelled = true;
     if (ids.length === 0) return;

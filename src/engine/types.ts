@@ -33,9 +33,11 @@
  *   typecheck.ts cells as TypeScript, errors mapped to Markdown lines
  *   build.ts     orchestration of `report`;  check.ts  orchestration of `check`
  *   verify.ts    `report --verify`: re-run into a scratch store, compare bit for bit
+ *                (compare.ts), measured values for presence and type only (measured.ts)
  *   problems.ts  problems as `file:line:col  rule-id  message` (or --format pretty)
  */
 import type { Position } from 'unist';
+import type { VerifySettings } from './measured.ts';
 import type { CellResources, SlurmDefaults } from './resources.ts';
 
 /** Options from the info string: ```ts run id=x echo=false timeout=600 */
@@ -89,6 +91,8 @@ export interface FrontMatter {
   provenance?: boolean;
   /** Defaults for cells run as Slurm jobs (`--executor slurm`), validated by parse.ts. */
   slurm?: SlurmDefaults;
+  /** What `report --verify` compares for presence and type only (measured.ts); validated by parse.ts. */
+  verify?: VerifySettings;
   [key: string]: unknown;
 }
 

@@ -5,7 +5,10 @@
  *
  *   - every export, as the bytes the store would write for it (serialize.ts: typed arrays
  *     and tensors bit for bit, numbers as float64, key order included);
- *   - every figure (its bytes, extension, caption) and every table (columns, rows, caption).
+ *   - every figure (its bytes, extension, caption) and every table (columns, rows, caption);
+ *   - except the values the front matter declares measured (`verify: measured:`, measured.ts:
+ *     wall-clock times, which no re-run reproduces), compared for presence and type/shape
+ *     only, and listed when they differ (compare.ts).
  *
  * Not compared: printed text and the metadata (run time, date, backend), which describe a
  * run rather than its result. Each cell re-runs on its dependencies' *committed* results,
@@ -18,14 +21,14 @@ import path from 'node:path';
 import type { VFile } from 'vfile';
 import type { Executor } from './child-launcher.ts';
 import { withCheckpoints } from './checkpoint.ts';
+import { compareResults, show, type MeasuredDifference } from './compare.ts';
 import { loadDocument, type LoadOptions } from './document.ts';
 import type { Effects } from './effects.ts';
 import { ReportError } from './errors.ts';
 import { progressDisplay } from './progress.ts';
 import { runCells } from './scheduler.ts';
-import { encode } from './serialize.ts';
 import { ResultStore } from './store.ts';
-import { isFailure, type CellResult, type Output } from './types.ts';
+import { isFailure, type CellResult } from './types.ts';
 
 export interface VerifyOptions extends LoadOptions {
   /**
@@ -43,12 +46,15 @@ export interface VerifyOptions extends LoadOptions {
 export interface CellVerdict {
   id: string;
   /**
-   * same: every export, figure and table is bit for bit the committed one. differs: the
-   * first difference is in `detail`. failed: the re-run failed or was skipped. uncommitted:
-   * there is no committed result to compare with (the cell is stale or never ran).
+   * same: every export, figure and table is bit for bit the committed one, measured values
+   * aside (present and of the same type/shape). differs: the first difference is in
+   * `detail`. failed: the re-run failed or was skipped. uncommitted: there is no committed
+   * result to compare with (the cell is stale or never ran).
    */
   status: 'same' | 'differs' | 'failed' | 'uncommitted';
   detail?: string;
+  /** Measured values whose re-run differs from the committed one (not compared); absent when none. */
+  measured?: MeasuredDifference[];
   /** Run time of the re-run, ms. */
   ms?: number;
 }
@@ -137,8 +143,14 @@ export async function verify(options: VerifyOptions, effects: Effects): Promise<
       verdicts.set(id, { id, status: 'failed', detail: outcome ? `${outcome.kind}: ${outcome.message.split('\n')[0]}` : 'did not run' });
       continue;
     }
-    const difference = firstDifference(committed.get(id)!, outcome);
-    verdicts.set(id, { id, status: difference ? 'differs' : 'same', ...(difference ? { detail: difference } : {}), ms: outcome.meta.runMs });
+    const { difference, measured } = compareResults(id, committed.get(id)!, outcome, doc.frontMatter.verify?.measured);
+    verdicts.set(id, {
+      id,
+      status: difference ? 'differs' : 'same',
+      ...(difference ? { detail: difference } : {}),
+      ...(measured.length > 0 ? { measured } : {}),
+      ms: outcome.meta.runMs,
+    });
   }
   const ordered = [...usable, ...cellIds].filter((id, i, all) => verdicts.has(id) && all.indexOf(id) === i).map((id) => verdicts.get(id)!);
   return { file: doc.file, profile, verdicts: ordered, ok: ordered.every((v) => v.status === 'same'), ms: effects.now() - started };
@@ -166,111 +178,50 @@ function onCommittedInputs(executor: Executor, committed: Map<string, CellResult
 }
 
 /**
- * The first difference between a committed result and a re-run, as a sentence with both
- * values, or undefined when every export, figure and table is identical.
+ * One line per verdict (`<id>  same`, `<id>  differs  total: committed 5, re-run 6`, a note of
+ * the measured values that differ after `same`) and a count.
  */
-export function firstDifference(committed: CellResult, rerun: CellResult): string | undefined {
-  const names = [...new Set([...Object.keys(committed.exports), ...Object.keys(rerun.exports)])];
-  for (const name of names) {
-    const has = [name in committed.exports, name in rerun.exports];
-    if (!has[0]) return `export "${name}" is new (re-run: ${show(rerun.exports[name])})`;
-    if (!has[1]) return `export "${name}" is gone (committed: ${show(committed.exports[name])})`;
-    const a = committed.exports[name];
-    const b = rerun.exports[name];
-    if (!sameBytes(encode(a), encode(b))) return `export "${name}": ${where(a, b)}`;
-  }
-  return outputDifference(committed.outputs, rerun.outputs);
-}
-
-function outputDifference(committed: Output[], rerun: Output[]): string | undefined {
-  const named = (outputs: Output[]) => new Map(outputs.flatMap((o) => (o.kind === 'text' ? [] : [[`${o.kind} "${o.name}"`, o] as const])));
-  const a = named(committed);
-  const b = named(rerun);
-  for (const [label, first] of a) {
-    const second = b.get(label);
-    if (!second) return `${label} is gone`;
-    if (first.kind === 'figure' && second.kind === 'figure') {
-      if (first.ext !== second.ext) return `${label}: committed .${first.ext}, re-run .${second.ext}`;
-      if (!sameBytes(first.data, second.data)) return `${label}: ${bytesWhere(first.data, second.data)}`;
-      if ((first.caption ?? '') !== (second.caption ?? '')) return `${label} caption: committed ${show(first.caption)}, re-run ${show(second.caption)}`;
-    } else if (first.kind === 'table' && second.kind === 'table') {
-      if (!sameBytes(encode(first.columns), encode(second.columns))) return `${label} columns: committed ${show(first.columns)}, re-run ${show(second.columns)}`;
-      for (let r = 0; r < Math.max(first.rows.length, second.rows.length); r++) {
-        if (!sameBytes(encode(first.rows[r] ?? null), encode(second.rows[r] ?? null))) {
-          return `${label} row ${r + 1}: committed ${show(first.rows[r])}, re-run ${show(second.rows[r])}`;
-        }
-      }
-      if ((first.caption ?? '') !== (second.caption ?? '')) return `${label} caption: committed ${show(first.caption)}, re-run ${show(second.caption)}`;
-    }
-  }
-  for (const label of b.keys()) if (!a.has(label)) return `${label} is new`;
-  return undefined;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) return false;
-  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-function bytesWhere(a: Uint8Array, b: Uint8Array): string {
-  let i = 0;
-  while (i < Math.min(a.byteLength, b.byteLength) && a[i] === b[i]) i++;
-  return `${a.byteLength} bytes committed, ${b.byteLength} re-run, first difference at byte ${i}`;
-}
-
-/** Where two values differ: the path to the first differing leaf and both leaves. */
-function where(a: unknown, b: unknown, at = ''): string {
-  const leaf = () => `${at ? `at ${at}: ` : ''}committed ${show(a)}, re-run ${show(b)}`;
-  if (ArrayBuffer.isView(a) && ArrayBuffer.isView(b) && !(a instanceof DataView) && !(b instanceof DataView)) {
-    const x = a as unknown as ArrayLike<number | bigint>;
-    const y = b as unknown as ArrayLike<number | bigint>;
-    if (a.constructor !== b.constructor || x.length !== y.length) return leaf();
-    for (let i = 0; i < x.length; i++) if (!Object.is(x[i], y[i])) return where(x[i], y[i], `${at}[${i}]`);
-    return leaf(); // same numbers, different bits (NaN payloads)
-  }
-  if (Array.isArray(a) && Array.isArray(b)) {
-    for (let i = 0; i < Math.max(a.length, b.length); i++) {
-      if (i >= a.length || i >= b.length) return `${at ? `at ${at}: ` : ''}length ${a.length} committed, ${b.length} re-run`;
-      if (!sameBytes(encode(a[i]), encode(b[i]))) return where(a[i], b[i], `${at}[${i}]`);
-    }
-  }
-  if (isRecord(a) && isRecord(b) && !Array.isArray(a) && !Array.isArray(b)) {
-    for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
-      if (!(key in a) || !(key in b) || !sameBytes(encode(a[key]), encode(b[key]))) return where(a[key], b[key], `${at}.${key}`);
-    }
-  }
-  return leaf();
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !ArrayBuffer.isView(value);
-}
-
-/** A short, exact rendering: numbers with all their digits (17 significant), long values cut. */
-function show(value: unknown): string {
-  const text =
-    typeof value === 'number'
-      ? Object.is(value, -0)
-        ? '-0'
-        : String(value)
-      : typeof value === 'bigint'
-        ? `${value}n`
-        : value === undefined
-          ? 'undefined'
-          : ArrayBuffer.isView(value)
-            ? `${value.constructor.name}(${(value as unknown as ArrayLike<unknown>).length})`
-            : JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v));
-  return text.length > 120 ? `${text.slice(0, 117)}…` : text;
-}
-
-/** One line per verdict (`<id>  same`, `<id>  differs  export "x": committed …, re-run …`) and a count. */
 export function formatVerdicts(summary: Pick<VerifySummary, 'verdicts' | 'profile'>): string {
   const width = Math.max(0, ...summary.verdicts.map((v) => v.id.length));
-  const lines = summary.verdicts.map((v) => `${v.id.padEnd(width)}  ${v.status}${v.detail ? `  ${v.detail}` : ''}`);
+  const lines = summary.verdicts.map((v) => {
+    const note = v.status === 'same' && v.measured ? `  ${measuredNote(v.measured)}` : '';
+    return `${v.id.padEnd(width)}  ${v.status}${v.detail ? `  ${v.detail}` : ''}${note}`;
+  });
   const count = (status: CellVerdict['status']) => summary.verdicts.filter((v) => v.status === status).length;
+  const measured = summary.verdicts.filter((v) => v.status === 'same' && v.measured).length;
   lines.push(
-    `verify at profile ${summary.profile}: ${count('same')} same, ${count('differs')} differ, ${count('failed')} failed, ${count('uncommitted')} without a committed result`,
+    `verify at profile ${summary.profile}: ${count('same')} same${measured > 0 ? ` (${measured} with measured values that differ)` : ''}, ` +
+      `${count('differs')} differ, ${count('failed')} failed, ${count('uncommitted')} without a committed result`,
   );
   return `${lines.join('\n')}\n`;
+}
+
+/** At most this many paths are named in a measured note. */
+const NOTE_PATHS = 3;
+
+/**
+ * `(3 measured values differ, not compared: rbmSecondsPerIteration committed 3.677, re-run
+ * 3.512; dbmTraining[].seconds ×2, first committed 91.57, re-run 88.02)`: the values grouped
+ * by path with every index as `[]`, the first {@link NOTE_PATHS} groups named, numbers to 4
+ * significant digits.
+ */
+export function measuredNote(measured: readonly MeasuredDifference[]): string {
+  const groups = new Map<string, MeasuredDifference[]>();
+  for (const m of measured) groups.set(m.general, [...(groups.get(m.general) ?? []), m]);
+  const named = [...groups.values()].slice(0, NOTE_PATHS).map((group) => {
+    const [first] = group as [MeasuredDifference];
+    const values = `committed ${brief(first.committed)}, re-run ${brief(first.rerun)}`;
+    return group.length === 1 ? `${first.path} ${values}` : `${first.general} ×${group.length}, first ${values}`;
+  });
+  const more = groups.size - named.length;
+  const n = measured.length;
+  return `(${n} measured value${n === 1 ? ' differs' : 's differ'}, not compared: ${named.join('; ')}${more > 0 ? `; and ${more} more path${more === 1 ? '' : 's'}` : ''})`;
+}
+
+/** A value for a measured note: numbers to 4 significant digits, strings cut at 24 characters. */
+function brief(value: unknown): string {
+  if (typeof value === 'number' && Number.isFinite(value)) return String(Number(value.toPrecision(4)));
+  if (typeof value === 'string') return JSON.stringify(value.length > 24 ? `${value.slice(0, 23)}…` : value);
+  const text = show(value);
+  return text.length > 24 ? `${text.slice(0, 23)}…` : text;
 }

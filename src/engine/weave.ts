@@ -3,8 +3,8 @@
  *
  * The unified pipeline is assembled here and only here:
  *   (parsed mdast) → equations → math check → inline values/claims → references →
- *   sections → remark-rehype (cells rendered by the `code` handler) → rehype-katex →
- *   rehype-stringify
+ *   sections → remark-rehype (cells rendered by the `code` handler) → math (math-render.ts:
+ *   KaTeX's HTML as raw nodes, remembered per formula) → rehype-stringify
  * The KaTeX stylesheet is inlined with its woff2 fonts as data URIs, with our stylesheet
  * (src/engine/html/style.css, which holds the print rules) beside it.
  */
@@ -15,14 +15,14 @@ import type { Element, ElementContent, Root as HastRoot } from 'hast';
 import { h } from 'hastscript';
 import type { Code, Heading, Root } from 'mdast';
 import { toString } from 'mdast-util-to-string';
-import rehypeKatex from 'rehype-katex';
 import rehypeStringify from 'rehype-stringify';
 import remarkRehype from 'remark-rehype';
 import { unified } from 'unified';
 import { visit } from 'unist-util-visit';
 import { loadLibrary, remarkCitations, type BibliographySource } from './cite.ts';
 import { dataUri, type FigureLinks } from './figure-links.ts';
-import { highlightBlocks, highlightKey, memoryHighlightCache, type HighlightCache, type Tokens } from './highlight.ts';
+import { rehypeMath } from './math-render.ts';
+import { highlightBlocks, highlightKey, memoryHighlightCache, tokensHtml, type HighlightCache, type Tokens } from './highlight.ts';
 import { collectScope, formatValue, precompileInline, remarkInline } from './inline.ts';
 import { remarkProvenance } from './provenance.ts';
 import { rehypeSourceLines } from './source-lines.ts';
@@ -38,6 +38,7 @@ import {
   findRefs,
 } from './refs.ts';
 import { isFailure, type Cell, type CellFailure, type CellOutcome, type FigureOutput, type Output, type TableOutput } from './types.ts';
+import { escapeHtml } from './escape-html.ts';
 
 export interface WeaveOptions {
   mode: 'build' | 'check';
@@ -98,11 +99,11 @@ export async function weave(doc: ParsedDocument, results: Results, options: Weav
     .use(remarkMathCheck)
     .use(remarkInline, { scope, owners, missing, unnamed, quietMissing: options.mode === 'check' || options.pending === true })
     .use(remarkCitations, { library, bibliographyNamed: options.bibliography !== undefined, render: options.mode === 'build' })
-    .use(frontMatter.provenance === true ? [[remarkProvenance, { cells: doc.cells.map((c) => c.id), results, seed: frontMatter.seed ?? 0 }]] : [])
+    .use(frontMatter.provenance === true ? [[remarkProvenance, { cells: doc.cells.map((c) => c.id), results, seed: frontMatter.seed ?? 0, measured: (frontMatter.verify?.measured.length ?? 0) > 0 }]] : [])
     .use(remarkRefs, { labels, results })
     .use(remarkSections, { onToc: (entries: TocEntry[]) => (toc = entries), number: frontMatter['number-sections'] !== false });
-  // Every message of the document comes from the remark stage (the rehype stage only renders;
-  // rehype-katex repeats remarkMathCheck's): a check that needs no page stops there.
+  // Every message of the document comes from the remark stage (the rehype stage only
+  // renders): a check that needs no page stops there.
   if (options.html === false) {
     await remark.run(tree as Root, doc.file);
     return '';
@@ -114,15 +115,11 @@ export async function weave(doc: ParsedDocument, results: Results, options: Weav
       },
     })
     .use(options.sourceLines === true ? [rehypeSourceLines] : [])
-    .use(rehypeKatex, { errorColor: '#b3261e', strict: 'ignore' })
-    .use(rehypeStringify);
+    .use(rehypeMath, { errorColor: '#b3261e' })
+    // Raw nodes are only the math's: remark-rehype dropped the document's own HTML.
+    .use(rehypeStringify, { allowDangerousHtml: true });
 
-  const before = doc.file.messages.length;
   const hast = (await processor.run(tree as Root, doc.file)) as HastRoot;
-  // rehype-katex reports the failures remarkMathCheck already reported as `math-error`.
-  const mine = doc.file.messages.slice(before).filter((m) => m.source !== 'rehype-katex');
-  doc.file.messages.splice(before, doc.file.messages.length - before, ...mine);
-
   const body = processor.stringify(hast, doc.file);
   return page({
     title,
@@ -175,7 +172,9 @@ function codeBlocks(tree: Root): { lang: string; code: string }[] {
 function codeElement(lang: string | null | undefined, code: string, context: RenderContext): Element {
   const tokens = lang ? context.tokens.get(highlightKey(lang, code)) : undefined;
   const className = lang ? [`language-${lang}`] : undefined;
-  return h('pre', { className: tokens ? ['highlight'] : undefined }, h('code', { className }, tokens ?? code));
+  // The tokens' HTML as one raw node (highlight.ts tokensHtml): printed as is by the serialiser.
+  const children = tokens ? [{ type: 'raw', value: tokensHtml(tokens) } as unknown as ElementContent] : code;
+  return h('pre', { className: tokens ? ['highlight'] : undefined }, h('code', { className }, children));
 }
 
 function renderCode(node: Code, context: RenderContext): Element {
@@ -331,9 +330,6 @@ function reportCss(): string {
   return ownCss;
 }
 
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string);
-}
 
 function tocHtml(entries: TocEntry[], processor: { stringify(tree: HastRoot): string }): string {
   if (entries.length === 0) return '';

@@ -16,7 +16,9 @@ describe('bench/run.ts', () => {
     expect(t.minMsPerStep).toBeLessThanOrEqual(t.msPerStep);
     expect(t.cpuMsPerStep).toBeGreaterThan(0);
     expect(t.cpuShare).toBeGreaterThan(0.3); // ~1 when idle; a loaded test machine gives less
-    expect(t.cpuShare).toBeLessThan(1.3);
+    // The process's CPU time counts all its threads: the garbage collector's and the test
+    // runner's own can add to the spinning one's (1.34 seen in a loaded run), never a second core's worth.
+    expect(t.cpuShare).toBeLessThan(2);
   });
 
   it('compare: time ratios are tfjs / PyTorch, throughput ratios PyTorch / tfjs, on wall and CPU time', () => {

@@ -136,6 +136,52 @@ describe('what a build re-runs', () => {
   });
 });
 
+describe('the page before the writing (BuildOptions.onPage)', () => {
+  it('is given the woven page before it is written, with every message; what is written is that page', async () => {
+    await run().result;
+    const htmlPath = path.join(dir, 'build', 'doc.html');
+    const failedPath = path.join(dir, 'build', 'doc.failed.html');
+    const exists = (file: string) => readFile(file).then(() => true, () => false);
+    for (const [prose, written] of [['Edited prose.', htmlPath], ['Cites [@nobody].', failedPath]] as const) {
+      await rm(written, { force: true });
+      await writeFile(path.join(dir, 'doc.md'), DOC({ prose }));
+      const seen: { page: string; existed: boolean; rules: string[] }[] = [];
+      const summary = await run(impl(), {
+        onPage: async ({ file, page }) => void seen.push({ page, existed: await exists(written), rules: file.messages.map((m) => m.ruleId ?? '') }),
+      }).result;
+      expect(seen).toHaveLength(1);
+      expect(seen[0]!.existed).toBe(false);
+      expect(seen[0]!.page).toContain(prose.split(' ')[0]);
+      if (written === failedPath) expect(seen[0]!.rules.length).toBeGreaterThan(0);
+      expect(seen[0]!.rules).toEqual(summary.file.messages.map((m) => m.ruleId ?? ''));
+      expect(await readFile(written, 'utf8')).toBe(seen[0]!.page);
+    }
+    await writeFile(path.join(dir, 'doc.md'), DOC({ prose: 'Edited prose.' }));
+    await run().result;
+    // Nothing changed: the remembered page is given too, and nothing is written.
+    const again: string[] = [];
+    const same = await run(impl(), { onPage: ({ page }) => void again.push(page) }).result;
+    expect(same.upToDate).toBe(true);
+    expect(again).toEqual([await readFile(htmlPath, 'utf8')]);
+  });
+});
+
+describe('caches between commands written later (LoadOptions.deferWrite)', () => {
+  it('hands over the key and parse cache writes instead of doing them; done later, they are the caches', async () => {
+    const cacheDir = path.join(dir, 'cache');
+    const tasks: (() => Promise<void>)[] = [];
+    await run(impl(), { cacheDir, deferWrite: (task) => void tasks.push(task) }).result;
+    const cached = async () => (await readdir(cacheDir).catch(() => [] as string[])).filter((f) => /^(keys|parse)-/.test(f)).map((f) => f.split('-')[0]).sort();
+    expect(tasks.length).toBeGreaterThanOrEqual(2);
+    expect(await cached()).toEqual([]);
+    for (const task of tasks) await task();
+    expect(await cached()).toEqual(['keys', 'parse']);
+    // Read back by the next command: nothing runs, and the page is the one remembered.
+    const again = await run(impl(), { cacheDir }).result;
+    expect(again.ran).toEqual([]);
+  });
+});
+
 describe('the results store', () => {
   it('detects a corrupted entry, reports it, and recomputes it', async () => {
     await run().result;

@@ -2,34 +2,22 @@
  * Bundling a cell (bundle.ts): one esbuild build, and what its metafile says — the project
  * files, the packages with their versions, and the export names (their only source).
  */
-import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { bundleCell, packagesOf, type BundleContext } from '../../src/engine/bundle.ts';
 import { keyCells } from '../../src/engine/key.ts';
-import { installTinyPkg, makeCell } from '../fixtures/exec-helpers/cells.ts';
+import { makeCell, useExecHashProject } from '../fixtures/exec-helpers/cells.ts';
 
-const fixture = resolve(import.meta.dirname, '../fixtures/exec-hash');
 const runtimePath = resolve(import.meta.dirname, '../../src/engine/runtime.ts');
 
-let root: string;
-
-beforeEach(async () => {
-  root = await mkdtemp(join(tmpdir(), 'bundle-'));
-  await cp(fixture, root, { recursive: true });
-  await installTinyPkg(root, '1.0.0');
-});
-
-afterEach(async () => {
-  await rm(root, { recursive: true, force: true });
-});
+const project = useExecHashProject('bundle-');
 
 function context(exports: Record<string, string[]> = {}): BundleContext {
   return {
-    docDir: root,
-    projectRoot: root,
-    bundleDir: join(root, 'node_modules', '.cache', 'literate-report'),
+    docDir: project.root,
+    projectRoot: project.root,
+    bundleDir: join(project.root, 'node_modules', '.cache', 'literate-report'),
     sourcefile: 'report.md#c.ts',
     runtimePath,
     exportsOf: async (id) => exports[id],
@@ -88,9 +76,9 @@ describe('packagesOf', () => {
 
 describe('export names flow from the bundle to the key and to the importing cells', () => {
   it("a key carries its bundle's export names, and a cell imports a name its dependency re-exports from a project file", async () => {
-    await writeFile(join(root, 'report.md'), '');
+    await writeFile(join(project.root, 'report.md'), '');
     const cells = [makeCell('data', "export * from './lib/a.ts';\nexport const xs = [1];"), makeCell('use', "import { twice, xs } from 'cell:data';\nexport const v = twice(xs[0]!);", { codeLine: 30 })];
-    const keys = await keyCells(cells, ['data', 'use'], { docPath: join(root, 'report.md'), projectRoot: root, profile: 'full', seed: 0, runtimePath });
+    const keys = await keyCells(cells, ['data', 'use'], { docPath: join(project.root, 'report.md'), projectRoot: project.root, profile: 'full', seed: 0, runtimePath });
     expect(keys.get('data')!.exports).toEqual(['twice', 'xs']);
     expect(keys.get('use')!.error).toBeUndefined();
     expect(keys.get('use')!.exports).toEqual(['v']);

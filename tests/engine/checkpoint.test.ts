@@ -105,7 +105,7 @@ describe('checkpoint and resume', () => {
     // --verify re-runs from scratch with a scratch snapshot: it neither resumes nor leaves one.
     const verified = await verify({ docPath: doc, projectRoot: dir, executor: childProcessExecutor({}), jobs: 1 }, nodeEffects({ stdout: silent }));
     expect(verified.verdicts).toMatchObject([{ id: 'train', status: 'differs' }]); // resumedFrom: 3 committed, 0 re-run
-    expect(verified.verdicts[0]!.detail).toBe('export "resumedFrom": committed 3, re-run 0');
+    expect(verified.verdicts[0]!.detail).toBe('resumedFrom: committed 3, re-run 0');
     expect(await readdir(path.join(dir, 'node_modules', '.cache', 'report', 'checkpoints'))).toEqual([]);
   });
 

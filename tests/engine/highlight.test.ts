@@ -10,7 +10,8 @@ import type { ElementContent } from 'hast';
 import { afterEach, describe, expect, it } from 'vitest';
 import { build } from '../../src/engine/build.ts';
 import { nodeEffects } from '../../src/engine/effects.ts';
-import { fileHighlightCache, highlightBlocks, highlightKey, memoryHighlightCache } from '../../src/engine/highlight.ts';
+import { fileHighlightCache, highlightBlocks, highlightKey, memoryHighlightCache, tokensHtml } from '../../src/engine/highlight.ts';
+import { toHtml } from 'hast-util-to-html';
 import { memoryEffects } from '../support/memory-effects.ts';
 import { fakeExecutor } from '../support/fake-executor.ts';
 
@@ -63,6 +64,15 @@ describe('highlighting', () => {
     expect((await highlightBlocks(blocks, cache)).get(highlightKey('sh', 'npm test'))).toBe(planted);
   });
 
+  it('prints a block’s tokens once (the page holds them as one raw node), as the serialiser would', async () => {
+    const code = 'const n = 1;';
+    const tokens = (await highlightBlocks([{ lang: 'ts', code }], memoryHighlightCache())).get(highlightKey('ts', code))!;
+    const html = tokensHtml(tokens);
+    expect(html).toBe(toHtml(tokens));
+    expect(html).toMatch(/^<span class="line"><span style="color:#[0-9A-F]{6}">const<\/span>/);
+    expect(tokensHtml(tokens)).toBe(html);
+  });
+
   it('keys blocks by language and code', () => {
     expect(highlightKey('ts', 'a')).not.toBe(highlightKey('js', 'a'));
     expect(highlightKey('ts', 'a')).not.toBe(highlightKey('ts', 'a '));
@@ -83,6 +93,9 @@ describe('highlighting', () => {
     two.set('c', [{ type: 'text', value: 'C' }]);
     await two.save();
     expect(Object.keys(JSON.parse(new TextDecoder().decode(effects.files.get(file)!)).entries).sort()).toEqual(['a', 'c']);
+    // A cache kept for a session (the preview's) serves what it was given since it was read.
+    two.set('d', [{ type: 'text', value: 'D' }]);
+    expect(two.get('d')).toEqual([{ type: 'text', value: 'D' }]);
     effects.files.set(file, new TextEncoder().encode('not json'));
     expect((await fileHighlightCache(file, effects)).get('a')).toBeUndefined();
   });

@@ -41,6 +41,15 @@ describe('evaluateInline', () => {
     expect(!broken.ok && broken.error).toMatch(/^does not compile/);
   });
 
+  it('evaluates an expression that starts or ends with a comment (esbuild keeps a leading comment on a line of its own)', () => {
+    // Compiled, `/*c*/ x` becomes "/*c*/\nx": after a bare `return` the line break ended the
+    // statement (automatic semicolon insertion) and every such value read as undefined.
+    expect(evaluateInline('/*c*/ x', { x: 3 })).toEqual({ ok: true, value: 3, text: '3' });
+    expect(evaluateInline('/** why */ x > 1', { x: 3 })).toMatchObject({ ok: true, value: true });
+    expect(evaluateInline('x > 1 // because', { x: 3 })).toMatchObject({ ok: true, value: true });
+    expect(evaluateInline('x /* tail */', { x: 3 })).toMatchObject({ ok: true, value: 3 });
+  });
+
   it('reads the identifiers and member paths an expression uses', () => {
     expect(readPaths('rbm.pl > -120 && Math.abs(vae.kl.at(-1)) < limit')).toEqual({
       roots: ['rbm', 'Math', 'vae', 'limit'],

@@ -2,31 +2,19 @@
  * The key cache (key-cache.ts): a remembered key is used only when everything its bundle was
  * made from is unchanged, is the key a fresh bundle gives, and is never run under when wrong.
  */
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { bundleOf, keyCells, type CellKey, type KeyContext } from '../../src/engine/key.ts';
 import { keyCacheFrom, type KeyCache } from '../../src/engine/key-cache.ts';
 import { loadDocument } from '../../src/engine/document.ts';
 import { nodeEffects } from '../../src/engine/effects.ts';
 import type { Cell } from '../../src/engine/types.ts';
-import { installTinyPkg, makeCell } from '../fixtures/exec-helpers/cells.ts';
+import { installTinyPkg, makeCell, useExecHashProject } from '../fixtures/exec-helpers/cells.ts';
 
-const fixture = resolve(import.meta.dirname, '../fixtures/exec-hash');
 const runtimePath = resolve(import.meta.dirname, '../../src/engine/runtime.ts');
 
-let root: string;
-
-beforeEach(async () => {
-  root = await mkdtemp(join(tmpdir(), 'key-cache-'));
-  await cp(fixture, root, { recursive: true });
-  await installTinyPkg(root, '1.0.0');
-});
-
-afterEach(async () => {
-  await rm(root, { recursive: true, force: true });
-});
+const project = useExecHashProject('key-cache-');
 
 const cells = (): Cell[] => [
   makeCell('data', `import { twice } from './lib/a.ts';\nexport const xs = [twice(1), twice(2)];`),
@@ -35,7 +23,7 @@ const cells = (): Cell[] => [
 const order = ['data', 'model'];
 
 function context(cache?: KeyCache, onCacheWrong?: () => Promise<void>): KeyContext {
-  return { docPath: join(root, 'report.md'), projectRoot: root, profile: 'full', seed: 0, runtimePath, ...(cache ? { cache } : {}), ...(onCacheWrong ? { onCacheWrong } : {}) };
+  return { docPath: join(project.root, 'report.md'), projectRoot: project.root, profile: 'full', seed: 0, runtimePath, ...(cache ? { cache } : {}), ...(onCacheWrong ? { onCacheWrong } : {}) };
 }
 
 /** What a key says, without how it was obtained (bundle, loadBundle). */
@@ -69,7 +57,7 @@ describe('key cache', () => {
   });
 
   it('bundles again when an imported file changes, even by a comment only', async () => {
-    const { first, second } = await twice(() => writeFile(join(root, 'lib', 'b.ts'), `// a comment\n${'export function scale(x: number, by: number): number {\n  return x * by;\n}\n'}`));
+    const { first, second } = await twice(() => writeFile(join(project.root, 'lib', 'b.ts'), `// a comment\n${'export function scale(x: number, by: number): number {\n  return x * by;\n}\n'}`));
     // data bundles lib/b.ts: keyed afresh. A comment does not change what runs, so its key
     // (and its key under the previous scheme) is the same, and model's lookup, which covers
     // both, finds model's remembered key.
@@ -78,18 +66,18 @@ describe('key cache', () => {
   });
 
   it('bundles again when a file appears beside a bundled one (it could change what an import resolves to)', async () => {
-    const { second } = await twice(() => writeFile(join(root, 'lib', 'c.ts'), 'export const c = 1;\n'));
+    const { second } = await twice(() => writeFile(join(project.root, 'lib', 'c.ts'), 'export const c = 1;\n'));
     // model bundles no file of lib/ (it imports data's key, which did not change).
     expect(cached(second)).toEqual(['model']);
     // Files that no import resolves to (notes, a results folder) change nothing.
-    const quiet = await twice(() => mkdir(join(root, 'lib', 'results')).then(() => writeFile(join(root, 'lib', 'notes.txt'), 'x')));
+    const quiet = await twice(() => mkdir(join(project.root, 'lib', 'results')).then(() => writeFile(join(project.root, 'lib', 'notes.txt'), 'x')));
     expect(cached(quiet.second)).toEqual(['data', 'model']);
   });
 
   it('bundles again when a package version, the tsconfig or package.json changes', async () => {
-    expect(cached((await twice(() => installTinyPkg(root, '1.0.1'))).second)).toEqual(['data']);
-    expect(cached((await twice(() => writeFile(join(root, 'tsconfig.json'), '{"compilerOptions":{"verbatimModuleSyntax":true}}'))).second)).toEqual([]);
-    expect(cached((await twice(() => writeFile(join(root, 'package.json'), '{"type":"module","imports":{}}'))).second)).toEqual([]);
+    expect(cached((await twice(() => installTinyPkg(project.root, '1.0.1'))).second)).toEqual(['data']);
+    expect(cached((await twice(() => writeFile(join(project.root, 'tsconfig.json'), '{"compilerOptions":{"verbatimModuleSyntax":true}}'))).second)).toEqual([]);
+    expect(cached((await twice(() => writeFile(join(project.root, 'package.json'), '{"type":"module","imports":{}}'))).second)).toEqual([]);
   });
 
   it('a cell whose code, options, seed or imported key changed is not looked up under the old one', async () => {
@@ -142,13 +130,13 @@ describe('loadDocument with the key cache', () => {
   ].join('\n');
 
   it('keys from the cache file on the second command, remembers scans, expressions and math, and --no-cache bundles', async () => {
-    await writeFile(join(root, 'doc.md'), doc);
+    await writeFile(join(project.root, 'doc.md'), doc);
     const effects = nodeEffects();
-    const options = { docPath: join(root, 'doc.md'), projectRoot: root, cacheDir: join(root, 'cache') };
+    const options = { docPath: join(project.root, 'doc.md'), projectRoot: project.root, cacheDir: join(project.root, 'cache') };
     const first = await loadDocument(options, effects);
     expect(first.keys.get('data')!.loadBundle).toBeUndefined();
-    const [file] = (await import('node:fs')).readdirSync(join(root, 'cache'));
-    const saved = JSON.parse(await readFile(join(root, 'cache', file!), 'utf8')) as { memos: { scans: object; inline: Record<string, string>; math: Record<string, string> } };
+    const [file] = (await import('node:fs')).readdirSync(join(project.root, 'cache'));
+    const saved = JSON.parse(await readFile(join(project.root, 'cache', file!), 'utf8')) as { memos: { scans: object; inline: Record<string, string>; math: Record<string, string> } };
     expect(Object.keys(saved.memos.scans)).toHaveLength(1);
     expect(saved.memos.inline['xs[1]']).toBe('xs[1]');
     expect(saved.memos.math['i:x^2']).toBe('');

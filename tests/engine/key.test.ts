@@ -1,27 +1,18 @@
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { keyCells, type KeyContext } from '../../src/engine/key.ts';
 import { explainStale } from '../../src/engine/freshness.ts';
 import type { Cell } from '../../src/engine/types.ts';
-import { installTinyPkg, makeCell } from '../fixtures/exec-helpers/cells.ts';
+import { installTinyPkg, makeCell, useExecHashProject } from '../fixtures/exec-helpers/cells.ts';
 
-const fixture = resolve(import.meta.dirname, '../fixtures/exec-hash');
 const runtimePath = resolve(import.meta.dirname, '../../src/engine/runtime.ts');
 
-let root: string;
+const project = useExecHashProject('exec-hash-');
 let context: KeyContext;
 
-beforeEach(async () => {
-  root = await mkdtemp(join(tmpdir(), 'exec-hash-'));
-  await cp(fixture, root, { recursive: true });
-  await installTinyPkg(root, '1.0.0');
-  context = { docPath: join(root, 'report.md'), projectRoot: root, profile: 'full', seed: 0, runtimePath };
-});
-
-afterEach(async () => {
-  await rm(root, { recursive: true, force: true });
+beforeEach(() => {
+  context = { docPath: join(project.root, 'report.md'), projectRoot: project.root, profile: 'full', seed: 0, runtimePath };
 });
 
 function documentCells(overrides: Partial<Record<'data' | 'model' | 'alone', string>> = {}): Cell[] {
@@ -77,7 +68,7 @@ describe('keyCells', () => {
 
   it('re-keys when an indirectly imported project file changes', async () => {
     const before = await keysOf(documentCells());
-    await writeFile(join(root, 'lib/b.ts'), 'export function scale(x: number, by: number): number {\n  return x * by + 0;\n}\n');
+    await writeFile(join(project.root, 'lib/b.ts'), 'export function scale(x: number, by: number): number {\n  return x * by + 0;\n}\n');
     const after = await keysOf(documentCells());
     expect(after['data']).not.toBe(before['data']);
     expect(after['model']).not.toBe(before['model']);
@@ -97,15 +88,15 @@ describe('keyCells', () => {
 
   it('ignores unrelated package changes but not the installed version of an imported one', async () => {
     const before = await keysOf(documentCells());
-    const pkgPath = join(root, 'package.json');
+    const pkgPath = join(project.root, 'package.json');
     const pkg = JSON.parse(await readFile(pkgPath, 'utf8')) as Record<string, unknown>;
     pkg['devDependencies'] = { 'some-linter': '^9.0.0' };
     await writeFile(pkgPath, JSON.stringify(pkg, null, 2));
-    await mkdir(join(root, 'node_modules', 'some-linter'), { recursive: true });
-    await writeFile(join(root, 'node_modules', 'some-linter', 'package.json'), '{"name":"some-linter","version":"9.1.0"}');
+    await mkdir(join(project.root, 'node_modules', 'some-linter'), { recursive: true });
+    await writeFile(join(project.root, 'node_modules', 'some-linter', 'package.json'), '{"name":"some-linter","version":"9.1.0"}');
     expect(await keysOf(documentCells())).toEqual(before);
 
-    await installTinyPkg(root, '1.0.1');
+    await installTinyPkg(project.root, '1.0.1');
     const after = await keysOf(documentCells());
     expect(after['model']).not.toBe(before['model']);
     expect(after['data']).toBe(before['data']);
@@ -151,7 +142,7 @@ describe('keys hash the code that runs, not the text it is written in', () => {
     return (await keysOf(documentCells({ data: cell })))['data']!;
   }
   async function withFile(file: 'a' | 'b', text: string): Promise<string> {
-    await writeFile(join(root, 'lib', `${file}.ts`), text);
+    await writeFile(join(project.root, 'lib', `${file}.ts`), text);
     return dataKey();
   }
 
@@ -202,8 +193,8 @@ describe('keys hash the code that runs, not the text it is written in', () => {
   it('the fingerprint names only the file whose code changed', async () => {
     const cells = documentCells();
     const before = (await keyCells(cells, order, context)).get('data')!.fingerprint!;
-    await writeFile(join(root, 'lib', 'a.ts'), `// a comment\n${A}`);
-    await writeFile(join(root, 'lib', 'b.ts'), B.replace('x * by', 'x * by + 1'));
+    await writeFile(join(project.root, 'lib', 'a.ts'), `// a comment\n${A}`);
+    await writeFile(join(project.root, 'lib', 'b.ts'), B.replace('x * by', 'x * by + 1'));
     const after = (await keyCells(cells, order, context)).get('data')!.fingerprint!;
     expect(explainStale(before, after)).toEqual(['lib/b.ts changed']);
   });
@@ -227,7 +218,7 @@ describe('keys hash the code that runs, not the text it is written in', () => {
     expect(model.previous!.key).toBe(engine2({ ...model.fingerprint!, deps: { data: data.previous!.key } }, 'model'));
     // Without packages read at run time, the two keys differ by the scheme's name only: a
     // comment edit changes neither.
-    await writeFile(join(root, 'lib', 'a.ts'), `// a comment\n${A}`);
+    await writeFile(join(project.root, 'lib', 'a.ts'), `// a comment\n${A}`);
     const edited = (await keyCells(documentCells(), order, context)).get('data')!;
     expect(edited.key).toBe(data.key);
     expect(edited.previous!.key).toBe(data.previous!.key);

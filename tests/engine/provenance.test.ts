@@ -31,8 +31,8 @@ function result(id: string, meta: Partial<CellResult['meta']>): CellResult {
   };
 }
 
-async function html(cells: string[], results: Map<string, CellOutcome>, seed = 7): Promise<string> {
-  const tree = { type: 'root' as const, children: provenanceSection({ cells, results, seed }) };
+async function html(cells: string[], results: Map<string, CellOutcome>, seed = 7, measured = false): Promise<string> {
+  const tree = { type: 'root' as const, children: provenanceSection({ cells, results, seed, measured }) };
   const hast = await unified().use(remarkRehype).run(tree);
   return unified().use(rehypeStringify).stringify(hast);
 }
@@ -53,7 +53,11 @@ describe('the appendix', () => {
     const cells = (id: string) => [...out.matchAll(new RegExp(`<tr>\\s*<td align="left">${id}</td>([\\s\\S]*?)</tr>`, 'g'))].map((m) => [...m[1]!.matchAll(/<td[^>]*>([^<]*)<\/td>/g)].map((c) => c[1]));
     expect(cells('train')).toEqual([['wasm', '7', '11 min 00 s', '2026-11-21 14:10']]);
     expect(cells('plot')).toEqual([['—', '—', '—', 'no stored result']]);
-    expect(out).toContain('<code>npm ci &#x26;&#x26; npm run report -- --verify</code> re-runs every cell');
+    expect(out).toContain('<code>npm ci &#x26;&#x26; npm run report -- --verify</code> re-runs every cell and compares each export and figure with the stored result bit for bit.</p>');
+    // With measured values declared (verify: measured:), it says they are not compared bit for bit.
+    expect(await html(['data', 'train', 'plot'], results, 7, true)).toContain(
+      'bit for bit, except the wall-clock measurements the front matter names (compared for presence and type only).</p>',
+    );
   });
 
   it('says where the environment was not recorded, and which cells ran where, at which package versions', async () => {

@@ -14,10 +14,12 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { build } from '../../src/engine/build.ts';
-import { childProcessExecutor, type CellJob } from '../../src/engine/child-launcher.ts';
+import { childProcessExecutor, STOPPED_MESSAGE, type CellJob } from '../../src/engine/child-launcher.ts';
 import { nodeEffects } from '../../src/engine/effects.ts';
 import { keyCells } from '../../src/engine/key.ts';
 import { jobResources, sbatchArgs, slurmExecutor } from '../../src/engine/slurm.ts';
+import { startPreview, type PreviewState } from '../../src/engine/preview.ts';
+import { openEvents } from '../support/preview-client.ts';
 import { isFailure, type ProgressEvent } from '../../src/engine/types.ts';
 import { fakeSlurm, type FakeSlurm } from '../support/fake-slurm.ts';
 import { makeCell } from '../fixtures/exec-helpers/cells.ts';
@@ -328,11 +330,11 @@ describe('slurm executor and the command line (fake Slurm)', () => {
     '',
   ].join('\n');
 
-  it('refuses --executor slurm where sbatch is not on the PATH, and --slurm without it', { timeout: 120_000 }, async () => {
+  it('refuses --executor slurm where sbatch is not on the PATH, and --slurm without it (report and preview)', { timeout: 120_000 }, async () => {
     await writeFile(path.join(dir, 'doc.md'), '# Nothing\n');
-    const run = (args: string[], env: NodeJS.ProcessEnv) =>
+    const run = (args: string[], env: NodeJS.ProcessEnv, command: string[] = ['report', path.join(dir, 'doc.md'), '--no-pdf']) =>
       new Promise<{ code: number | null; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href, path.join(root, 'src', 'cli.ts'), 'report', path.join(dir, 'doc.md'), '--no-pdf', ...args], { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
+        const child = spawn(process.execPath, ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href, path.join(root, 'src', 'cli.ts'), ...command, ...args], { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
         let stderr = '';
         child.stderr.on('data', (t) => (stderr += t));
         child.on('exit', (code) => resolve({ code, stderr }));
@@ -343,6 +345,10 @@ describe('slurm executor and the command line (fake Slurm)', () => {
     expect(flagAlone).toEqual({ code: 2, stderr: expect.stringContaining('--slurm sets defaults for --executor slurm') });
     const badFlag = await run(['--executor', 'slurm', '--slurm', 'time=soon'], { ...process.env, ...fake.env });
     expect(badFlag).toEqual({ code: 2, stderr: expect.stringContaining('--slurm time=soon: expected a time limit') });
+    // The preview takes the same flags, refused the same way before it serves anything.
+    const preview = ['preview', path.join(dir, 'doc.md'), '--port', '0'];
+    expect(await run(['--executor', 'slurm'], { ...process.env, PATH: dir }, preview)).toEqual({ code: 2, stderr: expect.stringContaining('--executor slurm: sbatch is not on the PATH') });
+    expect(await run(['--slurm', 'partition=gpu'], process.env, preview)).toEqual({ code: 2, stderr: expect.stringContaining('--slurm sets defaults for --executor slurm') });
   });
 
   it('Ctrl-C cancels every job the build submitted and exits 130', { timeout: 180_000 }, async () => {
@@ -471,5 +477,120 @@ describe('what a job asks for', () => {
       '--mail-type=END',
       '/p/job.sh',
     ]);
+  });
+});
+
+describe('the preview with the Slurm executor (fake Slurm)', () => {
+  const slowDoc = [
+    '```ts run id=slow mem=256',
+    "import { progress } from 'report:runtime';",
+    'for (let i = 1; i <= 600; i++) {',
+    "  progress({ step: i, total: 600, label: 'epoch' });",
+    '  await new Promise((r) => setTimeout(r, 100));',
+    '}',
+    'export const slow = 1;',
+    '```',
+    '',
+    '```ts run id=after mem=256',
+    "import { slow } from 'cell:slow';",
+    'export const after = slow + 1;',
+    '```',
+    '',
+  ].join('\n');
+
+  it('shows each job queued with its reason, then running where with live progress; Stop cancels the job and its dependant\'s', { timeout: 180_000 }, async () => {
+    await fake.fates([{ name: '^report-slow-', pendingMs: 1500, reason: 'Resources' }]);
+    await writeFile(path.join(dir, 'doc.md'), slowDoc);
+    const effects = nodeEffects({ stdout: { write: (s) => void logs.push(s), isTTY: false } });
+    const preview = await startPreview(
+      { docPath: path.join(dir, 'doc.md'), projectRoot: dir, outDir: path.join(dir, 'build'), port: 0, debounceMs: 5, stateIntervalMs: 10, executor: executor() },
+      effects,
+    );
+    const reader = await openEvents(preview.url);
+    try {
+      const state = (match: (s: PreviewState) => boolean) =>
+        reader.next((e) => e.event === 'state' && match(e.data as PreviewState), 120_000).then((e) => e.data as PreviewState);
+      const cell = (s: PreviewState, id: string) => s.cells.find((c) => c.id === id);
+      // Queued on the cluster, with Slurm's reason and the job id; the clock has not started.
+      const queued = await state((s) => /^pending \(Resources\) · job \d+$/.test(cell(s, 'slow')?.where ?? ''));
+      expect(cell(queued, 'slow')).toMatchObject({ phase: 'queued' });
+      expect(cell(queued, 'slow')!.startedAt).toBeUndefined();
+      expect(cell(queued, 'after')).toMatchObject({ phase: 'queued', where: expect.stringMatching(/^pending \(after slow\) · job \d+$/) });
+      // Running on a node, with the job's progress.
+      const running = await state((s) => cell(s, 'slow')?.phase === 'running' && (cell(s, 'slow')!.step ?? 0) >= 3);
+      expect(cell(running, 'slow')!.where).toMatch(/^running on fake1 · job \d+$/);
+      expect(cell(running, 'slow')!.startedAt).toBeGreaterThan(0);
+      // Stop: the job is cancelled, and so is the job of the cell that imports it.
+      const stop = await fetch(new URL('__preview/stop/slow', preview.url), { method: 'POST', headers: { Origin: preview.url.replace(/\/$/, '') } });
+      expect(stop.status).toBe(200);
+      const stopped = await state((s) => s.phase === 'idle' && cell(s, 'slow')?.phase === 'stopped');
+      expect(stopped.problems.find((p) => p.cell === 'slow')!.message).toContain('stopped from the preview');
+      const jobs = await fake.jobs();
+      const slowJob = jobs.find((j) => j.name.startsWith('report-slow-'))!;
+      const afterJob = jobs.find((j) => j.name.startsWith('report-after-'))!;
+      expect(slowJob).toMatchObject({ state: 'CANCELLED' });
+      expect(slowJob.ended! - slowJob.started!).toBeLessThan(55_000);
+      expect(afterJob).toMatchObject({ state: 'CANCELLED' });
+      expect(afterJob.started).toBeUndefined();
+      expect(jobs.filter((j) => !['COMPLETED', 'FAILED', 'CANCELLED'].includes(j.state))).toEqual([]);
+    } finally {
+      reader.close();
+      await preview.close();
+    }
+  });
+});
+
+describe('stopping a cell under the Slurm executor', () => {
+  const slowCell = () =>
+    makeCell('slow', ["import { progress } from 'report:runtime';", 'for (let i = 1; i <= 600; i++) {', "  progress({ step: i, total: 600 });", "  console.log('step', i);", '  await new Promise((r) => setTimeout(r, 100));', '}', 'export const n = 1;'].join('\n'));
+  async function slowJob(): Promise<CellJob> {
+    await writeFile(path.join(dir, 'doc.md'), '# S\n');
+    const cell = slowCell();
+    const keys = await keyCells([cell], ['slow'], { docPath: path.join(dir, 'doc.md'), projectRoot: dir, profile: 'quick', seed: 1, runtimePath: path.join(root, 'src/engine/runtime.ts') });
+    return { cell, key: keys.get('slow')!, deps: new Map(), profile: 'quick', seed: 1, docPath: path.join(dir, 'doc.md'), projectRoot: dir };
+  }
+
+  it('the hooks\' signal cancels the running job and the cell ends as stopped, with what it printed', { timeout: 120_000 }, async () => {
+    const job = await slowJob();
+    const slurm = executor();
+    await slurm.prepare!({ cells: [{ job, pending: [], adopt: true }], ahead: true, frontMatter: {}, onStatus: () => undefined });
+    const controller = new AbortController();
+    const outcome = slurm.run(job, {
+      onProgress: (e) => {
+        if ((e.step ?? 0) >= 3) controller.abort();
+      },
+      signal: controller.signal,
+    });
+    const ended = await outcome;
+    await slurm.close!();
+    expect(ended).toMatchObject({ id: 'slow', kind: 'error', message: STOPPED_MESSAGE });
+    expect(isFailure(ended) ? ended.outputs?.[0] : undefined).toMatchObject({ kind: 'text', text: expect.stringMatching(/^step 1\nstep 2\n/) });
+    const [only] = await fake.jobs();
+    expect(only).toMatchObject({ state: 'CANCELLED' });
+    expect(logs.some((l) => /^cancelled Slurm job \d+: stopped$/.test(l))).toBe(true);
+  });
+
+  it('cancel() removes a job still queued; run() then gives the stopped failure without submitting again', { timeout: 120_000 }, async () => {
+    await fake.fates([{ name: '^report-slow-', pendingMs: 60_000 }]);
+    const job = await slowJob();
+    const slurm = executor();
+    await slurm.prepare!({ cells: [{ job, pending: [], adopt: true }], ahead: true, frontMatter: {}, onStatus: () => undefined });
+    await slurm.cancel!('slow');
+    const outcome = await slurm.run(job, { onProgress: () => undefined });
+    await slurm.close!();
+    expect(outcome).toMatchObject({ kind: 'error', message: STOPPED_MESSAGE });
+    const jobs = await fake.jobs();
+    expect(jobs).toHaveLength(1);
+    expect(jobs[0]).toMatchObject({ state: 'CANCELLED' });
+    expect(jobs[0]!.started).toBeUndefined();
+  });
+
+  it('a run whose signal is already aborted submits nothing', { timeout: 60_000 }, async () => {
+    const job = await slowJob();
+    const slurm = executor();
+    const outcome = await slurm.run(job, { onProgress: () => undefined, signal: AbortSignal.abort() });
+    await slurm.close!();
+    expect(outcome).toMatchObject({ kind: 'error', message: STOPPED_MESSAGE });
+    expect(await fake.jobs()).toEqual([]);
   });
 });

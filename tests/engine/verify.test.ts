@@ -12,8 +12,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { build } from '../../src/engine/build.ts';
 import { nodeEffects } from '../../src/engine/effects.ts';
 import type { Output } from '../../src/engine/types.ts';
-import { formatVerdicts, verify, type VerifyOptions } from '../../src/engine/verify.ts';
+import { formatVerdicts, measuredNote, verify, type VerifyOptions } from '../../src/engine/verify.ts';
 import { fakeExecutor } from '../support/fake-executor.ts';
+import { docWithMeasured } from '../support/measured-doc.ts';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
 const silent = { write: () => {}, isTTY: false };
@@ -95,14 +96,14 @@ describe('verify', () => {
     expect(formatVerdicts(summary)).toBe('a  same\nb  same\nc  same\nverify at profile full: 3 same, 0 differ, 0 failed, 0 without a committed result\n');
   });
 
-  it('reports the first differing export with both values, down to the element of a typed array', async () => {
+  it('reports the first differing export with both values, by its path down to the element of a typed array', async () => {
     let calls = 0;
     const changing: Impl = { ...deterministic, c: () => ({ exports: { arr: new Float64Array([1, 2, 3 + 1e-12 * ++calls]) } }) };
     const summary = await run(changing).result;
     expect(summary.ok).toBe(false);
     const c = summary.verdicts.find((v) => v.id === 'c')!;
     expect(c.status).toBe('differs');
-    expect(c.detail).toBe('export "arr": at [2]: committed 3, re-run 3.000000000001');
+    expect(c.detail).toBe('arr[2]: committed 3, re-run 3.000000000001');
     expect(summary.verdicts.filter((v) => v.status === 'same').map((v) => v.id)).toEqual(['a', 'b']);
   });
 
@@ -110,7 +111,7 @@ describe('verify', () => {
     const figure = await run({ ...deterministic, a: () => ({ exports: { a: 2 }, outputs: [png(2)] }) }).result;
     expect(figure.verdicts[0]).toMatchObject({ id: 'a', status: 'differs', detail: 'figure "plot": 5 bytes committed, 5 re-run, first difference at byte 4' });
     const table = await run({ ...deterministic, c: () => ({ exports: { arr: new Float64Array([1, 2, 3]) }, outputs: [{ kind: 'table', name: 't', columns: ['x'], rows: [[2]] }] }) }).result;
-    expect(table.verdicts[2]).toMatchObject({ id: 'c', status: 'differs', detail: 'table "t" row 1: committed [1], re-run [2]' });
+    expect(table.verdicts[2]).toMatchObject({ id: 'c', status: 'differs', detail: 'table "t"[0].x: committed 1, re-run 2' });
   });
 
   it('re-runs only the named cells, each on its dependencies\' committed results', async () => {
@@ -138,12 +139,126 @@ describe('verify', () => {
     expect(same.profile).toBe('quick');
     expect(same.verdicts.map((v) => v.status)).toEqual(['same', 'same', 'same']);
     const differs = await run({ ...deterministic, b: () => ({ exports: { total: 6 } }) }, { profile: 'quick' }).result;
-    expect(differs.verdicts[1]).toMatchObject({ id: 'b', status: 'differs', detail: 'export "total": committed 5, re-run 6' });
+    expect(differs.verdicts[1]).toMatchObject({ id: 'b', status: 'differs', detail: 'total: committed 5, re-run 6' });
+  });
+});
+
+describe('measured values (front matter verify: measured:)', () => {
+  // A training cell whose history holds wall-clock seconds, and a sampler with a timing
+  // export and a table column of milliseconds.
+  const TIMED = [
+    '```ts run id=train',
+    'export const history = [{ loss: 0.5, seconds: 1.25 }, { loss: 0.25, seconds: 1.5 }];',
+    'export const perEpochSeconds = [1.25, 1.5];',
+    'export const rbmSecondsPerIteration: number = 1.375;',
+    '```',
+    '',
+    '```ts run id=sampler',
+    "import { table } from 'report:runtime';",
+    'export const seconds: number = 2;',
+    "table('speed', [{ images: 10, 'ms per image': 3 }]);",
+    '```',
+    '',
+  ];
+  const timedDoc = (patterns: string[]) => docWithMeasured(patterns, TIMED);
+  type Run = { loss?: number[]; seconds?: unknown[]; perEpoch?: unknown[]; perIteration?: unknown; samplerSeconds?: number; ms?: number | string };
+  /** The two cells, with these values in place of the committed ones. */
+  const timed = (run: Run = {}): Impl => ({
+    train: () => {
+      const seconds = run.seconds ?? [1.25, 1.5];
+      return {
+        exports: {
+          history: (run.loss ?? [0.5, 0.25]).map((loss, i) => ({ loss, seconds: seconds[i] })),
+          perEpochSeconds: run.perEpoch ?? [1.25, 1.5],
+          rbmSecondsPerIteration: run.perIteration ?? 1.375,
+        },
+      };
+    },
+    sampler: () => ({
+      exports: { seconds: run.samplerSeconds ?? 2 },
+      outputs: [{ kind: 'table', name: 'speed', columns: ['images', 'ms per image'], rows: [[10, run.ms ?? 3]] }],
+    }),
+  });
+  const PATTERNS = ['**.seconds', 'train:perEpochSeconds', 'rbmSecondsPerIteration', 'sampler:table "speed"[]["ms per image"]'];
+
+  beforeEach(async () => {
+    await writeFile(path.join(dir, 'doc.md'), timedDoc([]));
+    await build(
+      { docPath: path.join(dir, 'doc.md'), projectRoot: dir, executor: fakeExecutor(timed()), outDir: path.join(dir, 'build'), pdf: false },
+      nodeEffects({ stdout: silent }),
+    );
+    // Declared after the results were committed: the declaration changes no key (else every cell would be uncommitted).
+    await writeFile(path.join(dir, 'doc.md'), timedDoc(PATTERNS));
+  });
+
+  it('timings that differ: same, ok, with a note naming how many and where', async () => {
+    const summary = await run(timed({ seconds: [1.3, 1.75], perEpoch: [1.3, 1.75], perIteration: 1.525, samplerSeconds: 2.5, ms: 3.25 })).result;
+    expect(summary.ok).toBe(true);
+    expect(summary.verdicts.map((v) => [v.id, v.status, v.detail])).toEqual([
+      ['train', 'same', undefined],
+      ['sampler', 'same', undefined],
+    ]);
+    expect(summary.verdicts[0]!.measured!.map((m) => m.path)).toEqual([
+      'history[0].seconds',
+      'history[1].seconds',
+      'perEpochSeconds[0]',
+      'perEpochSeconds[1]',
+      'rbmSecondsPerIteration',
+    ]);
+    expect(formatVerdicts(summary)).toBe(
+      'train    same  (5 measured values differ, not compared: history[].seconds ×2, first committed 1.25, re-run 1.3; ' +
+        'perEpochSeconds[] ×2, first committed 1.25, re-run 1.3; rbmSecondsPerIteration committed 1.375, re-run 1.525)\n' +
+        'sampler  same  (2 measured values differ, not compared: seconds committed 2, re-run 2.5; table "speed"[0]["ms per image"] committed 3, re-run 3.25)\n' +
+        'verify at profile full: 2 same (2 with measured values that differ), 0 differ, 0 failed, 0 without a committed result\n',
+    );
+  });
+
+  it('the note names at most 3 paths, numbers to 4 significant digits', () => {
+    const m = (path: string, committed: unknown, rerun: unknown) => ({ path, general: path.replace(/\[\d+\]/g, '[]'), committed, rerun });
+    expect(
+      measuredNote([m('a[0].seconds', 41.2345678, 39.8), m('a[1].seconds', 1, 2), m('b', 0.000123456, 1e-4), m('c', 'slow', 'fast'), m('d', 1, 2), m('e', 1, 2)]),
+    ).toBe('(6 measured values differ, not compared: a[].seconds ×2, first committed 41.23, re-run 39.8; b committed 0.0001235, re-run 0.0001; c committed "slow", re-run "fast"; and 2 more paths)');
+  });
+
+  it('a value that is not measured still differs, by its path, measured ones around it aside', async () => {
+    const summary = await run(timed({ seconds: [1.3, 1.75], loss: [0.5, 0.3] })).result;
+    expect(summary.ok).toBe(false);
+    expect(summary.verdicts[0]).toMatchObject({ id: 'train', status: 'differs', detail: 'history[1].loss: committed 0.25, re-run 0.3' });
+    const table = await run(timed({ ms: 4 })).result;
+    expect(table.verdicts[1]).toMatchObject({ id: 'sampler', status: 'same' });
+  });
+
+  it('a measured value is still compared for presence and type/shape', async () => {
+    const longer = await run(timed({ perEpoch: [1.25, 1.5, 1.75] })).result;
+    expect(longer.ok).toBe(false);
+    expect(longer.verdicts[0]).toMatchObject({ status: 'differs', detail: 'perEpochSeconds (measured): length 2 committed, 3 re-run' });
+    const text = await run(timed({ perIteration: '1.375' })).result;
+    expect(text.verdicts[0]).toMatchObject({ status: 'differs', detail: 'rbmSecondsPerIteration (measured): committed 1.375, re-run "1.375", a number then a string' });
+    const gone = await run(timed({ seconds: [1.25] })).result;
+    expect(gone.verdicts[0]).toMatchObject({ status: 'differs', detail: 'history[1].seconds (measured): committed 1.5, re-run undefined, a number then undefined' });
+    const cell = await run(timed({ ms: '3 ms' })).result;
+    expect(cell.verdicts[1]).toMatchObject({ status: 'differs', detail: 'table "speed"[0]["ms per image"] (measured): committed 3, re-run "3 ms", a number then a string' });
+  });
+
+  it('<cell>:<path> keeps a pattern to one cell', async () => {
+    await writeFile(path.join(dir, 'doc.md'), timedDoc(['train:**.seconds', 'train:perEpochSeconds', 'rbmSecondsPerIteration']));
+    const summary = await run(timed({ seconds: [1.3, 1.75], samplerSeconds: 2.5 })).result;
+    expect(summary.verdicts.map((v) => [v.id, v.status, v.detail])).toEqual([
+      ['train', 'same', undefined],
+      ['sampler', 'differs', 'seconds: committed 2, re-run 2.5'],
+    ]);
+  });
+
+  it('a malformed pattern is a positioned error and names nothing; the others still apply', async () => {
+    await writeFile(path.join(dir, 'doc.md'), timedDoc(['**.seconds', 'perEpochSeconds[x]']));
+    const summary = await run(timed({ seconds: [1.3, 1.75], perEpoch: [1.3, 1.75] })).result;
+    expect(summary.file.messages.map((m) => [m.ruleId, m.line, m.column])).toEqual([['bad-measured', 6, 23]]);
+    expect(summary.verdicts[0]).toMatchObject({ id: 'train', status: 'differs', detail: 'perEpochSeconds[0]: committed 1.25, re-run 1.3' });
   });
 });
 
 describe('the CLI', () => {
-  it('npm run report -- --verify: real child processes, exit 0 when every cell is the same, 1 when one differs', { timeout: 120_000 }, async () => {
+  it('npm run report -- --verify: real child processes, exit 0 when every cell is the same, 1 when one differs, 0 when only measured values differ', { timeout: 120_000 }, async () => {
     const doc = path.join(dir, 'real.md');
     await writeFile(
       doc,
@@ -169,9 +284,16 @@ describe('the CLI', () => {
     expect(fixed.stdout).toMatch(/^fixed {2}same$/m);
     expect(fixed.status).toBe(0);
     const all = cli('--verify');
-    expect(all.stdout).toMatch(/^noisy {2}differs {2}export "draw": committed 0\.\d+, re-run 0\.\d+$/m);
+    expect(all.stdout).toMatch(/^noisy {2}differs {2}draw: committed 0\.\d+, re-run 0\.\d+$/m);
     expect(all.stdout).toContain('verify at profile full: 1 same, 1 differ');
     expect(all.status).toBe(1);
+    // The draw declared measured: the same committed results (no key changed), exit 0.
+    await writeFile(doc, ['---', 'verify:', '  measured:', "    - 'noisy:draw'", '---', '', await readFile(doc, 'utf8')].join('\n'));
+    const measured = cli('--verify');
+    expect(measured.stdout).toMatch(/^noisy {2}same {2}\(1 measured value differs, not compared: draw committed 0\.\d+, re-run 0\.\d+\)$/m);
+    expect(measured.stdout).toContain('verify at profile full: 2 same (1 with measured values that differ), 0 differ');
+    expect(measured.stderr).toBe('');
+    expect(measured.status).toBe(0);
     expect(await snapshot(path.join(dir, 'results'))).toEqual(before);
   });
 });

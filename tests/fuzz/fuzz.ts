@@ -91,7 +91,7 @@ const MUTATIONS: Mutation[] = [
     if (i < l.length && j < l.length) [l[i], l[j]] = [l[j]!, l[i]!]; // swap two lines
   },
   (l, r) => void l.splice(Math.floor(r() * l.length)), // truncate
-  (l, r) => void l.splice(0, 0, '---', pick(['title: [x', 'seed: 1.5', 'profile: Q!', 'a: b: c', 'number-sections: 2', ''], r), '---'), // front matter
+  (l, r) => void l.splice(0, 0, '---', pick(['title: [x', 'seed: 1.5', 'profile: Q!', 'a: b: c', 'number-sections: 2', '', 'verify: { measured: ["**.", "a[x]", 3, "t:table \\"x"] }', 'verify: [1]', 'verify: { measured: **.x }'], r), '---'), // front matter
   (l, r) => {
     const i = Math.min(at(l, r), l.length - 1);
     if (i >= 0) l[i] = [...l[i]!].reverse().join(''); // scramble a line

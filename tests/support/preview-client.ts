@@ -4,6 +4,7 @@
  */
 import { request } from 'node:http';
 import { connect } from 'node:net';
+import { applyPageEvent, type PageEvent } from '../../src/engine/page-patch.ts';
 
 export interface SseEvent {
   event: string;
@@ -48,6 +49,7 @@ export function parseSse(buffer: string): { events: SseEvent[]; rest: string } {
 export function openEvents(baseUrl: string, since?: number): Promise<EventReader> {
   return new Promise((resolvePromise, reject) => {
     const events: SseEvent[] = [];
+    let page: { version: number; body: string } | undefined;
     let taken = 0;
     const waiters = new Set<() => void>();
     const req = request(new URL(`__preview/events${since === undefined ? '' : `?v=${since}`}`, baseUrl), (res) => {
@@ -66,6 +68,14 @@ export function openEvents(baseUrl: string, since?: number): Promise<EventReader
         const parsed = parseSse(chunks.join(''));
         chunks = [parsed.rest];
         if (parsed.events.length === 0) return;
+        // A page sent as an edit of the one before gets its whole body back, as the page's script makes it.
+        for (const event of parsed.events) {
+          if (event.event !== 'page') continue;
+          const body = applyPageEvent(event.data as PageEvent, page);
+          if (body === undefined) continue;
+          event.data.body = body;
+          page = { version: event.data.version as number, body };
+        }
         events.push(...parsed.events);
         for (const wake of [...waiters]) wake();
       });

@@ -7,6 +7,7 @@
 // Everything it adds to the page carries data-preview, so a morph never mistakes it for
 // the document's content.
 import morphdom from 'morphdom';
+import { applyPageEvent } from '../page-patch.ts';
 
 const versionMeta = document.querySelector('meta[name="report-preview-version"]');
 let version = Number(versionMeta?.getAttribute('content') ?? 0);
@@ -179,6 +180,8 @@ function updateStatus(box, cell) {
   for (const [name, value] of Object.entries(cell.metrics ?? {})) parts.push(`${name} ${number(value)}`);
   if (cell.startedAt !== undefined && cell.phase === 'running') parts.push(duration(Date.now() - cell.startedAt));
   if (cell.etaMs !== undefined && cell.phase === 'running') parts.push(`ETA ${duration(cell.etaMs)}`);
+  // A batch executor's job (Slurm): `pending (Priority) · job 1234`, `running on node17 · job 1234`.
+  if (cell.where) parts.push(cell.where);
   box.className = `preview-cell preview-cell-${cell.phase}`;
   box.querySelector('.preview-phase').textContent = PHASES[cell.phase] ?? cell.phase;
   box.querySelector('.preview-progress').textContent = parts.join(' · ');
@@ -232,14 +235,26 @@ function render(force = false) {
 
 // ---- the new page -------------------------------------------------------------------------
 
+/** The body as the preview last sent it (an edit applies to this text, not to the DOM). */
+let body;
+let bodyVersion = -1;
+
 function applyPage(page) {
-  if (page.version <= version && document.querySelector('main')) return;
+  if (page.version <= version && document.querySelector('main') && body !== undefined) return;
+  const next = applyPageEvent(page, body === undefined ? undefined : { version: bodyVersion, body });
+  if (next === undefined) {
+    // An edit of a body this page does not hold: ask for the whole page.
+    reconnect();
+    return;
+  }
+  body = next;
+  bodyVersion = page.version;
   version = page.version;
   versionMeta?.setAttribute('content', String(version));
   document.title = page.title;
   // What the preview added goes first: the new body must be compared with the document alone.
   for (const node of document.querySelectorAll('[data-preview="problem"], [data-preview="cell"]')) node.remove();
-  morphdom(document.body, `<body>${page.body}</body>`, {
+  morphdom(document.body, `<body>${next}</body>`, {
     onBeforeNodeDiscarded: (node) => !(node.nodeType === 1 && node.hasAttribute('data-preview')),
     onBeforeElUpdated: (from, to) => {
       if (from.hasAttribute('data-preview')) return false;
@@ -252,8 +267,18 @@ function applyPage(page) {
   render(true);
 }
 
+let source;
+
+function reconnect() {
+  source?.close();
+  body = undefined;
+  connect();
+}
+
 function connect() {
-  const events = new EventSource(`/__preview/events?v=${version}`);
+  // Without the body's text, ask for the whole page even when the version is the one shown.
+  const events = new EventSource(`/__preview/events?v=${body === undefined ? -1 : version}`);
+  source = events;
   events.addEventListener('open', () => {
     connected = true;
     renderBar();
