@@ -104,6 +104,7 @@ export function program(): Command {
     .option('--jobs <n>', 'cells run in parallel (default: number of cores)', positiveInt)
     .option('--rerun <id...>', 're-run these cells and their dependents even when fresh')
     .option('--rerun-all', 're-run every cell')
+    .option('--only <id...>', 'run only these cells and the stale cells they import; other stale cells are left for a full build (the page is partial)')
     .option('--out <dir>', 'output directory', 'build')
     .option('--results <dir>', 'results store (default: <doc dir>/results)')
     .option('--no-pdf', 'skip printing the PDF')
@@ -150,6 +151,7 @@ export function program(): Command {
           jobs: flags.jobs,
           rerun: flags.rerun,
           rerunAll: flags.rerunAll,
+          only: flags.only,
           keyCache: flags.cache,
           outDir: flags.out,
           resultsDir: flags.results,
@@ -165,7 +167,12 @@ export function program(): Command {
       );
       if (summary.failedHtmlPath !== undefined) {
         const kept = summary.keptPrevious ? `; the last good build, ${path.relative(process.cwd(), summary.htmlPath)}, is left as it was` : '';
-        process.stdout.write(`build failed: wrote ${path.relative(process.cwd(), summary.failedHtmlPath)}${kept}\n`);
+        const partial = summary.notRun !== undefined && summary.failed.length === 0 && summary.skipped.length === summary.notRun.length;
+        process.stdout.write(
+          partial
+            ? `partial build (--only): wrote ${path.relative(process.cwd(), summary.failedHtmlPath)} with ${summary.notRun!.length} stale cell(s) not run${kept}\n`
+            : `build failed: wrote ${path.relative(process.cwd(), summary.failedHtmlPath)}${kept}\n`,
+        );
       } else {
         process.stdout.write(
           summary.upToDate === true

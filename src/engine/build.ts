@@ -14,7 +14,7 @@ import { lockStore } from './lock.ts';
 import { sweepStale } from './sweep.ts';
 import { progressDisplay, type ProgressDisplay } from './progress.ts';
 import type { BatchPlan, Executor } from './child-launcher.ts';
-import { isFailure, type CellOutcome, type CellResult, type FigureOutput } from './types.ts';
+import { isFailure, type CellFailure, type CellOutcome, type CellResult, type FigureOutput } from './types.ts';
 import { fileHighlightCache, type HighlightCache } from './highlight.ts';
 import { checkpointPath, withCheckpoints } from './checkpoint.ts';
 import { recordEnvironment } from './provenance.ts';
@@ -40,6 +40,11 @@ export interface BuildOptions extends LoadOptions {
   /** Re-run these cells (and their dependents) even when fresh. */
   rerun?: string[];
   rerunAll?: boolean;
+  /**
+   * Run only these cells and the stale cells they import (transitively); every other stale
+   * cell is left as it is, reported (`not-run`) and woven as not run, so the page is partial.
+   */
+  only?: string[];
   /** Output directory for report.html / report.pdf; default `build`. */
   outDir?: string;
   pdf?: boolean;
@@ -108,6 +113,8 @@ export interface BuildSummary {
   fresh: string[];
   failed: string[];
   skipped: string[];
+  /** Stale cells left out by `only` (also in `skipped`). */
+  notRun?: string[];
   removed: string[];
   ms: number;
 }
@@ -148,9 +155,11 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
   const { doc, graph, keys, store, profile, seed, usable, docPath, projectRoot, bibliography, clean: loadedCleanly } = loaded;
   const file = doc.file;
   const cellIds = new Set(doc.cells.map((cell) => cell.id));
-  for (const id of options.rerun ?? []) {
-    if (!cellIds.has(id)) {
-      throw new ReportError(`--rerun ${id}: no cell has this id (cells: ${[...cellIds].join(', ') || 'none'})`, 2);
+  for (const [flag, ids] of [['--rerun', options.rerun], ['--only', options.only]] as const) {
+    for (const id of ids ?? []) {
+      if (!cellIds.has(id)) {
+        throw new ReportError(`${flag} ${id}: no cell has this id (cells: ${[...cellIds].join(', ') || 'none'})`, 2);
+      }
     }
   }
 
@@ -206,6 +215,28 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
     if (previous !== undefined && sameMeaning(previous) && !options.rerunAll && !forced.has(id)) await carryCheckpoint(projectRoot, id, previous.key, keys.get(id)!.key, effects);
   }
 
+  // --only: the named cells and what they import; other stale cells wait for a full build.
+  const notRun: string[] = [];
+  if (options.only !== undefined) {
+    const wanted = new Set<string>();
+    const visit = (id: string): void => {
+      if (wanted.has(id)) return;
+      wanted.add(id);
+      for (const dep of graph.deps(id)) visit(dep);
+    };
+    for (const id of options.only) visit(id);
+    for (const id of [...toRun]) {
+      if (wanted.has(id)) continue;
+      toRun.delete(id);
+      notRun.push(id);
+      file.message(`cell "${id}" is stale and was not run (--only ${options.only.join(' ')}); the page shows it as not run. Run \`npm run report\` to run every stale cell`, {
+        place: doc.cells.find((c) => c.id === id)!.position,
+        ruleId: 'not-run',
+        source: 'report',
+      });
+    }
+  }
+
   await options.onPlan?.({ loaded, available, toRun });
 
   // Where and from what code the cells run, recorded in their results (provenance appendix).
@@ -251,6 +282,12 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
 
   const results = new Map<string, CellOutcome>(available);
   for (const [id, outcome] of outcomes) results.set(id, outcome);
+  for (const id of notRun) {
+    const failure: CellFailure = { id, kind: 'skipped', message: `not run: this build ran only ${options.only!.join(', ')} and the cells ${options.only!.length === 1 ? 'it imports' : 'they import'} (--only)` };
+    results.set(id, failure);
+    outcomes.set(id, failure);
+    display.onEvent({ id, state: 'skipped', failure });
+  }
   const ran: string[] = [];
   const failed: string[] = [];
   const skipped: string[] = [];
@@ -342,7 +379,7 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
     // A failed build never replaces the last good report: it goes beside it.
     await effects.writeFileAtomic(failedHtmlPath, new TextEncoder().encode(html));
     const keptPrevious = await effects.exists(htmlPath);
-    return { file, profile, html, ...pageOf, htmlPath, failedHtmlPath, keptPrevious, ran, fresh: [...available.keys()], failed, skipped, removed: [], ms: effects.now() - started };
+    return { file, profile, html, ...pageOf, htmlPath, failedHtmlPath, keptPrevious, ran, fresh: [...available.keys()], failed, skipped, ...(notRun.length > 0 ? { notRun } : {}), removed: [], ms: effects.now() - started };
   }
   if (remembered === undefined) await effects.writeFileAtomic(htmlPath, new TextEncoder().encode(html));
   await effects.rm(failedHtmlPath);
@@ -370,7 +407,7 @@ async function buildLocked(options: BuildOptions, effects: Effects, loaded: Load
     removed = await store.gc(keep, path.basename(docPath));
   }
 
-  return { file, profile, html, ...pageOf, htmlPath, ...(remembered === undefined ? {} : { upToDate: true }), pdfPath, ...(pdfUpToDate ? { pdfUpToDate: true } : {}), ran, fresh: [...available.keys()], failed, skipped, removed, ms: effects.now() - started };
+  return { file, profile, html, ...pageOf, htmlPath, ...(remembered === undefined ? {} : { upToDate: true }), pdfPath, ...(pdfUpToDate ? { pdfUpToDate: true } : {}), ran, fresh: [...available.keys()], failed, skipped, ...(notRun.length > 0 ? { notRun } : {}), removed, ms: effects.now() - started };
 }
 
 /** The figures of the results (failures' outputs too), as a page shows them. */

@@ -10,9 +10,10 @@ import type { VFile } from 'vfile';
  * scheme (old-key-scheme: `report --migrate-keys` re-keys them; at a cell, `report` says
  * why a previous-scheme result is not adopted and runs the cell again), or a measured
  * pattern names nothing stored (measured-unmatched: only `--verify` reads it, and a pattern
- * naming nothing excuses nothing).
+ * naming nothing excuses nothing), or a stale cell was left out on request (not-run: `report
+ * --only`; the partial page goes beside the last good one, not over it).
  */
-export const WARNING_RULES = new Set(['corrupt-result', 'old-key-scheme', 'measured-unmatched']);
+export const WARNING_RULES = new Set(['corrupt-result', 'old-key-scheme', 'measured-unmatched', 'not-run']);
 /**
  * At reduced profiles (quick, …) the science is not expected to hold: claims and inline
  * values are evaluated and reported, but only the full profile's must be true.

@@ -134,6 +134,29 @@ describe('what a build re-runs', () => {
     expect(forced.executor.calls.sort()).toEqual(['a', 'b']);
     await expect(run(impl(), { rerun: ['nope'] }).result).rejects.toThrow(/--rerun nope: no cell has this id/);
   });
+
+  it('--only runs the named cells and the stale cells they import, and leaves the others stale, reported and out of the good page', async () => {
+    const partial = run(impl(), { only: ['b'] });
+    const summary = await partial.result;
+    expect(partial.executor.calls.sort()).toEqual(['a', 'b']);
+    expect(summary.notRun).toEqual(['c']);
+    expect(summary.skipped).toEqual(['c']);
+    const notRun = summary.file.messages.filter((m) => m.ruleId === 'not-run');
+    expect(notRun.map((m) => [m.line, m.fatal])).toEqual([[DOC().split('\n').indexOf('```ts run id=c') + 1, false]]);
+    expect(notRun[0]!.message).toMatch(/cell "c" is stale and was not run \(--only b\)/);
+    // The partial page is not the good one: it goes beside it.
+    expect(summary.failedHtmlPath).toBe(path.join(dir, 'build', 'doc.failed.html'));
+    expect(await readFile(summary.failedHtmlPath!, 'utf8')).toMatch(/the sum is <span[^>]*>5<\/span>/);
+    await expect(readFile(path.join(dir, 'build', 'doc.html'), 'utf8')).rejects.toThrow();
+
+    // What ran is stored: the full build that follows runs only what --only left.
+    const rest = run();
+    const full = await rest.result;
+    expect(rest.executor.calls).toEqual(['c']);
+    expect(full.notRun).toBeUndefined();
+    expect(full.failedHtmlPath).toBeUndefined();
+    await expect(run(impl(), { only: ['nope'] }).result).rejects.toThrow(/--only nope: no cell has this id/);
+  });
 });
 
 describe('the page before the writing (BuildOptions.onPage)', () => {
