@@ -167,7 +167,8 @@ export function program(): Command {
       );
       if (summary.failedHtmlPath !== undefined) {
         const kept = summary.keptPrevious ? `; the last good build, ${path.relative(process.cwd(), summary.htmlPath)}, is left as it was` : '';
-        const partial = summary.notRun !== undefined && summary.failed.length === 0 && summary.skipped.length === summary.notRun.length;
+        // Only --only's omissions kept the page from being good (a cell skipped for a failed import implies a failure).
+        const partial = summary.notRun !== undefined && summary.failed.length === 0;
         process.stdout.write(
           partial
             ? `partial build (--only): wrote ${path.relative(process.cwd(), summary.failedHtmlPath)} with ${summary.notRun!.length} stale cell(s) not run${kept}\n`
